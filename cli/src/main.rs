@@ -1,0 +1,3 @@
+//! The `hamt` command (being built).
+
+fn main() {}

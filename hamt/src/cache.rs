@@ -1,0 +1,110 @@
+//! A node cache bounded by bytes, shared by every handle on the same tree.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use cid::Cid;
+
+use crate::error::Result;
+use crate::node::Node;
+use crate::store::BlockStore;
+
+/// Decoded nodes by CID, evicted by generations: entries live in a young map until it holds
+/// half the budget, then the young map becomes the old one (dropping the previous old one).
+/// A hit in the old map moves the entry back to the young one. Every operation is O(1) and
+/// the memory held stays under the budget.
+#[derive(Debug)]
+pub(crate) struct NodeCache {
+    budget: usize,
+    inner: Mutex<Generations>,
+}
+
+#[derive(Debug, Default)]
+struct Generations {
+    young: HashMap<Cid, (Arc<Node>, usize)>,
+    young_bytes: usize,
+    old: HashMap<Cid, (Arc<Node>, usize)>,
+}
+
+impl NodeCache {
+    pub(crate) fn new(budget: usize) -> Self {
+        Self {
+            budget,
+            inner: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
+        // Each critical section leaves the maps consistent, so a poisoned lock is usable.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn get(&self, cid: &Cid) -> Option<Arc<Node>> {
+        let mut g = self.lock();
+        if let Some((node, _)) = g.young.get(cid) {
+            return Some(node.clone());
+        }
+        let (node, size) = g.old.remove(cid)?;
+        g.insert(*cid, node.clone(), size, self.budget);
+        Some(node)
+    }
+
+    pub(crate) fn insert(&self, cid: Cid, node: Arc<Node>) {
+        let size = node.mem_size();
+        if size > self.budget / 2 {
+            return;
+        }
+        self.lock().insert(cid, node, size, self.budget);
+    }
+
+    pub(crate) fn clear(&self) {
+        *self.lock() = Generations::default();
+    }
+
+    /// Bytes held (an estimate of the decoded nodes' memory).
+    pub(crate) fn bytes(&self) -> usize {
+        let g = self.lock();
+        g.young_bytes + g.old.values().map(|(_, s)| s).sum::<usize>()
+    }
+}
+
+impl Generations {
+    fn insert(&mut self, cid: Cid, node: Arc<Node>, size: usize, budget: usize) {
+        if self.young.insert(cid, (node, size)).is_none() {
+            self.young_bytes += size;
+        }
+        if self.young_bytes > budget / 2 {
+            self.old = std::mem::take(&mut self.young);
+            self.young_bytes = 0;
+        }
+    }
+}
+
+/// Loads nodes through the cache.
+#[derive(Debug, Clone)]
+pub(crate) struct Loader {
+    pub(crate) store: Arc<dyn BlockStore>,
+    pub(crate) cache: Arc<NodeCache>,
+}
+
+impl Loader {
+    pub(crate) async fn load(&self, cid: &Cid) -> Result<Arc<Node>> {
+        if let Some(node) = self.cache.get(cid) {
+            return Ok(node);
+        }
+        let bytes = self.store.get(cid).await?;
+        let node = Arc::new(Node::decode(&bytes, Some(*cid))?);
+        self.cache.insert(*cid, node.clone());
+        Ok(node)
+    }
+
+    /// Loads several nodes with the store's concurrency.
+    pub(crate) async fn load_many(&self, cids: &[Cid]) -> Result<Vec<Arc<Node>>> {
+        use futures::{StreamExt as _, TryStreamExt as _};
+        futures::stream::iter(cids)
+            .map(|cid| self.load(cid))
+            .buffered(self.store.concurrency().max(1))
+            .try_collect()
+            .await
+    }
+}

@@ -1,0 +1,323 @@
+//! CAR v1 archives: a header naming the roots, then `(CID, bytes)` sections.
+//!
+//! [`export_car`] writes every block reachable from a root (a HAMT's nodes and values, or any
+//! DAG-CBOR / DAG-PB graph); [`CarReader`] reads an archive back, verifying each block.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cid::Cid;
+use futures::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use serde::{Deserialize, Serialize};
+
+use crate::block::{Codec, verify};
+use crate::error::{Error, Result};
+use crate::store::BlockStore;
+
+/// The largest section [`CarReader`] accepts (a block plus its CID), against hostile input.
+pub const MAX_SECTION: usize = 16 << 20;
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    roots: Vec<Cid>,
+    version: u64,
+}
+
+fn io_err(e: std::io::Error) -> Error {
+    Error::backend("car", e)
+}
+
+fn car_err(reason: impl std::fmt::Display) -> Error {
+    Error::decode("CAR", None, reason)
+}
+
+fn write_varint(out: &mut Vec<u8>, mut n: u64) {
+    loop {
+        // The mask keeps seven bits.
+        #[allow(clippy::cast_possible_truncation)]
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Writes a CAR v1 archive to an async writer.
+#[derive(Debug)]
+pub struct CarWriter<W> {
+    writer: W,
+    buf: Vec<u8>,
+}
+
+impl<W: AsyncWrite + Unpin> CarWriter<W> {
+    /// Writes the header naming `roots`.
+    ///
+    /// # Errors
+    /// Write failures.
+    pub async fn new(mut writer: W, roots: Vec<Cid>) -> Result<Self> {
+        let header = serde_ipld_dagcbor::to_vec(&Header { roots, version: 1 }).map_err(|e| {
+            Error::Encode {
+                reason: e.to_string(),
+            }
+        })?;
+        let mut buf = Vec::with_capacity(header.len() + 10);
+        write_varint(&mut buf, header.len() as u64);
+        buf.extend_from_slice(&header);
+        writer.write_all(&buf).await.map_err(io_err)?;
+        Ok(Self { writer, buf })
+    }
+
+    /// Appends one block.
+    ///
+    /// # Errors
+    /// Write failures.
+    pub async fn write(&mut self, cid: &Cid, data: &[u8]) -> Result<()> {
+        let cid_bytes = cid.to_bytes();
+        self.buf.clear();
+        write_varint(&mut self.buf, (cid_bytes.len() + data.len()) as u64);
+        self.buf.extend_from_slice(&cid_bytes);
+        self.writer.write_all(&self.buf).await.map_err(io_err)?;
+        self.writer.write_all(data).await.map_err(io_err)
+    }
+
+    /// Flushes and returns the writer.
+    ///
+    /// # Errors
+    /// Write failures.
+    pub async fn finish(mut self) -> Result<W> {
+        self.writer.flush().await.map_err(io_err)?;
+        Ok(self.writer)
+    }
+}
+
+/// Reads a CAR v1 archive from an async reader, verifying every block against its CID.
+#[derive(Debug)]
+pub struct CarReader<R> {
+    reader: R,
+    roots: Vec<Cid>,
+}
+
+impl<R: AsyncRead + Unpin> CarReader<R> {
+    /// Reads the header.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] for anything that is not a CAR v1 header; read failures.
+    pub async fn new(mut reader: R) -> Result<Self> {
+        let len = read_varint(&mut reader)
+            .await?
+            .ok_or_else(|| car_err("empty file"))?;
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l <= MAX_SECTION)
+            .ok_or_else(|| car_err("header too large"))?;
+        let mut header = vec![0; len];
+        reader.read_exact(&mut header).await.map_err(io_err)?;
+        let header: Header = serde_ipld_dagcbor::from_slice(&header)
+            .map_err(|e| car_err(format!("bad header: {e}")))?;
+        if header.version != 1 {
+            return Err(car_err(format!("unsupported version {}", header.version)));
+        }
+        Ok(Self {
+            reader,
+            roots: header.roots,
+        })
+    }
+
+    /// The roots named in the header.
+    pub fn roots(&self) -> &[Cid] {
+        &self.roots
+    }
+
+    /// The next block, or `None` at the end of the archive.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] for a malformed section, [`Error::Corrupt`] for a block whose bytes
+    /// do not match its CID, read failures.
+    pub async fn next_block(&mut self) -> Result<Option<(Cid, Bytes)>> {
+        let Some(len) = read_varint(&mut self.reader).await? else {
+            return Ok(None);
+        };
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l <= MAX_SECTION)
+            .ok_or_else(|| car_err(format!("section of {len} bytes is too large")))?;
+        let mut section = vec![0; len];
+        self.reader
+            .read_exact(&mut section)
+            .await
+            .map_err(|e| car_err(format!("truncated section: {e}")))?;
+        let mut cursor = std::io::Cursor::new(&section[..]);
+        let cid = Cid::read_bytes(&mut cursor).map_err(|e| car_err(format!("bad CID: {e}")))?;
+        let start = usize::try_from(cursor.position()).map_err(car_err)?;
+        let data = Bytes::copy_from_slice(&section[start..]);
+        verify(&cid, &data)?;
+        Ok(Some((cid, data)))
+    }
+}
+
+/// Reads a varint; `None` at a clean end of input.
+async fn read_varint<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Option<u64>> {
+    let mut value = 0u64;
+    for i in 0..10 {
+        let mut byte = [0u8];
+        let n = reader.read(&mut byte).await.map_err(io_err)?;
+        if n == 0 {
+            return if i == 0 {
+                Ok(None)
+            } else {
+                Err(car_err("truncated length"))
+            };
+        }
+        value |= u64::from(byte[0] & 0x7f) << (7 * i);
+        if byte[0] & 0x80 == 0 {
+            return Ok(Some(value));
+        }
+    }
+    Err(car_err("length varint too long"))
+}
+
+/// Writes a CAR with `root` and every block reachable from it, breadth first, each block
+/// once. Returns the number of blocks written.
+///
+/// # Errors
+/// Store failures (a missing block included), write failures, [`Error::Decode`] for a block
+/// whose links cannot be read.
+pub async fn export_car<W: AsyncWrite + Unpin>(
+    store: &Arc<dyn BlockStore>,
+    root: Cid,
+    writer: W,
+) -> Result<u64> {
+    let mut car = CarWriter::new(writer, vec![root]).await?;
+    let mut seen = HashSet::from([root]);
+    let mut level = vec![root];
+    let mut count = 0;
+    while !level.is_empty() {
+        let mut next = Vec::new();
+        for chunk in level.chunks(1024) {
+            let blocks = store.get_many(chunk).await?;
+            for (cid, data) in chunk.iter().zip(blocks) {
+                car.write(cid, &data).await?;
+                count += 1;
+                for link in links(cid, &data)? {
+                    if seen.insert(link) {
+                        next.push(link);
+                    }
+                }
+            }
+        }
+        level = next;
+    }
+    car.finish().await?;
+    Ok(count)
+}
+
+/// The CIDs a block links to: every link of a DAG-CBOR block, the `Links` of a DAG-PB
+/// block, none for raw blocks.
+///
+/// # Errors
+/// [`Error::Decode`] for a block that does not parse; [`Error::UnsupportedCodec`].
+pub fn links(cid: &Cid, data: &[u8]) -> Result<Vec<Cid>> {
+    match Codec::of(cid)? {
+        Codec::Raw => Ok(Vec::new()),
+        Codec::DagCbor => {
+            let ipld: ipld_core::ipld::Ipld = serde_ipld_dagcbor::from_slice(data)
+                .map_err(|e| Error::decode("DAG-CBOR block", Some(*cid), e))?;
+            let mut out = Vec::new();
+            let mut stack = vec![&ipld];
+            while let Some(node) = stack.pop() {
+                match node {
+                    ipld_core::ipld::Ipld::Link(c) => out.push(*c),
+                    ipld_core::ipld::Ipld::List(l) => stack.extend(l.iter().rev()),
+                    ipld_core::ipld::Ipld::Map(m) => stack.extend(m.values().rev()),
+                    _ => {}
+                }
+            }
+            Ok(out)
+        }
+        Codec::DagPb => {
+            dag_pb_links(data).map_err(|e| Error::decode("DAG-PB block", Some(*cid), e))
+        }
+    }
+}
+
+/// The `Hash` of each `Links` entry of a DAG-PB node (protobuf field 2, whose field 1 is the
+/// link's CID).
+fn dag_pb_links(data: &[u8]) -> std::result::Result<Vec<Cid>, &'static str> {
+    let mut out = Vec::new();
+    let mut r = Proto(data);
+    while let Some((field, wire)) = r.key()? {
+        match (field, wire) {
+            (2, 2) => {
+                let mut link = Proto(r.bytes()?);
+                while let Some((f, w)) = link.key()? {
+                    match (f, w) {
+                        (1, 2) => {
+                            let cid = Cid::try_from(link.bytes()?).map_err(|_| "bad link CID")?;
+                            out.push(cid);
+                        }
+                        (_, w) => link.skip(w)?,
+                    }
+                }
+            }
+            (_, w) => r.skip(w)?,
+        }
+    }
+    Ok(out)
+}
+
+struct Proto<'a>(&'a [u8]);
+
+impl<'a> Proto<'a> {
+    fn varint(&mut self) -> std::result::Result<u64, &'static str> {
+        let mut value = 0u64;
+        for i in 0..10 {
+            let (&b, rest) = self.0.split_first().ok_or("truncated varint")?;
+            self.0 = rest;
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err("varint too long")
+    }
+
+    fn key(&mut self) -> std::result::Result<Option<(u64, u64)>, &'static str> {
+        if self.0.is_empty() {
+            return Ok(None);
+        }
+        let k = self.varint()?;
+        Ok(Some((k >> 3, k & 7)))
+    }
+
+    fn bytes(&mut self) -> std::result::Result<&'a [u8], &'static str> {
+        let len = usize::try_from(self.varint()?).map_err(|_| "length too large")?;
+        if len > self.0.len() {
+            return Err("truncated field");
+        }
+        let (b, rest) = self.0.split_at(len);
+        self.0 = rest;
+        Ok(b)
+    }
+
+    fn skip(&mut self, wire: u64) -> std::result::Result<(), &'static str> {
+        match wire {
+            0 => self.varint().map(drop),
+            1 => self.advance(8),
+            2 => self.bytes().map(drop),
+            5 => self.advance(4),
+            _ => Err("unsupported protobuf wire type"),
+        }
+    }
+
+    fn advance(&mut self, n: usize) -> std::result::Result<(), &'static str> {
+        if n > self.0.len() {
+            return Err("truncated field");
+        }
+        self.0 = &self.0[n..];
+        Ok(())
+    }
+}

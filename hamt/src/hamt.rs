@@ -1,0 +1,719 @@
+//! The HAMT: [`Hamt`] to read and write, [`HamtReader`] to share a flushed root.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cid::Cid;
+use futures::Stream;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::block::{Codec, HashAlg};
+use crate::cache::{Loader, NodeCache};
+use crate::error::{Error, Result};
+use crate::node::{Entry, HASH_LEN, Node, Slot, key_hash, key_order};
+use crate::store::BlockStore;
+use crate::tree::{self, NodeRef, Stats};
+
+/// Tuning knobs of a HAMT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    max_bucket_size: usize,
+    cache_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_bucket_size: 4,
+            cache_bytes: 64 << 20,
+        }
+    }
+}
+
+impl Config {
+    /// py-hamt's defaults: buckets of up to 4 keys, a 64 MiB node cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Most keys a bucket holds before it is split into a child node (py-hamt's
+    /// `max_bucket_size`). Trees written with different values are different trees (different
+    /// root CIDs), but any tree can be read with any setting.
+    #[must_use]
+    pub fn max_bucket_size(mut self, n: usize) -> Self {
+        self.max_bucket_size = n;
+        self
+    }
+
+    /// Memory budget of the decoded-node cache, in bytes.
+    #[must_use]
+    pub fn cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+
+    fn validate(self) -> Result<Self> {
+        if self.max_bucket_size == 0 {
+            return Err(Error::InvalidConfig(
+                "max_bucket_size must be at least 1".into(),
+            ));
+        }
+        Ok(self)
+    }
+}
+
+/// A hash array mapped trie over a [`BlockStore`], in py-hamt 3's format.
+///
+/// Keys are strings; each value is its own raw block and the tree maps keys to value CIDs.
+/// Changes stay in memory until [`flush`](Self::flush) writes the changed nodes and returns
+/// the new root CID; value blocks are written when they are inserted. The same set of keys
+/// and values always gives the same root CID, whatever the order of inserts and removes.
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// use std::sync::Arc;
+/// use hamt::{Hamt, HamtReader, MemoryStore};
+///
+/// let store = Arc::new(MemoryStore::new());
+/// let mut map = Hamt::new(store.clone());
+/// map.insert("temperature/0.0", b"\x00\x01".to_vec()).await?;
+/// let root = map.flush().await?;
+///
+/// let reader = HamtReader::open(store, root).await?;
+/// assert_eq!(reader.get("temperature/0.0").await?.as_deref(), Some(&b"\x00\x01"[..]));
+/// # Ok::<(), hamt::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct Hamt {
+    loader: Loader,
+    config: Config,
+    root: Node,
+    /// The root's CID while the tree is unchanged since it was opened or flushed.
+    root_cid: Option<Cid>,
+    /// Number of keys, when known without a walk.
+    len: Option<u64>,
+}
+
+impl Hamt {
+    /// An empty HAMT with the default [`Config`].
+    pub fn new(store: Arc<dyn BlockStore>) -> Self {
+        Self::from_parts(store, Config::default(), Node::default(), None, Some(0))
+    }
+
+    /// An empty HAMT.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a bucket size of 0.
+    pub fn with_config(store: Arc<dyn BlockStore>, config: Config) -> Result<Self> {
+        Ok(Self::from_parts(
+            store,
+            config.validate()?,
+            Node::default(),
+            None,
+            Some(0),
+        ))
+    }
+
+    /// Opens the HAMT whose root node is `root`, for reading and writing.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the store lacks the root block, [`Error::Decode`] when it is
+    /// not a HAMT node.
+    pub async fn open(store: Arc<dyn BlockStore>, root: Cid) -> Result<Self> {
+        Self::open_with_config(store, root, Config::default()).await
+    }
+
+    /// Opens the HAMT at `root` with a [`Config`].
+    ///
+    /// # Errors
+    /// As [`open`](Self::open), and [`Error::InvalidConfig`].
+    pub async fn open_with_config(
+        store: Arc<dyn BlockStore>,
+        root: Cid,
+        config: Config,
+    ) -> Result<Self> {
+        let config = config.validate()?;
+        let bytes = store.get(&root).await?;
+        let node = Node::decode(&bytes, Some(root))?;
+        Ok(Self::from_parts(store, config, node, Some(root), None))
+    }
+
+    fn from_parts(
+        store: Arc<dyn BlockStore>,
+        config: Config,
+        root: Node,
+        root_cid: Option<Cid>,
+        len: Option<u64>,
+    ) -> Self {
+        Self {
+            loader: Loader {
+                store,
+                cache: Arc::new(NodeCache::new(config.cache_bytes)),
+            },
+            config,
+            root,
+            root_cid,
+            len,
+        }
+    }
+
+    /// The store the tree lives in.
+    pub fn store(&self) -> &Arc<dyn BlockStore> {
+        &self.loader.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> Config {
+        self.config
+    }
+
+    /// The root CID, if nothing changed since the tree was opened or last flushed.
+    pub fn root(&self) -> Option<Cid> {
+        self.root_cid
+    }
+
+    /// True when there are changes that [`flush`](Self::flush) has not written yet.
+    pub fn is_dirty(&self) -> bool {
+        self.root_cid.is_none()
+    }
+
+    fn tree(&self) -> NodeRef<'_> {
+        NodeRef::Mem(&self.root)
+    }
+
+    /// The value bytes of `key`.
+    ///
+    /// # Errors
+    /// Store failures, including a missing node or value block.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        match self.get_pointer(key).await? {
+            Some(cid) => Ok(Some(self.loader.store.get(&cid).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The value of `key`, decoded from DAG-CBOR.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get), and [`Error::Decode`] when the value does not decode as `T`.
+    pub async fn get_cbor<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        decode_value(self.get(key).await?)
+    }
+
+    /// The CID of the value block of `key`.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn get_pointer(&self, key: &str) -> Result<Option<Cid>> {
+        tree::lookup(self.tree(), &self.loader, key).await
+    }
+
+    /// True when `key` is in the map.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn contains_key(&self, key: &str) -> Result<bool> {
+        Ok(self.get_pointer(key).await?.is_some())
+    }
+
+    /// Stores `value` as a raw block and maps `key` to it (py-hamt's `values_are_bytes`
+    /// mode). Returns the CID of the value it replaced.
+    ///
+    /// # Errors
+    /// Store failures; [`Error::HashExhausted`] in the astronomically unlikely case that more
+    /// than `max_bucket_size` keys share a whole 256-bit hash.
+    pub async fn insert(&mut self, key: &str, value: impl Into<Bytes>) -> Result<Option<Cid>> {
+        let cid = self.loader.store.put(Codec::Raw, value.into()).await?;
+        self.insert_pointer(key, cid).await
+    }
+
+    /// Encodes `value` as DAG-CBOR, stores it as a raw block and maps `key` to it (py-hamt's
+    /// default mode).
+    ///
+    /// # Errors
+    /// [`Error::Encode`], and as [`insert`](Self::insert).
+    pub async fn insert_cbor<T: Serialize + ?Sized>(
+        &mut self,
+        key: &str,
+        value: &T,
+    ) -> Result<Option<Cid>> {
+        self.insert(key, encode_value(value)?).await
+    }
+
+    /// Maps `key` to an existing block, without storing anything (py-hamt's `_set_pointer`).
+    ///
+    /// # Errors
+    /// As [`insert`](Self::insert).
+    pub async fn insert_pointer(&mut self, key: &str, value: Cid) -> Result<Option<Cid>> {
+        let hash = key_hash(key);
+        self.materialize(&hash, HASH_LEN).await?;
+        let old = insert_in(
+            &mut self.root,
+            0,
+            &hash,
+            key,
+            value,
+            self.config.max_bucket_size,
+        )?;
+        self.root_cid = None;
+        if old.is_none() {
+            self.len = self.len.map(|n| n + 1);
+        }
+        Ok(old)
+    }
+
+    /// Inserts many key/value pairs, storing the values in concurrent batches.
+    ///
+    /// # Errors
+    /// As [`insert`](Self::insert); pairs before the failing batch stay inserted.
+    pub async fn extend<K, V, I>(&mut self, pairs: I) -> Result<()>
+    where
+        K: AsRef<str>,
+        V: Into<Bytes>,
+        I: IntoIterator<Item = (K, V)>,
+    {
+        const BATCH: usize = 4096;
+        let mut pairs = pairs.into_iter().peekable();
+        while pairs.peek().is_some() {
+            let (keys, values): (Vec<K>, Vec<(Codec, Bytes)>) = pairs
+                .by_ref()
+                .take(BATCH)
+                .map(|(k, v)| (k, (Codec::Raw, v.into())))
+                .unzip();
+            let cids = self.loader.store.put_many(values).await?;
+            for (key, cid) in keys.iter().zip(cids) {
+                self.insert_pointer(key.as_ref(), cid).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `key`, returning the CID of its value. The value block stays in the store
+    /// (other keys or trees may share it).
+    ///
+    /// Like py-hamt 3.6, a subtree left with no more than `max_bucket_size` keys is folded
+    /// back into a bucket of its parent, so the tree keeps the shape a fresh build would give.
+    ///
+    /// # Errors
+    /// Store failures. On error the tree is unchanged.
+    pub async fn remove(&mut self, key: &str) -> Result<Option<Cid>> {
+        let hash = key_hash(key);
+        let max = self.config.max_bucket_size;
+        // All reads first, so a failing store leaves the tree as it was.
+        let (old, collapse) = {
+            let (path, found) = tree::route(self.tree(), &self.loader, &hash, key).await?;
+            let Some(old) = found else {
+                return Ok(None);
+            };
+            let mut collapse = None;
+            for (depth, node) in path.iter().enumerate().skip(1) {
+                if let Some(entries) = tree::collect(node, max + 1, &self.loader).await? {
+                    collapse = Some((depth, entries));
+                    break;
+                }
+            }
+            (old, collapse)
+        };
+        if let Some((depth, mut entries)) = collapse {
+            // The subtree at `depth` now holds few enough keys to be a bucket of its parent.
+            self.materialize(&hash, depth - 1).await?;
+            entries.retain(|e| &*e.key != key);
+            entries.sort_by(|a, b| key_order(&a.key, &b.key));
+            let parent = route_mut(&mut self.root, &hash, depth - 1);
+            let index = hash[depth - 1];
+            if entries.is_empty() {
+                parent.clear(index);
+            } else {
+                parent.set(index, Slot::Bucket(entries));
+            }
+        } else {
+            self.materialize(&hash, HASH_LEN).await?;
+            let depth = route_depth(&self.root, &hash);
+            let node = route_mut(&mut self.root, &hash, depth);
+            let index = hash[depth];
+            if let Some(Slot::Bucket(entries)) = node.get_mut(index) {
+                entries.retain(|e| &*e.key != key);
+                if entries.is_empty() {
+                    node.clear(index);
+                }
+            }
+        }
+        self.root_cid = None;
+        self.len = self.len.map(|n| n.saturating_sub(1));
+        Ok(Some(old))
+    }
+
+    /// Replaces the stored nodes along `hash`'s route, down to `max_depth`, with editable
+    /// in-memory copies.
+    async fn materialize(&mut self, hash: &[u8; HASH_LEN], max_depth: usize) -> Result<()> {
+        loop {
+            let depth = route_depth(&self.root, hash);
+            if depth >= max_depth || depth + 1 >= HASH_LEN {
+                return Ok(());
+            }
+            let node = route_mut(&mut self.root, hash, depth);
+            let Some(Slot::Link(cid)) = node.get(hash[depth]) else {
+                return Ok(());
+            };
+            let cid = *cid;
+            let child = self.loader.load(&cid).await?;
+            let child = Arc::unwrap_or_clone(child);
+            let node = route_mut(&mut self.root, hash, depth);
+            node.set(hash[depth], Slot::Dirty(Box::new(child)));
+        }
+    }
+
+    /// Number of keys. Counted by a walk the first time for an opened tree, then kept.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn len(&mut self) -> Result<u64> {
+        if let Some(n) = self.len {
+            return Ok(n);
+        }
+        let n = self.stats().await?.keys;
+        self.len = Some(n);
+        Ok(n)
+    }
+
+    /// True when the map has no keys.
+    pub fn is_empty(&self) -> bool {
+        self.root.is_empty()
+    }
+
+    /// Every key, depth first.
+    pub fn keys(&self) -> impl Stream<Item = Result<String>> + '_ {
+        use futures::TryStreamExt as _;
+        tree::entries(self.tree(), &self.loader).map_ok(|e| e.key.into_string())
+    }
+
+    /// Every key with the CID of its value.
+    pub fn pointers(&self) -> impl Stream<Item = Result<(String, Cid)>> + '_ {
+        tree::pointers(self.tree(), &self.loader)
+    }
+
+    /// Every key with its value bytes; values are fetched concurrently.
+    // A `Stream` is the async iterator; `iter` is the name users look for.
+    #[allow(clippy::iter_not_returning_iterator)]
+    pub fn iter(&self) -> impl Stream<Item = Result<(String, Bytes)>> + '_ {
+        tree::values(self.tree(), &self.loader)
+    }
+
+    /// Counts keys, nodes and levels.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn stats(&self) -> Result<Stats> {
+        tree::stats(self.tree(), &self.loader).await
+    }
+
+    /// Writes every changed node to the store and returns the root CID.
+    ///
+    /// Nodes are encoded and hashed here and stored with
+    /// [`put_many_keyed`](BlockStore::put_many_keyed); the in-memory tree is only marked clean
+    /// once the store has taken them all, so a failed flush can be retried.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn flush(&mut self) -> Result<Cid> {
+        if let Some(cid) = self.root_cid {
+            return Ok(cid);
+        }
+        let hash_alg = self.loader.store.hash_alg();
+        let mut blocks = Vec::new();
+        let root = encode_tree(&self.root, hash_alg, &mut blocks);
+        let cids: Vec<Cid> = blocks.iter().map(|(cid, _)| *cid).collect();
+        self.loader.store.put_many_keyed(blocks).await?;
+        let mut cids = cids.into_iter();
+        seal(&mut self.root, &mut cids, &self.loader.cache);
+        self.root_cid = Some(root);
+        Ok(root)
+    }
+
+    /// Flushes, then returns a cheap, cloneable read-only handle on the root that shares this
+    /// tree's node cache.
+    ///
+    /// # Errors
+    /// As [`flush`](Self::flush).
+    pub async fn reader(&mut self) -> Result<HamtReader> {
+        let root = self.flush().await?;
+        Ok(HamtReader {
+            loader: self.loader.clone(),
+            root,
+            node: Arc::new(self.root.clone()),
+        })
+    }
+
+    /// Drops every cached node (dirty nodes stay).
+    pub fn clear_cache(&self) {
+        self.loader.cache.clear();
+    }
+
+    /// Bytes held by the node cache (an estimate).
+    pub fn cache_bytes(&self) -> usize {
+        self.loader.cache.bytes()
+    }
+}
+
+/// How deep `hash`'s route runs through in-memory nodes.
+fn route_depth(root: &Node, hash: &[u8; HASH_LEN]) -> usize {
+    let mut node = root;
+    let mut depth = 0;
+    while let Some(Slot::Dirty(child)) = node.get(hash[depth]) {
+        node = child;
+        depth += 1;
+    }
+    depth
+}
+
+/// The in-memory node at `depth` on `hash`'s route; the route must be in memory that far.
+fn route_mut<'a>(root: &'a mut Node, hash: &[u8; HASH_LEN], depth: usize) -> &'a mut Node {
+    let mut node = root;
+    for &index in &hash[..depth] {
+        match node.get_mut(index) {
+            Some(Slot::Dirty(child)) => node = child,
+            _ => unreachable!("route_mut is only called on materialized routes"),
+        }
+    }
+    node
+}
+
+fn insert_in(
+    node: &mut Node,
+    depth: usize,
+    hash: &[u8; HASH_LEN],
+    key: &str,
+    value: Cid,
+    max: usize,
+) -> Result<Option<Cid>> {
+    let index = hash[depth];
+    match node.get_mut(index) {
+        None => {
+            let entry = Entry {
+                key: key.into(),
+                value,
+            };
+            node.set(index, Slot::Bucket(vec![entry]));
+            Ok(None)
+        }
+        Some(Slot::Dirty(child)) => insert_in(child, depth + 1, hash, key, value, max),
+        Some(Slot::Link(_)) => unreachable!("insert_in is only called on materialized routes"),
+        Some(Slot::Bucket(entries)) => match entries.binary_search_by(|e| key_order(&e.key, key)) {
+            Ok(i) => Ok(Some(std::mem::replace(&mut entries[i].value, value))),
+            Err(i) if entries.len() < max => {
+                let entry = Entry {
+                    key: key.into(),
+                    value,
+                };
+                entries.insert(i, entry);
+                Ok(None)
+            }
+            Err(_) => {
+                let mut all = entries.clone();
+                all.push(Entry {
+                    key: key.into(),
+                    value,
+                });
+                let child = build(all, depth + 1, max)?;
+                node.set(index, Slot::Dirty(Box::new(child)));
+                Ok(None)
+            }
+        },
+    }
+}
+
+/// The subtree holding `entries` at `depth`: what py-hamt builds when a bucket overflows.
+fn build(entries: Vec<Entry>, depth: usize, max: usize) -> Result<Node> {
+    if depth >= HASH_LEN {
+        let key = entries
+            .first()
+            .map(|e| e.key.to_string())
+            .unwrap_or_default();
+        return Err(Error::HashExhausted { key });
+    }
+    let mut groups: Vec<(u8, Entry)> = entries
+        .into_iter()
+        .map(|e| (key_hash(&e.key)[depth], e))
+        .collect();
+    groups.sort_by(|(a, ea), (b, eb)| a.cmp(b).then_with(|| key_order(&ea.key, &eb.key)));
+    let mut node = Node::default();
+    let mut rest = groups.as_slice();
+    while let Some(&(index, _)) = rest.first() {
+        let n = rest.iter().take_while(|(i, _)| *i == index).count();
+        let group: Vec<Entry> = rest[..n].iter().map(|(_, e)| e.clone()).collect();
+        rest = &rest[n..];
+        let slot = if group.len() <= max {
+            Slot::Bucket(group)
+        } else {
+            Slot::Dirty(Box::new(build(group, depth + 1, max)?))
+        };
+        node.set(index, slot);
+    }
+    Ok(node)
+}
+
+/// Encodes `node` and its dirty descendants, children first, appending `(cid, bytes)` to
+/// `out`; returns the CID of `node`.
+fn encode_tree(node: &Node, hash_alg: HashAlg, out: &mut Vec<(Cid, Bytes)>) -> Cid {
+    let bytes = node.encode_with(|child| encode_tree(child, hash_alg, out));
+    let cid = hash_alg.cid(Codec::DagCbor, &bytes);
+    out.push((cid, Bytes::from(bytes)));
+    cid
+}
+
+/// Replaces dirty children with links, consuming CIDs in the order `encode_tree` made them,
+/// and moves the now clean nodes into the cache.
+fn seal(node: &mut Node, cids: &mut impl Iterator<Item = Cid>, cache: &NodeCache) {
+    for slot in node.slots_mut() {
+        if let Slot::Dirty(child) = slot {
+            seal(child, cids, cache);
+            let Some(cid) = cids.next() else {
+                unreachable!("encode_tree made one CID per dirty node")
+            };
+            if let Slot::Dirty(child) = std::mem::replace(slot, Slot::Link(cid)) {
+                cache.insert(cid, Arc::new(*child));
+            }
+        }
+    }
+}
+
+fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    serde_ipld_dagcbor::to_vec(value).map_err(|e| Error::Encode {
+        reason: e.to_string(),
+    })
+}
+
+fn decode_value<T: DeserializeOwned>(bytes: Option<Bytes>) -> Result<Option<T>> {
+    bytes
+        .map(|b| {
+            serde_ipld_dagcbor::from_slice(&b).map_err(|e| Error::decode("DAG-CBOR value", None, e))
+        })
+        .transpose()
+}
+
+/// A read-only handle on a flushed HAMT root. Cloning is cheap; clones share the node cache,
+/// so many tasks can read the same tree at once.
+#[derive(Debug, Clone)]
+pub struct HamtReader {
+    loader: Loader,
+    root: Cid,
+    node: Arc<Node>,
+}
+
+impl HamtReader {
+    /// Opens the tree at `root` with a default-sized cache.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the store lacks the root block, [`Error::Decode`] when it is
+    /// not a HAMT node.
+    pub async fn open(store: Arc<dyn BlockStore>, root: Cid) -> Result<Self> {
+        Self::open_with_config(store, root, Config::default()).await
+    }
+
+    /// Opens the tree at `root`; only the cache budget of `config` matters for reading.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub async fn open_with_config(
+        store: Arc<dyn BlockStore>,
+        root: Cid,
+        config: Config,
+    ) -> Result<Self> {
+        let loader = Loader {
+            store,
+            cache: Arc::new(NodeCache::new(config.cache_bytes)),
+        };
+        let node = loader.load(&root).await?;
+        Ok(Self { loader, root, node })
+    }
+
+    /// The root CID.
+    pub fn root(&self) -> Cid {
+        self.root
+    }
+
+    /// The store the tree lives in.
+    pub fn store(&self) -> &Arc<dyn BlockStore> {
+        &self.loader.store
+    }
+
+    fn tree(&self) -> NodeRef<'_> {
+        NodeRef::Mem(&self.node)
+    }
+
+    /// The value bytes of `key`.
+    ///
+    /// # Errors
+    /// Store failures, including a missing node or value block.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        match self.get_pointer(key).await? {
+            Some(cid) => Ok(Some(self.loader.store.get(&cid).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The value of `key`, decoded from DAG-CBOR.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get), and [`Error::Decode`].
+    pub async fn get_cbor<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        decode_value(self.get(key).await?)
+    }
+
+    /// The CID of the value block of `key`.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn get_pointer(&self, key: &str) -> Result<Option<Cid>> {
+        tree::lookup(self.tree(), &self.loader, key).await
+    }
+
+    /// True when `key` is in the map.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn contains_key(&self, key: &str) -> Result<bool> {
+        Ok(self.get_pointer(key).await?.is_some())
+    }
+
+    /// Number of keys (a walk of every node).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn len(&self) -> Result<u64> {
+        Ok(self.stats().await?.keys)
+    }
+
+    /// True when the map has no keys.
+    pub fn is_empty(&self) -> bool {
+        self.node.is_empty()
+    }
+
+    /// Every key, depth first.
+    pub fn keys(&self) -> impl Stream<Item = Result<String>> + '_ {
+        use futures::TryStreamExt as _;
+        tree::entries(self.tree(), &self.loader).map_ok(|e| e.key.into_string())
+    }
+
+    /// Every key with the CID of its value.
+    pub fn pointers(&self) -> impl Stream<Item = Result<(String, Cid)>> + '_ {
+        tree::pointers(self.tree(), &self.loader)
+    }
+
+    /// Every key with its value bytes; values are fetched concurrently.
+    // A `Stream` is the async iterator; `iter` is the name users look for.
+    #[allow(clippy::iter_not_returning_iterator)]
+    pub fn iter(&self) -> impl Stream<Item = Result<(String, Bytes)>> + '_ {
+        tree::values(self.tree(), &self.loader)
+    }
+
+    /// Counts keys, nodes and levels.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn stats(&self) -> Result<Stats> {
+        tree::stats(self.tree(), &self.loader).await
+    }
+}

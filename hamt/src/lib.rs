@@ -1,0 +1,22 @@
+#![doc = include_str!("../README.md")]
+
+mod block;
+mod cache;
+pub mod car;
+mod diff;
+mod error;
+mod hamt;
+mod node;
+mod store;
+#[cfg(feature = "test-suite")]
+pub mod test_suite;
+mod tree;
+
+pub use crate::block::{Codec, HashAlg, parse_cid, verify};
+pub use crate::diff::{Change, diff};
+pub use crate::error::{BoxError, Error, Result};
+pub use crate::hamt::{Config, Hamt, HamtReader};
+pub use crate::store::{BlockStore, DEFAULT_CONCURRENCY, DynBlockStore, MemoryStore};
+pub use crate::tree::Stats;
+pub use bytes::Bytes;
+pub use cid::Cid;

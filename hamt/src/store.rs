@@ -1,0 +1,277 @@
+//! The [`BlockStore`] trait every backend implements, and [`MemoryStore`].
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use cid::Cid;
+use futures::{StreamExt as _, TryStreamExt as _, stream};
+
+use crate::block::{Codec, HashAlg, verify};
+use crate::error::{Error, Result};
+
+/// How many requests the default batch methods keep in flight.
+pub const DEFAULT_CONCURRENCY: usize = 32;
+
+/// A content-addressed block store: bytes go in, the CID that names them comes out.
+///
+/// The trait is dyn-compatible; the HAMT holds an `Arc<dyn BlockStore>`. Implementors write
+/// [`put_keyed`](BlockStore::put_keyed) and [`get`](BlockStore::get); everything else has a
+/// default that backends may override with something faster.
+///
+/// # Contract
+/// - `get` returns exactly the bytes that hash to the CID. A backend that reads from
+///   anything it does not fully trust (disk, network) verifies with
+///   [`verify`](crate::verify) and returns [`Error::Corrupt`] rather than wrong bytes.
+/// - A missing block is an error, [`Error::NotFound`], never an empty value.
+/// - `put` is idempotent: storing the same bytes twice gives the same CID and no error.
+#[async_trait]
+pub trait BlockStore: Debug + Send + Sync + 'static {
+    /// The hash function new blocks are addressed with.
+    fn hash_alg(&self) -> HashAlg {
+        HashAlg::Blake3
+    }
+
+    /// How many requests the batch methods keep in flight.
+    fn concurrency(&self) -> usize {
+        DEFAULT_CONCURRENCY
+    }
+
+    /// Stores `data` under a CID computed by the caller.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when `data` does not hash to `cid`; backend failures.
+    async fn put_keyed(&self, cid: &Cid, data: Bytes) -> Result<()>;
+
+    /// Fetches the block named by `cid`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the store does not hold it; [`Error::Corrupt`] when the stored
+    /// bytes do not match the CID; backend failures.
+    async fn get(&self, cid: &Cid) -> Result<Bytes>;
+
+    /// Stores `data` as a block of `codec`, returning its CIDv1 under [`hash_alg`](Self::hash_alg).
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn put(&self, codec: Codec, data: Bytes) -> Result<Cid> {
+        let cid = self.hash_alg().cid(codec, &data);
+        self.put_keyed(&cid, data).await?;
+        Ok(cid)
+    }
+
+    /// True when the store holds a block with this CID.
+    ///
+    /// # Errors
+    /// Backend failures (not a missing block, which is `Ok(false)`).
+    async fn has(&self, cid: &Cid) -> Result<bool> {
+        match self.get(cid).await {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores many blocks, [`concurrency`](Self::concurrency) at a time. The CIDs come back in
+    /// the order of the input.
+    ///
+    /// # Errors
+    /// The first failure; blocks stored before it stay stored.
+    async fn put_many(&self, blocks: Vec<(Codec, Bytes)>) -> Result<Vec<Cid>> {
+        stream::iter(blocks)
+            .map(|(codec, data)| self.put(codec, data))
+            .buffered(self.concurrency().max(1))
+            .try_collect()
+            .await
+    }
+
+    /// Stores many blocks whose CIDs the caller computed, [`concurrency`](Self::concurrency)
+    /// at a time.
+    ///
+    /// # Errors
+    /// The first failure; blocks stored before it stay stored.
+    async fn put_many_keyed(&self, blocks: Vec<(Cid, Bytes)>) -> Result<()> {
+        stream::iter(blocks)
+            .map(|(cid, data)| async move { self.put_keyed(&cid, data).await })
+            .buffer_unordered(self.concurrency().max(1))
+            .try_collect()
+            .await
+    }
+
+    /// Fetches many blocks, [`concurrency`](Self::concurrency) at a time, in input order.
+    ///
+    /// # Errors
+    /// The first failure.
+    async fn get_many(&self, cids: &[Cid]) -> Result<Vec<Bytes>> {
+        stream::iter(cids.iter().copied())
+            .map(|cid| async move { self.get(&cid).await })
+            .buffered(self.concurrency().max(1))
+            .try_collect()
+            .await
+    }
+}
+
+/// A block store shared between owners, as the HAMT and the CLI hold it.
+pub type DynBlockStore = dyn BlockStore;
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl<S: BlockStore + ?Sized> BlockStore for Arc<S> {
+    fn hash_alg(&self) -> HashAlg {
+        (**self).hash_alg()
+    }
+    fn concurrency(&self) -> usize {
+        (**self).concurrency()
+    }
+    async fn put_keyed(&self, cid: &Cid, data: Bytes) -> Result<()> {
+        (**self).put_keyed(cid, data).await
+    }
+    async fn get(&self, cid: &Cid) -> Result<Bytes> {
+        (**self).get(cid).await
+    }
+    async fn put(&self, codec: Codec, data: Bytes) -> Result<Cid> {
+        (**self).put(codec, data).await
+    }
+    async fn has(&self, cid: &Cid) -> Result<bool> {
+        (**self).has(cid).await
+    }
+    async fn put_many(&self, blocks: Vec<(Codec, Bytes)>) -> Result<Vec<Cid>> {
+        (**self).put_many(blocks).await
+    }
+    async fn put_many_keyed(&self, blocks: Vec<(Cid, Bytes)>) -> Result<()> {
+        (**self).put_many_keyed(blocks).await
+    }
+    async fn get_many(&self, cids: &[Cid]) -> Result<Vec<Bytes>> {
+        (**self).get_many(cids).await
+    }
+}
+
+/// A block store in memory: a hash map behind a lock.
+///
+/// Blocks are verified when they are stored, so reads need no re-hashing. Cloning gives
+/// another handle to the same blocks.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    blocks: Arc<RwLock<HashMap<Cid, Bytes>>>,
+    hash_alg: HashAlg,
+    verify_reads: bool,
+}
+
+impl MemoryStore {
+    /// An empty store addressing blocks with BLAKE3.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty store addressing new blocks with `hash_alg`.
+    pub fn with_hash(hash_alg: HashAlg) -> Self {
+        Self {
+            hash_alg,
+            ..Self::default()
+        }
+    }
+
+    /// Re-hashes every block on `get`. Blocks are verified when stored, so this only matters
+    /// for bytes placed with [`insert_unchecked`](Self::insert_unchecked).
+    #[must_use]
+    pub fn with_read_verification(mut self, verify_reads: bool) -> Self {
+        self.verify_reads = verify_reads;
+        self
+    }
+
+    /// How many blocks the store holds.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// True when the store holds no blocks.
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
+    /// Total size of all blocks, in bytes.
+    pub fn total_bytes(&self) -> usize {
+        self.read().values().map(Bytes::len).sum()
+    }
+
+    /// Every CID in the store, in no particular order.
+    pub fn cids(&self) -> Vec<Cid> {
+        self.read().keys().copied().collect()
+    }
+
+    /// Stores bytes under a CID without checking them, so tests can simulate a corrupted
+    /// backend.
+    pub fn insert_unchecked(&self, cid: Cid, data: Bytes) {
+        self.write().insert(cid, data);
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Cid, Bytes>> {
+        // A panic while holding the lock cannot leave the map half-written (each operation is
+        // one insert or lookup), so a poisoned lock is safe to keep using.
+        self.blocks
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Cid, Bytes>> {
+        self.blocks
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl BlockStore for MemoryStore {
+    fn hash_alg(&self) -> HashAlg {
+        self.hash_alg
+    }
+
+    async fn put_keyed(&self, cid: &Cid, data: Bytes) -> Result<()> {
+        verify(cid, &data)?;
+        self.write().insert(*cid, data);
+        Ok(())
+    }
+
+    async fn get(&self, cid: &Cid) -> Result<Bytes> {
+        let data = self.read().get(cid).cloned();
+        let data = data.ok_or(Error::NotFound { cid: *cid })?;
+        if self.verify_reads {
+            verify(cid, &data)?;
+        }
+        Ok(data)
+    }
+
+    async fn put(&self, codec: Codec, data: Bytes) -> Result<Cid> {
+        let cid = self.hash_alg.cid(codec, &data);
+        self.write().insert(cid, data);
+        Ok(cid)
+    }
+
+    async fn has(&self, cid: &Cid) -> Result<bool> {
+        Ok(self.read().contains_key(cid))
+    }
+
+    async fn put_many_keyed(&self, blocks: Vec<(Cid, Bytes)>) -> Result<()> {
+        for (cid, data) in &blocks {
+            verify(cid, data)?;
+        }
+        let mut map = self.write();
+        map.extend(blocks);
+        Ok(())
+    }
+
+    async fn get_many(&self, cids: &[Cid]) -> Result<Vec<Bytes>> {
+        let map = self.read();
+        cids.iter()
+            .map(|cid| {
+                let data = map.get(cid).cloned().ok_or(Error::NotFound { cid: *cid })?;
+                if self.verify_reads {
+                    verify(cid, &data)?;
+                }
+                Ok(data)
+            })
+            .collect()
+    }
+}

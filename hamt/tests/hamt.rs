@@ -1,0 +1,359 @@
+//! Behaviour of the HAMT over the in-memory store.
+
+// Tests fail by panicking; unwrapping is how they say what broke.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use futures::TryStreamExt as _;
+use hamt::{BlockStore, Change, Codec, Config, Error, Hamt, HamtReader, MemoryStore, diff};
+use proptest::prelude::*;
+
+fn store() -> Arc<dyn BlockStore> {
+    Arc::new(MemoryStore::new())
+}
+
+async fn build(
+    store: &Arc<dyn BlockStore>,
+    pairs: &[(String, Vec<u8>)],
+    bucket: usize,
+) -> hamt::Cid {
+    let mut map = Hamt::with_config(store.clone(), Config::new().max_bucket_size(bucket)).unwrap();
+    for (k, v) in pairs {
+        map.insert(k, v.clone()).await.unwrap();
+    }
+    map.flush().await.unwrap()
+}
+
+fn pairs(n: usize) -> Vec<(String, Vec<u8>)> {
+    (0..n)
+        .map(|i| (format!("k{i}"), i.to_le_bytes().to_vec()))
+        .collect()
+}
+
+#[tokio::test]
+async fn empty_root_is_256_empty_maps() {
+    let s = store();
+    let root = Hamt::new(s.clone()).flush().await.unwrap();
+    let mut expected = vec![0x99, 0x01, 0x00];
+    expected.extend(std::iter::repeat_n(0xa0, 256));
+    assert_eq!(s.get(&root).await.unwrap().as_ref(), &expected[..]);
+    assert_eq!(root.codec(), 0x71);
+    assert_eq!(root.hash().code(), 0x1e);
+}
+
+#[tokio::test]
+async fn insert_get_overwrite_remove() {
+    let s = store();
+    let mut map = Hamt::new(s.clone());
+    assert_eq!(map.get("a").await.unwrap(), None);
+    assert!(map.insert("a", b"1".to_vec()).await.unwrap().is_none());
+    let old = map.insert("a", b"2".to_vec()).await.unwrap();
+    assert_eq!(old, Some(s.hash_alg().cid(Codec::Raw, b"1")));
+    assert_eq!(map.get("a").await.unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(map.len().await.unwrap(), 1);
+    assert!(map.remove("a").await.unwrap().is_some());
+    assert!(map.remove("a").await.unwrap().is_none());
+    assert!(map.is_empty());
+}
+
+#[tokio::test]
+async fn many_keys_round_trip_through_flush_and_reopen() {
+    let s = store();
+    let data = pairs(5000);
+    let root = build(&s, &data, 4).await;
+    let reader = HamtReader::open(s.clone(), root).await.unwrap();
+    for (k, v) in &data {
+        assert_eq!(reader.get(k).await.unwrap().as_deref(), Some(&v[..]));
+    }
+    assert_eq!(reader.get("absent").await.unwrap(), None);
+    assert_eq!(reader.len().await.unwrap(), 5000);
+    let stats = reader.stats().await.unwrap();
+    assert_eq!(stats.keys, 5000);
+    assert!(stats.depth >= 2 && stats.max_bucket <= 4);
+
+    // Reopen for writing, change, flush: the unchanged keys still read.
+    let mut map = Hamt::open(s.clone(), root).await.unwrap();
+    assert_eq!(map.len().await.unwrap(), 5000);
+    map.insert("k1", b"new".to_vec()).await.unwrap();
+    map.remove("k2").await.unwrap();
+    let root2 = map.flush().await.unwrap();
+    assert_ne!(root, root2);
+    let reader = HamtReader::open(s, root2).await.unwrap();
+    assert_eq!(
+        reader.get("k1").await.unwrap().as_deref(),
+        Some(&b"new"[..])
+    );
+    assert_eq!(reader.get("k2").await.unwrap(), None);
+    assert_eq!(
+        reader.get("k3").await.unwrap().as_deref(),
+        Some(&3usize.to_le_bytes()[..])
+    );
+}
+
+#[tokio::test]
+async fn iter_and_pointers_cover_dirty_and_stored_nodes() {
+    let s = store();
+    let data = pairs(800);
+    let root = build(&s, &data[..400], 4).await;
+    let mut map = Hamt::open(s.clone(), root).await.unwrap();
+    for (k, v) in &data[400..] {
+        map.insert(k, v.clone()).await.unwrap();
+    }
+    let got: BTreeMap<String, Vec<u8>> = map
+        .iter()
+        .map_ok(|(k, v)| (k, v.to_vec()))
+        .try_collect()
+        .await
+        .unwrap();
+    let expected: BTreeMap<String, Vec<u8>> = data.into_iter().collect();
+    assert_eq!(got, expected);
+    let keys: Vec<String> = map.keys().try_collect().await.unwrap();
+    assert_eq!(keys.len(), 800);
+}
+
+#[tokio::test]
+async fn readers_share_across_tasks() {
+    let s = store();
+    let data = pairs(2000);
+    let mut map = Hamt::new(s.clone());
+    map.extend(data.iter().map(|(k, v)| (k.as_str(), v.clone())))
+        .await
+        .unwrap();
+    let reader = map.reader().await.unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let reader = reader.clone();
+            let data = data.clone();
+            tokio::spawn(async move {
+                for (k, v) in data.iter().skip(t).step_by(8) {
+                    assert_eq!(reader.get(k).await.unwrap().as_deref(), Some(&v[..]));
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn cbor_values() {
+    let s = store();
+    let mut map = Hamt::new(s);
+    map.insert_cbor("n", &42u64).await.unwrap();
+    map.insert_cbor("list", &vec!["a", "b"]).await.unwrap();
+    assert_eq!(map.get_cbor::<u64>("n").await.unwrap(), Some(42));
+    assert_eq!(
+        map.get_cbor::<Vec<String>>("list").await.unwrap(),
+        Some(vec!["a".into(), "b".into()])
+    );
+    assert_eq!(
+        map.get("n").await.unwrap().as_deref(),
+        Some(&[0x18, 42][..])
+    );
+    let err = map.get_cbor::<String>("n").await.unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }));
+}
+
+#[tokio::test]
+async fn zero_bucket_size_is_rejected() {
+    let err = Hamt::with_config(store(), Config::new().max_bucket_size(0)).unwrap_err();
+    assert!(matches!(err, Error::InvalidConfig(_)));
+}
+
+#[tokio::test]
+async fn missing_and_bad_roots_are_typed_errors() {
+    let s = store();
+    let missing = s.hash_alg().cid(Codec::DagCbor, b"nothing");
+    assert!(
+        HamtReader::open(s.clone(), missing)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    let not_a_node = s.put(Codec::DagCbor, vec![0x01].into()).await.unwrap();
+    assert!(matches!(
+        Hamt::open(s.clone(), not_a_node).await.unwrap_err(),
+        Error::Decode { .. }
+    ));
+}
+
+#[tokio::test]
+async fn missing_child_node_is_not_found_not_absent() {
+    let full = store();
+    let root = build(&full, &pairs(300), 4).await;
+    // Copy only the root block into a fresh store: every lookup below the root must fail.
+    let partial = store();
+    partial
+        .put_keyed(&root, full.get(&root).await.unwrap())
+        .await
+        .unwrap();
+    let reader = HamtReader::open(partial, root).await.unwrap();
+    let mut failures = 0;
+    for (k, _) in pairs(300) {
+        match reader.get(&k).await {
+            Err(e) if e.is_not_found() => failures += 1,
+            Err(e) => panic!("unexpected {e}"),
+            Ok(_) => {}
+        }
+    }
+    assert!(failures > 200, "{failures}");
+}
+
+#[tokio::test]
+async fn diff_reports_exact_changes() {
+    let s = store();
+    let base = pairs(3000);
+    let old = build(&s, &base, 4).await;
+    let mut map = Hamt::open(s.clone(), old).await.unwrap();
+    map.insert("new-key", b"x".to_vec()).await.unwrap();
+    map.insert("k10", b"changed".to_vec()).await.unwrap();
+    map.remove("k20").await.unwrap();
+    let new = map.flush().await.unwrap();
+    let mut changes: Vec<Change> = diff(s.clone(), old, new).try_collect().await.unwrap();
+    changes.sort_by(|a, b| a.key().cmp(b.key()));
+    assert_eq!(changes.len(), 3, "{changes:?}");
+    assert!(matches!(&changes[0], Change::Modified { key, .. } if key == "k10"));
+    assert!(matches!(&changes[1], Change::Removed { key, .. } if key == "k20"));
+    assert!(matches!(&changes[2], Change::Added { key, .. } if key == "new-key"));
+    let none: Vec<Change> = diff(s, old, old).try_collect().await.unwrap();
+    assert!(none.is_empty());
+}
+
+#[tokio::test]
+async fn diff_across_bucket_sizes() {
+    let s = store();
+    let a = build(&s, &pairs(500), 1).await;
+    let mut b_pairs = pairs(500);
+    b_pairs.remove(7);
+    let b = build(&s, &b_pairs, 8).await;
+    let changes: Vec<Change> = diff(s, a, b).try_collect().await.unwrap();
+    assert_eq!(
+        changes,
+        vec![Change::Removed {
+            key: "k7".into(),
+            value: hamt::HashAlg::Blake3.cid(Codec::Raw, &7usize.to_le_bytes())
+        }]
+    );
+}
+
+#[tokio::test]
+async fn car_export_import_round_trip() {
+    let s = store();
+    let root = build(&s, &pairs(1000), 4).await;
+    let mut buf = Vec::new();
+    let n = hamt::car::export_car(&s, root, &mut buf).await.unwrap();
+    let stats = HamtReader::open(s.clone(), root)
+        .await
+        .unwrap()
+        .stats()
+        .await
+        .unwrap();
+    assert_eq!(n, stats.nodes + 1000);
+    let mut reader = hamt::car::CarReader::new(&buf[..]).await.unwrap();
+    assert_eq!(reader.roots(), &[root]);
+    let fresh = store();
+    while let Some((cid, data)) = reader.next_block().await.unwrap() {
+        fresh.put_keyed(&cid, data).await.unwrap();
+    }
+    let copy = HamtReader::open(fresh, root).await.unwrap();
+    assert_eq!(
+        copy.get("k999").await.unwrap().as_deref(),
+        Some(&999usize.to_le_bytes()[..])
+    );
+
+    // A flipped byte in a block is caught.
+    let mut bad = buf.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    let mut reader = hamt::car::CarReader::new(&bad[..]).await.unwrap();
+    let mut result = Ok(None);
+    for _ in 0..=n {
+        result = reader.next_block().await;
+        if result.is_err() {
+            break;
+        }
+    }
+    assert!(matches!(result, Err(Error::Corrupt { .. })));
+    // Garbage is a decode error, not a panic.
+    assert!(
+        hamt::car::CarReader::new(&b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"[..])
+            .await
+            .is_err()
+    );
+    assert!(hamt::car::CarReader::new(&b"\x02\xa0"[..]).await.is_err());
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert(u16, u8),
+    Remove(u16),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0u16..400, any::<u8>()).prop_map(|(k, v)| Op::Insert(k, v)),
+        2 => (0u16..400).prop_map(Op::Remove),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// The HAMT behaves like a BTreeMap, and its root depends only on the final contents.
+    #[test]
+    fn behaves_like_btreemap_with_canonical_root(
+        ops in proptest::collection::vec(op(), 1..600),
+        bucket in 1usize..6,
+        flush_every in 1usize..200,
+    ) {
+        runtime().block_on(async {
+            let s = store();
+            let mut map = Hamt::with_config(s.clone(), Config::new().max_bucket_size(bucket)).unwrap();
+            let mut model = BTreeMap::new();
+            for (i, op) in ops.iter().enumerate() {
+                match *op {
+                    Op::Insert(k, v) => {
+                        let key = format!("key{k}");
+                        let had = model.insert(key.clone(), v).is_some();
+                        let old = map.insert(&key, vec![v]).await.unwrap();
+                        prop_assert_eq!(old.is_some(), had);
+                    }
+                    Op::Remove(k) => {
+                        let key = format!("key{k}");
+                        let had = model.remove(&key).is_some();
+                        prop_assert_eq!(map.remove(&key).await.unwrap().is_some(), had);
+                    }
+                }
+                if i % flush_every == 0 {
+                    map.flush().await.unwrap();
+                }
+            }
+            let root = map.flush().await.unwrap();
+            let reader = HamtReader::open(s.clone(), root).await.unwrap();
+            for k in 0..400u16 {
+                let key = format!("key{k}");
+                let got = reader.get(&key).await.unwrap();
+                prop_assert_eq!(got.map(|b| b[0]), model.get(&key).copied());
+            }
+            let keys: BTreeSet<String> = reader.keys().try_collect().await.unwrap();
+            prop_assert_eq!(keys, model.keys().cloned().collect::<BTreeSet<_>>());
+
+            // A fresh build of the final contents, in reverse order, has the same root.
+            let mut fresh = Hamt::with_config(s.clone(), Config::new().max_bucket_size(bucket)).unwrap();
+            for (k, v) in model.iter().rev() {
+                fresh.insert(k, vec![*v]).await.unwrap();
+            }
+            prop_assert_eq!(fresh.flush().await.unwrap(), root);
+            Ok(())
+        })?;
+    }
+}

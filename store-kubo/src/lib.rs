@@ -1,0 +1,4 @@
+//! Kubo HTTP RPC writes and gateway reads (planned).
+//!
+//! This crate is a placeholder in the workspace so that its folder, name and place in the
+//! dependency graph are fixed; its issue builds it. It exports nothing yet.

@@ -1,0 +1,1 @@
+//! A persistent block store on sled (being built).

@@ -1,0 +1,163 @@
+//! `cargo xtask`: the project's automation, in Rust so that it needs nothing but cargo.
+//!
+//! - `cargo xtask test [CRATE...]` — prepares what the tests need (a Python ≥ 3.12 venv with
+//!   py-hamt from PyPI) and runs the tests of the named crates, or of the whole workspace.
+//! - `cargo xtask ci` — what `.ci/run` runs: format check, clippy with `-D warnings`, then
+//!   `cargo xtask test`.
+
+use std::env;
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+type Result<T> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("ci") => ci(),
+        Some("python") => python_env().map(|py| println!("{}", py.display())),
+        _ => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str = "usage: cargo xtask <test [CRATE...] | ci | python>
+  test [CRATE...]  run the tests of the named crates (all when none is named), with the
+                   Python peers and services they need
+  ci               cargo fmt --check, clippy -D warnings, then `test`
+  python           create the py-hamt venv and print its interpreter";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn cargo() -> OsString {
+    env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+/// Runs a command in the workspace root, echoing it; fails when it fails.
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {cmd:?}");
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed: {status}"))
+    }
+}
+
+fn ci() -> Result<()> {
+    run(Command::new(cargo()).args(["fmt", "--all", "--check"]))?;
+    run(Command::new(cargo()).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    test(&[])
+}
+
+fn test(crates: &[String]) -> Result<()> {
+    let python = python_env()?;
+    let mut cmd = Command::new(cargo());
+    cmd.arg("test");
+    if crates.is_empty() {
+        cmd.arg("--workspace");
+    } else {
+        for c in crates {
+            cmd.args(["-p", c]);
+        }
+    }
+    cmd.arg("--all-features");
+    cmd.env("HAMT_TEST_PYTHON", &python);
+    cmd.env("PYTHONWARNINGS", "ignore");
+    run(&mut cmd)
+}
+
+/// The interpreter of a venv holding the pinned Python peers, created on first use.
+fn python_env() -> Result<PathBuf> {
+    let dir = root().join("target/xtask/venv");
+    let python = dir.join("bin/python");
+    let requirements = root().join("xtask/requirements.txt");
+    let wanted = fs::read_to_string(&requirements)
+        .map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
+    let stamp = dir.join("installed-requirements.txt");
+    if python.exists() && fs::read_to_string(&stamp).ok().as_deref() == Some(&wanted) {
+        return Ok(python);
+    }
+    let base = find_python312()?;
+    eprintln!("xtask: creating {} with {}", dir.display(), base.display());
+    let _ = fs::remove_dir_all(&dir);
+    run(Command::new(&base).arg("-m").arg("venv").arg(&dir))?;
+    run(Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
+        .arg(&requirements))?;
+    fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+    Ok(python)
+}
+
+/// py-hamt 3.6 needs Python ≥ 3.12; Debian's python3 may be older, so look further: the
+/// `HAMT_PYTHON` variable, `python3.1x` on PATH, then pyenv's interpreters.
+fn find_python312() -> Result<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(p) = env::var_os("HAMT_PYTHON") {
+        candidates.push(p.into());
+    }
+    for minor in (12..=15).rev() {
+        candidates.push(format!("python3.{minor}").into());
+    }
+    candidates.push("python3".into());
+    let pyenv_root = env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| Path::new(&h).join(".pyenv")));
+    if let Some(versions) = pyenv_root.map(|r| r.join("versions"))
+        && let Ok(entries) = fs::read_dir(&versions)
+    {
+        {
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path().join("bin/python3")))
+                .collect();
+            found.sort();
+            candidates.extend(found.into_iter().rev());
+        }
+    }
+    for candidate in &candidates {
+        let ok = Command::new(candidate)
+            .args([
+                "-c",
+                "import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)",
+            ])
+            .env_remove("PYENV_VERSION")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return Ok(candidate.clone());
+        }
+    }
+    Err("no Python >= 3.12 found (py-hamt needs it): install one (e.g. with pyenv) or set HAMT_PYTHON to its path".into())
+}
