@@ -1,0 +1,242 @@
+//! `SledStore` and `CachedStore` against the conformance suite and their own guarantees, on
+//! real sled files in a temporary directory.
+
+// Tests fail by panicking; unwrapping is how they say what broke.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use hamt::test_suite::{self, Corrupter};
+use hamt::{BlockStore, Cid, Codec, Error, Hamt, HamtReader, HashAlg, MemoryStore};
+use hamt_store_sled::{CachedStore, SledStore, SledStoreBuilder, WriteMode};
+
+struct SledCorrupter(SledStore);
+
+#[async_trait]
+impl Corrupter for SledCorrupter {
+    async fn corrupt(&self, cid: &Cid, data: Bytes) {
+        self.0.insert_unchecked(cid, &data).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn sled_conformance() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path().join("db")).unwrap();
+    test_suite::run_all(Arc::new(store.clone()), Some(&SledCorrupter(store))).await;
+}
+
+#[tokio::test]
+async fn sled_conformance_sha256() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStoreBuilder::new(dir.path().join("db"))
+        .hash_alg(HashAlg::Sha2_256)
+        .open()
+        .unwrap();
+    test_suite::run_all(Arc::new(store.clone()), Some(&SledCorrupter(store))).await;
+}
+
+#[tokio::test]
+async fn cached_conformance_write_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = SledStore::open(dir.path().join("db")).unwrap();
+    let store = CachedStore::new(local, MemoryStore::new());
+    test_suite::run_all(Arc::new(store), None).await;
+}
+
+#[tokio::test]
+async fn cached_conformance_write_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = SledStore::open(dir.path().join("db")).unwrap();
+    let store = CachedStore::new(local, MemoryStore::new()).with_mode(WriteMode::WriteBack);
+    test_suite::run_all(Arc::new(store), None).await;
+}
+
+#[tokio::test]
+async fn survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let root = {
+        let store = Arc::new(SledStore::open(&path).unwrap());
+        let mut map = Hamt::new(store.clone());
+        map.extend((0..2000).map(|i| (format!("k{i}"), vec![u8::try_from(i % 251).unwrap()])))
+            .await
+            .unwrap();
+        let root = map.flush().await.unwrap();
+        store.flush().await.unwrap();
+        root
+    };
+    let store = Arc::new(SledStore::open(&path).unwrap());
+    assert!(store.len() > 251, "251 distinct values and the nodes");
+    let reader = HamtReader::open(store, root).await.unwrap();
+    assert_eq!(reader.len().await.unwrap(), 2000);
+    assert_eq!(
+        reader.get("k300").await.unwrap().as_deref(),
+        Some(&[49u8][..])
+    );
+}
+
+#[tokio::test]
+async fn second_open_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let _first = SledStore::open(&path).unwrap();
+    let err = SledStore::open(&path).unwrap_err();
+    assert!(
+        matches!(err, hamt_store_sled::Error::Locked { .. }),
+        "{err:?}"
+    );
+    let as_hamt: Error = err.into();
+    assert!(as_hamt.is_temporary());
+}
+
+#[tokio::test]
+async fn damaged_files_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let store = SledStore::open(&path).unwrap();
+        store
+            .put(Codec::Raw, Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        store.flush().await.unwrap();
+    }
+    // Overwrite every file sled wrote with garbage.
+    for entry in std::fs::read_dir(&path).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            std::fs::write(&p, vec![0xAB; 4096]).unwrap();
+        }
+    }
+    let err = SledStore::open(&path).unwrap_err();
+    assert!(
+        matches!(err, hamt_store_sled::Error::CorruptDatabase { .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn url_parsing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sled:{}", dir.path().join("u").display());
+    let store = SledStore::from_url(&url).unwrap();
+    assert_eq!(store.path(), dir.path().join("u"));
+    assert!(SledStore::from_url(&format!("sled://{}", dir.path().join("v").display())).is_ok());
+    for bad in ["sled:", "mem:", "sledx:/tmp/a", ""] {
+        assert!(
+            matches!(
+                SledStore::from_url(bad),
+                Err(hamt_store_sled::Error::InvalidUrl { .. })
+            ),
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cache_fills_and_serves_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = MemoryStore::new();
+    let root = {
+        let mut map = Hamt::new(Arc::new(remote.clone()));
+        map.extend((0..500).map(|i| (format!("k{i}"), format!("v{i}").into_bytes())))
+            .await
+            .unwrap();
+        map.flush().await.unwrap()
+    };
+    let local = SledStore::open(dir.path().join("db")).unwrap();
+    let store = Arc::new(CachedStore::new(local.clone(), remote));
+    assert_eq!(local.len(), 0);
+    // Online: reading the keys fills the local store.
+    let reader = HamtReader::open(store.clone(), root).await.unwrap();
+    for i in 0..250 {
+        assert!(reader.get(&format!("k{i}")).await.unwrap().is_some());
+    }
+    assert!(!local.is_empty());
+    // Offline: cached keys read, the others fail clearly.
+    store.set_offline(true);
+    let reader = HamtReader::open(store.clone(), root).await.unwrap();
+    for i in 0..250 {
+        assert_eq!(
+            reader.get(&format!("k{i}")).await.unwrap().as_deref(),
+            Some(format!("v{i}").as_bytes())
+        );
+    }
+    let mut offline_misses = 0;
+    for i in 250..500 {
+        match reader.get(&format!("k{i}")).await {
+            Err(Error::Offline { .. }) => offline_misses += 1,
+            Err(e) => panic!("unexpected {e}"),
+            Ok(_) => {}
+        }
+    }
+    assert_eq!(offline_misses, 250, "values of unread keys are not cached");
+}
+
+#[tokio::test]
+async fn write_back_queues_until_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = MemoryStore::new();
+    let local = SledStore::open(dir.path().join("db")).unwrap();
+    let store = Arc::new(CachedStore::new(local, remote.clone()).with_mode(WriteMode::WriteBack));
+    let mut map = Hamt::new(store.clone());
+    map.extend((0..300).map(|i| (format!("k{i}"), format!("v{i}").into_bytes())))
+        .await
+        .unwrap();
+    let root = map.flush().await.unwrap();
+    assert!(
+        remote.is_empty(),
+        "write-back must not touch the remote before sync"
+    );
+    let queued = store.pending().len();
+    assert!(queued > 300);
+
+    store.set_offline(true);
+    assert!(matches!(
+        store.sync().await,
+        Err(Error::NotSupported { .. })
+    ));
+    store.set_offline(false);
+    assert_eq!(store.sync().await.unwrap(), queued);
+    assert!(store.pending().is_empty());
+    let reader = HamtReader::open(Arc::new(remote), root).await.unwrap();
+    assert_eq!(reader.len().await.unwrap(), 300);
+}
+
+#[tokio::test]
+async fn offline_writes_queue_even_in_write_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = MemoryStore::new();
+    let local = SledStore::open(dir.path().join("db")).unwrap();
+    let store = CachedStore::new(local, remote.clone()).with_offline(true);
+    let cid = store
+        .put(Codec::Raw, Bytes::from_static(b"offline"))
+        .await
+        .unwrap();
+    assert!(!remote.has(&cid).await.unwrap());
+    store.set_offline(false);
+    assert_eq!(store.sync().await.unwrap(), 1);
+    assert!(remote.has(&cid).await.unwrap());
+}
+
+#[tokio::test]
+async fn damaged_local_copy_is_refetched() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = MemoryStore::new();
+    let local = SledStore::open(dir.path().join("db")).unwrap();
+    let store = CachedStore::new(local.clone(), remote);
+    let cid = store
+        .put(Codec::Raw, Bytes::from_static(b"good"))
+        .await
+        .unwrap();
+    local.insert_unchecked(&cid, b"bad!").unwrap();
+    assert_eq!(&store.get(&cid).await.unwrap()[..], b"good");
+    assert_eq!(
+        &local.get(&cid).await.unwrap()[..],
+        b"good",
+        "local copy repaired"
+    );
+}
