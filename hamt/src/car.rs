@@ -115,7 +115,13 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
             .filter(|&l| l <= MAX_SECTION)
             .ok_or_else(|| car_err("header too large"))?;
         let mut header = vec![0; len];
-        reader.read_exact(&mut header).await.map_err(io_err)?;
+        reader.read_exact(&mut header).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                car_err("truncated header")
+            } else {
+                io_err(e)
+            }
+        })?;
         let header: Header = serde_ipld_dagcbor::from_slice(&header)
             .map_err(|e| car_err(format!("bad header: {e}")))?;
         if header.version != 1 {
@@ -146,10 +152,13 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
             .filter(|&l| l <= MAX_SECTION)
             .ok_or_else(|| car_err(format!("section of {len} bytes is too large")))?;
         let mut section = vec![0; len];
-        self.reader
-            .read_exact(&mut section)
-            .await
-            .map_err(|e| car_err(format!("truncated section: {e}")))?;
+        self.reader.read_exact(&mut section).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                car_err("truncated section")
+            } else {
+                io_err(e)
+            }
+        })?;
         let mut cursor = std::io::Cursor::new(&section[..]);
         let cid = Cid::read_bytes(&mut cursor).map_err(|e| car_err(format!("bad CID: {e}")))?;
         let start = usize::try_from(cursor.position()).map_err(car_err)?;

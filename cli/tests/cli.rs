@@ -1,0 +1,259 @@
+//! The `hamt` binary end to end, on a real sled database in a temporary directory.
+
+// Tests fail by panicking; unwrapping is how they say what broke.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Env {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Env {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        Self { _dir: dir, root }
+    }
+
+    fn store(&self, name: &str) -> String {
+        format!("sled:{}", self.root.join(name).display())
+    }
+}
+
+fn hamt(store: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hamt"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .env_remove("HAMT_STORE")
+        .output()
+        .unwrap()
+}
+
+fn ok(store: &str, args: &[&str]) -> String {
+    let out = hamt(store, args);
+    assert!(
+        out.status.success(),
+        "hamt {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(store: &str, args: &[&str], code: i32, message: &str) {
+    let out = hamt(store, args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "hamt {args:?}: {stderr}");
+    assert!(
+        stderr.contains(message),
+        "hamt {args:?}: {stderr:?} lacks {message:?}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-data")
+}
+
+fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .replace('\\', "/");
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn import_read_modify_export_round_trip() {
+    let env = Env::new();
+    let store = env.store("db");
+    let root = ok(&store, &["import", sample().to_str().unwrap()])
+        .trim()
+        .to_owned();
+    assert!(root.starts_with("bafyr4i"), "{root}");
+
+    // The same import again gives the same root (content addressing, canonical shape).
+    let again = ok(&store, &["import", sample().to_str().unwrap()]);
+    assert_eq!(again.trim(), root);
+
+    let expected = files_under(&sample());
+    let ls = ok(&store, &["ls", &root]);
+    let keys: Vec<&str> = ls.lines().collect();
+    assert_eq!(
+        keys,
+        expected.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()
+    );
+    assert!(keys.contains(&"temperature/berlin.csv"));
+
+    let got = ok(&store, &["get", &root, "temperature/berlin.csv"]);
+    assert_eq!(
+        got.as_bytes(),
+        std::fs::read(sample().join("temperature/berlin.csv")).unwrap()
+    );
+
+    let root2 = ok(&store, &["put", &root, "new/key.txt", "hello"])
+        .trim()
+        .to_owned();
+    assert_ne!(root2, root);
+    assert_eq!(ok(&store, &["get", &root2, "new/key.txt"]), "hello");
+    let diff = ok(&store, &["diff", &root, &root2]);
+    assert_eq!(diff.trim(), "+ new/key.txt");
+    let root3 = ok(&store, &["rm", &root2, "new/key.txt"]).trim().to_owned();
+    assert_eq!(
+        root3, root,
+        "removing the added key gives the original root back"
+    );
+
+    let out = env.root.join("exported");
+    ok(&store, &["export", &root, out.to_str().unwrap()]);
+    assert_eq!(files_under(&out), expected);
+
+    let stat = ok(&store, &["--json", "stat", &root]);
+    let stat: serde_json::Value = serde_json::from_str(&stat).unwrap();
+    assert_eq!(stat["keys"], expected.len());
+    let value_bytes: usize = expected.iter().map(|(_, v)| v.len()).sum();
+    assert_eq!(stat["value_bytes"], value_bytes);
+    assert_eq!(stat["depth"], 1);
+}
+
+#[test]
+fn car_export_import_into_an_empty_store() {
+    let env = Env::new();
+    let a = env.store("a");
+    let root = ok(&a, &["import", sample().to_str().unwrap()])
+        .trim()
+        .to_owned();
+    let car = env.root.join("out.car");
+    ok(&a, &["export-car", &root, car.to_str().unwrap()]);
+
+    let b = env.store("b");
+    fails(&b, &["ls", &root], 3, "not found");
+    let roots = ok(&b, &["import-car", car.to_str().unwrap()]);
+    assert_eq!(roots.trim(), root);
+    for (key, value) in files_under(&sample()) {
+        assert_eq!(ok(&b, &["get", &root, &key]).as_bytes(), &value[..]);
+    }
+
+    // A damaged CAR is refused.
+    let mut bytes = std::fs::read(&car).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    let bad = env.root.join("bad.car");
+    std::fs::write(&bad, bytes).unwrap();
+    fails(
+        &env.store("c"),
+        &["import-car", bad.to_str().unwrap()],
+        1,
+        "corrupt",
+    );
+}
+
+#[test]
+fn cbor_values_print_as_json() {
+    let env = Env::new();
+    let store = env.store("db");
+    let root = ok(&store, &["new"]).trim().to_owned();
+    // 0xa2 {"a": 1, "b": [true, null]}
+    let value = env.root.join("v.cbor");
+    std::fs::write(
+        &value,
+        [0xa2, 0x61, b'a', 0x01, 0x61, b'b', 0x82, 0xf5, 0xf6],
+    )
+    .unwrap();
+    let root = ok(
+        &store,
+        &["put", &root, "k", "--file", value.to_str().unwrap()],
+    )
+    .trim()
+    .to_owned();
+    let json = ok(&store, &["get", &root, "k", "--cbor-json"]);
+    assert_eq!(json.trim(), r#"{"a":1,"b":[true,null]}"#);
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_exit_codes() {
+    let env = Env::new();
+    let store = env.store("db");
+    let root = ok(&store, &["import", sample().to_str().unwrap()])
+        .trim()
+        .to_owned();
+    fails(&store, &["get", "not-a-cid", "k"], 1, "invalid CID");
+    fails(&store, &["get", &root, "no/such/key"], 3, "not found");
+    fails(&store, &["rm", &root, "no/such/key"], 3, "not found");
+    let missing = "bafyr4iaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    fails(&store, &["ls", missing], 3, "not found");
+    fails(
+        &store,
+        &["import", "/definitely/not/here"],
+        1,
+        "/definitely/not/here",
+    );
+    fails(
+        &store,
+        &["import-car", "/definitely/not/here.car"],
+        1,
+        "here.car",
+    );
+    fails("ftp://x", &["ls", &root], 1, "unknown store URL");
+    // Usage errors are clap's exit code 2.
+    fails(&store, &["get"], 2, "");
+    // A file that is not a CAR.
+    let junk = env.root.join("junk.car");
+    std::fs::write(&junk, b"hello world").unwrap();
+    fails(&store, &["import-car", junk.to_str().unwrap()], 1, "CAR");
+}
+
+#[test]
+fn a_locked_database_is_reported() {
+    let env = Env::new();
+    let store = env.store("db");
+    let _held = hamt_store_sled::SledStore::open(env.root.join("db")).unwrap();
+    fails(&store, &["new"], 1, "locked");
+}
+
+#[test]
+fn export_refuses_keys_that_escape_the_directory() {
+    let env = Env::new();
+    let store = env.store("db");
+    let root = ok(&store, &["new"]).trim().to_owned();
+    let root = ok(&store, &["put", &root, "../escape", "x"])
+        .trim()
+        .to_owned();
+    let out = env.root.join("out");
+    fails(
+        &store,
+        &["export", &root, out.to_str().unwrap()],
+        1,
+        "cannot be exported",
+    );
+    assert!(!env.root.join("escape").exists());
+}
+
+#[test]
+fn mem_store_and_json_output() {
+    let env = Env::new();
+    let out = ok("mem:", &["--json", "import", sample().to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["keys"], files_under(&sample()).len());
+    // The same files give the same root in any store.
+    let sled_root = ok(&env.store("db"), &["import", sample().to_str().unwrap()]);
+    assert_eq!(v["root"], sled_root.trim());
+}
