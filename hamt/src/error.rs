@@ -98,6 +98,22 @@ pub enum Error {
         operation: &'static str,
     },
 
+    /// A backend did not answer in time.
+    #[error("{store} timed out")]
+    Timeout {
+        /// The store's name.
+        store: &'static str,
+    },
+
+    /// A backend refused the credentials (or their absence).
+    #[error("{store} refused access: {reason}")]
+    Unauthorized {
+        /// The store's name.
+        store: &'static str,
+        /// What the backend said.
+        reason: String,
+    },
+
     /// A failure inside a backend (I/O, network, database).
     #[error("{store} backend error: {source}")]
     Backend {
@@ -120,10 +136,11 @@ impl Error {
     pub fn is_temporary(&self) -> bool {
         matches!(
             self,
-            Error::Backend {
-                temporary: true,
-                ..
-            }
+            Error::Timeout { .. }
+                | Error::Backend {
+                    temporary: true,
+                    ..
+                }
         )
     }
 

@@ -350,13 +350,17 @@ impl Hamt {
     async fn materialize(&mut self, hash: &[u8; HASH_LEN], max_depth: usize) -> Result<()> {
         loop {
             let depth = route_depth(&self.root, hash);
-            if depth >= max_depth || depth + 1 >= HASH_LEN {
+            if depth >= max_depth {
                 return Ok(());
             }
             let node = route_mut(&mut self.root, hash, depth);
             let Some(Slot::Link(cid)) = node.get(hash[depth]) else {
                 return Ok(());
             };
+            if depth + 1 >= HASH_LEN {
+                // A well-formed tree is never deeper than the hash is long.
+                return Err(too_deep(*cid));
+            }
             let cid = *cid;
             let child = self.loader.load(&cid).await?;
             let child = Arc::unwrap_or_clone(child);
@@ -457,6 +461,14 @@ impl Hamt {
     }
 }
 
+fn too_deep(cid: Cid) -> Error {
+    Error::decode(
+        "HAMT",
+        Some(cid),
+        "the tree is deeper than the 32-byte key hash allows",
+    )
+}
+
 /// How deep `hash`'s route runs through in-memory nodes.
 fn route_depth(root: &Node, hash: &[u8; HASH_LEN]) -> usize {
     let mut node = root;
@@ -499,7 +511,7 @@ fn insert_in(
             Ok(None)
         }
         Some(Slot::Dirty(child)) => insert_in(child, depth + 1, hash, key, value, max),
-        Some(Slot::Link(_)) => unreachable!("insert_in is only called on materialized routes"),
+        Some(Slot::Link(cid)) => Err(too_deep(*cid)),
         Some(Slot::Bucket(entries)) => match entries.binary_search_by(|e| key_order(&e.key, key)) {
             Ok(i) => Ok(Some(std::mem::replace(&mut entries[i].value, value))),
             Err(i) if entries.len() < max => {

@@ -357,3 +357,42 @@ proptest! {
         })?;
     }
 }
+
+#[tokio::test]
+async fn a_tree_deeper_than_the_hash_is_an_error_not_a_panic() {
+    // A hostile chain of 33 nodes along the route of "x": one more level than a 32-byte hash
+    // can address.
+    let s = store();
+    let hash = blake3::hash(b"x");
+    let hash = hash.as_bytes();
+    let empty: Vec<u8> = [&[0x99u8, 0x01, 0x00][..], &[0xa0; 256]].concat();
+    let mut child = s.put(Codec::DagCbor, empty.into()).await.unwrap();
+    for depth in (0..32).rev() {
+        let mut node = vec![0x99u8, 0x01, 0x00];
+        for slot in 0..=255u8 {
+            if slot == hash[depth] {
+                let cid = child.to_bytes();
+                node.extend_from_slice(&[
+                    0x81,
+                    0xd8,
+                    0x2a,
+                    0x58,
+                    u8::try_from(cid.len() + 1).unwrap(),
+                    0x00,
+                ]);
+                node.extend_from_slice(&cid);
+            } else {
+                node.push(0xa0);
+            }
+        }
+        child = s.put(Codec::DagCbor, node.into()).await.unwrap();
+    }
+    let reader = HamtReader::open(s.clone(), child).await.unwrap();
+    assert!(matches!(reader.get("x").await, Err(Error::Decode { .. })));
+    let mut map = Hamt::open(s.clone(), child).await.unwrap();
+    assert!(matches!(
+        map.insert("x", b"v".to_vec()).await,
+        Err(Error::Decode { .. })
+    ));
+    assert!(matches!(map.remove("x").await, Err(Error::Decode { .. })));
+}

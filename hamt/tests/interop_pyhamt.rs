@@ -40,7 +40,7 @@ fn run_python(args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start the py-hamt peer");
     {
@@ -50,7 +50,11 @@ fn run_python(args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
         }
     }
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "py-hamt peer failed: {args:?}");
+    assert!(
+        out.status.success(),
+        "py-hamt peer failed: {args:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 

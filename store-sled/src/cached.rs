@@ -125,6 +125,60 @@ impl<L: BlockStore, R: BlockStore> CachedStore<L, R> {
         Ok(sent)
     }
 
+    /// Makes the remote store hold every block reachable from `root` (a HAMT's nodes and
+    /// values, or any DAG-CBOR / DAG-PB graph), sending the ones it lacks from the local store.
+    /// Returns how many were sent.
+    ///
+    /// Unlike [`sync`](Self::sync), this does not rely on the in-memory queue, so it also
+    /// recovers writes queued by a process that exited before syncing.
+    ///
+    /// # Errors
+    /// [`Error::NotSupported`] in offline mode; [`Error::NotFound`] for a block neither store
+    /// holds; local or remote failures.
+    pub async fn publish(&self, root: &Cid) -> hamt::Result<usize> {
+        use futures::{StreamExt as _, TryStreamExt as _};
+        if self.is_offline() {
+            return Err(Error::NotSupported {
+                store: "cached",
+                operation: "publish while offline",
+            });
+        }
+        let mut seen = BTreeSet::from([*root]);
+        let mut level = vec![*root];
+        let mut sent = 0;
+        while !level.is_empty() {
+            let mut next = Vec::new();
+            for chunk in level.chunks(256) {
+                let present: Vec<bool> = futures::stream::iter(chunk)
+                    .map(|cid| self.remote.has(cid))
+                    .buffered(self.remote.concurrency().max(1))
+                    .try_collect()
+                    .await?;
+                let blocks = self.local.get_many(chunk).await?;
+                let mut missing = Vec::new();
+                for ((cid, data), present) in chunk.iter().zip(blocks).zip(present) {
+                    for link in hamt::car::links(cid, &data)? {
+                        if seen.insert(link) {
+                            next.push(link);
+                        }
+                    }
+                    if !present {
+                        missing.push((*cid, data));
+                    }
+                }
+                sent += missing.len();
+                let cids: Vec<Cid> = missing.iter().map(|(c, _)| *c).collect();
+                self.remote.put_many_keyed(missing).await?;
+                let mut queue = self.lock_pending();
+                for cid in &cids {
+                    queue.remove(cid);
+                }
+            }
+            level = next;
+        }
+        Ok(sent)
+    }
+
     async fn fetch_remote(&self, cid: &Cid) -> hamt::Result<Bytes> {
         if self.is_offline() {
             return Err(Error::Offline { cid: *cid });

@@ -240,3 +240,40 @@ async fn damaged_local_copy_is_refetched() {
         "local copy repaired"
     );
 }
+
+#[tokio::test]
+async fn publish_recovers_writes_of_a_process_that_never_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let remote = MemoryStore::new();
+    let root = {
+        // A write-back session that exits without sync: the blocks are only local.
+        let local = SledStore::open(&path).unwrap();
+        let store = Arc::new(
+            CachedStore::new(local.clone(), remote.clone()).with_mode(WriteMode::WriteBack),
+        );
+        let mut map = Hamt::new(store);
+        map.extend((0..400).map(|i| (format!("k{i}"), format!("v{i}").into_bytes())))
+            .await
+            .unwrap();
+        let root = map.flush().await.unwrap();
+        local.flush().await.unwrap();
+        root
+    };
+    assert!(remote.is_empty());
+    let store = CachedStore::new(SledStore::open(&path).unwrap(), remote.clone());
+    assert!(store.pending().is_empty(), "a new process has no queue");
+    let sent = store.publish(&root).await.unwrap();
+    assert_eq!(sent, remote.len());
+    assert!(sent > 400);
+    assert_eq!(
+        store.publish(&root).await.unwrap(),
+        0,
+        "nothing left to send"
+    );
+    let reader = HamtReader::open(Arc::new(remote), root).await.unwrap();
+    assert_eq!(
+        reader.get("k399").await.unwrap().as_deref(),
+        Some(&b"v399"[..])
+    );
+}
