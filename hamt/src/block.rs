@@ -2,6 +2,7 @@
 
 use std::str::FromStr;
 
+use bytes::Bytes;
 use cid::Cid;
 use multihash::Multihash;
 use sha2::Digest as _;
@@ -102,6 +103,48 @@ impl FromStr for HashAlg {
                 "unknown hash function {other:?} (expected blake3 or sha2-256)"
             ))),
         }
+    }
+}
+
+/// A block whose CID is known to match its bytes: made by hashing them, or by checking them.
+/// Stores can take a `Block` without verifying it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    cid: Cid,
+    data: Bytes,
+}
+
+impl Block {
+    /// Hashes `data` into a CIDv1 of `codec`.
+    pub fn new(hash_alg: HashAlg, codec: Codec, data: Bytes) -> Self {
+        Self {
+            cid: hash_alg.cid(codec, &data),
+            data,
+        }
+    }
+
+    /// Checks that `data` hashes to `cid`.
+    ///
+    /// # Errors
+    /// As [`verify`].
+    pub fn verified(cid: Cid, data: Bytes) -> Result<Self> {
+        verify(&cid, &data)?;
+        Ok(Self { cid, data })
+    }
+
+    /// The CID.
+    pub fn cid(&self) -> &Cid {
+        &self.cid
+    }
+
+    /// The bytes.
+    pub fn data(&self) -> &Bytes {
+        &self.data
+    }
+
+    /// The CID and the bytes.
+    pub fn into_parts(self) -> (Cid, Bytes) {
+        (self.cid, self.data)
     }
 }
 

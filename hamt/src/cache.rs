@@ -1,11 +1,11 @@
 //! A node cache bounded by bytes, shared by every handle on the same tree.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use cid::Cid;
 
 use crate::error::Result;
+use crate::link::{FastMap, Link};
 use crate::node::Node;
 use crate::store::BlockStore;
 
@@ -21,9 +21,9 @@ pub(crate) struct NodeCache {
 
 #[derive(Debug, Default)]
 struct Generations {
-    young: HashMap<Cid, (Arc<Node>, usize)>,
+    young: FastMap<Link, (Arc<Node>, usize)>,
     young_bytes: usize,
-    old: HashMap<Cid, (Arc<Node>, usize)>,
+    old: FastMap<Link, (Arc<Node>, usize)>,
 }
 
 impl NodeCache {
@@ -39,17 +39,17 @@ impl NodeCache {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn get(&self, cid: &Cid) -> Option<Arc<Node>> {
+    pub(crate) fn get(&self, cid: &Link) -> Option<Arc<Node>> {
         let mut g = self.lock();
         if let Some((node, _)) = g.young.get(cid) {
             return Some(node.clone());
         }
         let (node, size) = g.old.remove(cid)?;
-        g.insert(*cid, node.clone(), size, self.budget);
+        g.insert(cid.clone(), node.clone(), size, self.budget);
         Some(node)
     }
 
-    pub(crate) fn insert(&self, cid: Cid, node: Arc<Node>) {
+    pub(crate) fn insert(&self, cid: Link, node: Arc<Node>) {
         let size = node.mem_size();
         if size > self.budget / 2 {
             return;
@@ -69,7 +69,7 @@ impl NodeCache {
 }
 
 impl Generations {
-    fn insert(&mut self, cid: Cid, node: Arc<Node>, size: usize, budget: usize) {
+    fn insert(&mut self, cid: Link, node: Arc<Node>, size: usize, budget: usize) {
         if self.young.insert(cid, (node, size)).is_none() {
             self.young_bytes += size;
         }
@@ -88,18 +88,24 @@ pub(crate) struct Loader {
 }
 
 impl Loader {
-    pub(crate) async fn load(&self, cid: &Cid) -> Result<Arc<Node>> {
-        if let Some(node) = self.cache.get(cid) {
+    pub(crate) async fn load(&self, link: &Link) -> Result<Arc<Node>> {
+        if let Some(node) = self.cache.get(link) {
             return Ok(node);
         }
-        let bytes = self.store.get(cid).await?;
-        let node = Arc::new(Node::decode(&bytes, Some(*cid))?);
-        self.cache.insert(*cid, node.clone());
+        let cid = link.to_cid();
+        let bytes = self.store.get(&cid).await?;
+        let node = Arc::new(Node::decode(&bytes, Some(cid))?);
+        self.cache.insert(link.clone(), node.clone());
         Ok(node)
     }
 
+    /// Loads a node named by a full CID (a root).
+    pub(crate) async fn load_cid(&self, cid: &Cid) -> Result<Arc<Node>> {
+        self.load(&Link::from_cid(cid)).await
+    }
+
     /// Loads several nodes with the store's concurrency.
-    pub(crate) async fn load_many(&self, cids: &[Cid]) -> Result<Vec<Arc<Node>>> {
+    pub(crate) async fn load_many(&self, cids: &[Link]) -> Result<Vec<Arc<Node>>> {
         use futures::{StreamExt as _, TryStreamExt as _};
         futures::stream::iter(cids)
             .map(|cid| self.load(cid))

@@ -8,6 +8,7 @@ use futures::Stream;
 
 use crate::cache::{Loader, NodeCache};
 use crate::error::Result;
+use crate::link::Link;
 use crate::node::{Entry, Node, Slot, key_order};
 use crate::store::BlockStore;
 use crate::tree;
@@ -60,7 +61,7 @@ impl Change {
 pub fn diff(store: Arc<dyn BlockStore>, old: Cid, new: Cid) -> impl Stream<Item = Result<Change>> {
     struct State {
         loader: Loader,
-        work: Vec<(Cid, Cid)>,
+        work: Vec<(Link, Link)>,
         ready: VecDeque<Change>,
     }
     let state = State {
@@ -68,7 +69,11 @@ pub fn diff(store: Arc<dyn BlockStore>, old: Cid, new: Cid) -> impl Stream<Item 
             store,
             cache: Arc::new(NodeCache::new(16 << 20)),
         },
-        work: if old == new { vec![] } else { vec![(old, new)] },
+        work: if old == new {
+            vec![]
+        } else {
+            vec![(Link::from_cid(&old), Link::from_cid(&new))]
+        },
         ready: VecDeque::new(),
     };
     futures::stream::try_unfold(state, |mut st| async move {
@@ -86,7 +91,7 @@ pub fn diff(store: Arc<dyn BlockStore>, old: Cid, new: Cid) -> impl Stream<Item 
                     (None, None) => {}
                     (Some(Slot::Link(x)), Some(Slot::Link(y))) => {
                         if x != y {
-                            st.work.push((*x, *y));
+                            st.work.push((x.clone(), y.clone()));
                         }
                     }
                     (x, y) => {
@@ -103,7 +108,7 @@ pub fn diff(store: Arc<dyn BlockStore>, old: Cid, new: Cid) -> impl Stream<Item 
 async fn slot_entries(slot: Option<&Slot>, loader: &Loader) -> Result<Vec<Entry>> {
     let mut entries = match slot {
         None => Vec::new(),
-        Some(Slot::Bucket(e)) => e.clone(),
+        Some(Slot::Bucket(b)) => b.entries().collect(),
         Some(Slot::Link(cid)) => {
             let node: Arc<Node> = loader.load(cid).await?;
             tree::collect(&node, usize::MAX, loader)
@@ -134,7 +139,7 @@ fn compare(old: Vec<Entry>, new: Vec<Entry>, out: &mut VecDeque<Change>) {
                 if let Some(o) = old.next() {
                     out.push_back(Change::Removed {
                         key: o.key.into_string(),
-                        value: o.value,
+                        value: o.value.to_cid(),
                     });
                 }
             }
@@ -142,7 +147,7 @@ fn compare(old: Vec<Entry>, new: Vec<Entry>, out: &mut VecDeque<Change>) {
                 if let Some(n) = new.next() {
                     out.push_back(Change::Added {
                         key: n.key.into_string(),
-                        value: n.value,
+                        value: n.value.to_cid(),
                     });
                 }
             }
@@ -152,8 +157,8 @@ fn compare(old: Vec<Entry>, new: Vec<Entry>, out: &mut VecDeque<Change>) {
                 {
                     out.push_back(Change::Modified {
                         key: o.key.into_string(),
-                        old: o.value,
-                        new: n.value,
+                        old: o.value.to_cid(),
+                        new: n.value.to_cid(),
                     });
                 }
             }

@@ -8,12 +8,14 @@ use futures::Stream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::block::{Codec, HashAlg};
+use crate::block::{Block, Codec, HashAlg};
+use crate::bucket::{Bucket, Insert};
 use crate::cache::{Loader, NodeCache};
 use crate::error::{Error, Result};
-use crate::node::{Entry, HASH_LEN, Node, Slot, key_hash, key_order};
+use crate::link::Link;
+use crate::node::{Entry, HASH_LEN, Node, Slot, key_hash};
 use crate::store::BlockStore;
-use crate::tree::{self, NodeRef, Stats};
+use crate::tree::{self, NodeRef, Stats, too_deep};
 
 /// Tuning knobs of a HAMT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,9 +56,9 @@ impl Config {
     }
 
     fn validate(self) -> Result<Self> {
-        if self.max_bucket_size == 0 {
+        if !(1..=255).contains(&self.max_bucket_size) {
             return Err(Error::InvalidConfig(
-                "max_bucket_size must be at least 1".into(),
+                "max_bucket_size must be between 1 and 255".into(),
             ));
         }
         Ok(self)
@@ -94,6 +96,8 @@ pub struct Hamt {
     root_cid: Option<Cid>,
     /// Number of keys, when known without a walk.
     len: Option<u64>,
+    /// Inserts and removes since the last flush: a cheap measure of the flush's work.
+    changes: usize,
 }
 
 impl Hamt {
@@ -156,6 +160,7 @@ impl Hamt {
             root,
             root_cid,
             len,
+            changes: 0,
         }
     }
 
@@ -254,10 +259,12 @@ impl Hamt {
             0,
             &hash,
             key,
-            value,
+            Link::from_cid(&value),
             self.config.max_bucket_size,
-        )?;
+        )?
+        .map(|l| l.to_cid());
         self.root_cid = None;
+        self.changes += 1;
         if old.is_none() {
             self.len = self.len.map(|n| n + 1);
         }
@@ -320,29 +327,34 @@ impl Hamt {
             // The subtree at `depth` now holds few enough keys to be a bucket of its parent.
             self.materialize(&hash, depth - 1).await?;
             entries.retain(|e| &*e.key != key);
-            entries.sort_by(|a, b| key_order(&a.key, &b.key));
             let parent = route_mut(&mut self.root, &hash, depth - 1);
             let index = hash[depth - 1];
             if entries.is_empty() {
                 parent.clear(index);
             } else {
-                parent.set(index, Slot::Bucket(entries));
+                parent.set(index, Slot::Bucket(Bucket::from_entries(entries)));
             }
         } else {
             self.materialize(&hash, HASH_LEN).await?;
             let depth = route_depth(&self.root, &hash);
             let node = route_mut(&mut self.root, &hash, depth);
             let index = hash[depth];
-            if let Some(Slot::Bucket(entries)) = node.get_mut(index) {
-                entries.retain(|e| &*e.key != key);
-                if entries.is_empty() {
+            let rest = match node.get(index) {
+                Some(Slot::Bucket(bucket)) => bucket.remove(key).map(|(_, rest)| rest),
+                _ => None,
+            };
+            match rest {
+                Some(Some(bucket)) => node.set(index, Slot::Bucket(bucket)),
+                Some(None) => {
                     node.clear(index);
                 }
+                None => {}
             }
         }
         self.root_cid = None;
+        self.changes += 1;
         self.len = self.len.map(|n| n.saturating_sub(1));
-        Ok(Some(old))
+        Ok(Some(old.to_cid()))
     }
 
     /// Replaces the stored nodes along `hash`'s route, down to `max_depth`, with editable
@@ -354,15 +366,15 @@ impl Hamt {
                 return Ok(());
             }
             let node = route_mut(&mut self.root, hash, depth);
-            let Some(Slot::Link(cid)) = node.get(hash[depth]) else {
+            let Some(Slot::Link(link)) = node.get(hash[depth]) else {
                 return Ok(());
             };
             if depth + 1 >= HASH_LEN {
                 // A well-formed tree is never deeper than the hash is long.
-                return Err(too_deep(*cid));
+                return Err(too_deep(Some(link.to_cid())));
             }
-            let cid = *cid;
-            let child = self.loader.load(&cid).await?;
+            let link = link.clone();
+            let child = self.loader.load(&link).await?;
             let child = Arc::unwrap_or_clone(child);
             let node = route_mut(&mut self.root, hash, depth);
             node.set(hash[depth], Slot::Dirty(Box::new(child)));
@@ -426,13 +438,44 @@ impl Hamt {
             return Ok(cid);
         }
         let hash_alg = self.loader.store.hash_alg();
-        let mut blocks = Vec::new();
-        let root = encode_tree(&self.root, hash_alg, &mut blocks);
-        let cids: Vec<Cid> = blocks.iter().map(|(cid, _)| *cid).collect();
-        self.loader.store.put_many_keyed(blocks).await?;
-        let mut cids = cids.into_iter();
-        seal(&mut self.root, &mut cids, &self.loader.cache);
+        let store = self.loader.store.clone();
+        // Links in the order `seal` consumes them: each subtree's nodes children first.
+        let mut links: Vec<Link> = Vec::new();
+        let mut child_links: Vec<Link> = Vec::new();
+        // The root's changed subtrees are encoded a window at a time, on all cores, and
+        // stored before the next window, so memory holds one window's blocks, not the tree's.
+        let children: Vec<&Node> = self
+            .root
+            .slots()
+            .filter_map(|s| match s {
+                Slot::Dirty(child) => Some(&**child),
+                _ => None,
+            })
+            .collect();
+        let parallel = self.changes >= PARALLEL_FLUSH_CHANGES;
+        for window in children.chunks(FLUSH_WINDOW) {
+            let mut batch = Vec::new();
+            for (blocks, link) in encode_subtrees(window, hash_alg, parallel) {
+                links.extend(blocks.iter().map(|b| Link::from_cid(b.cid())));
+                batch.extend(blocks);
+                child_links.push(link);
+            }
+            store.put_blocks(batch).await?;
+        }
+        let mut child_links = child_links.into_iter();
+        let bytes = self.root.encode_with(|_| {
+            child_links
+                .next()
+                .unwrap_or_else(|| unreachable!("one link per dirty child"))
+        });
+        let root_block = Block::new(hash_alg, Codec::DagCbor, Bytes::from(bytes));
+        let root = *root_block.cid();
+        links.push(Link::from_cid(&root));
+        store.put_blocks(vec![root_block]).await?;
+        let mut links = links.into_iter();
+        seal(&mut self.root, &mut links, &self.loader.cache);
         self.root_cid = Some(root);
+        self.changes = 0;
         Ok(root)
     }
 
@@ -459,14 +502,6 @@ impl Hamt {
     pub fn cache_bytes(&self) -> usize {
         self.loader.cache.bytes()
     }
-}
-
-fn too_deep(cid: Cid) -> Error {
-    Error::decode(
-        "HAMT",
-        Some(cid),
-        "the tree is deeper than the 32-byte key hash allows",
-    )
 }
 
 /// How deep `hash`'s route runs through in-memory nodes.
@@ -497,33 +532,22 @@ fn insert_in(
     depth: usize,
     hash: &[u8; HASH_LEN],
     key: &str,
-    value: Cid,
+    value: Link,
     max: usize,
-) -> Result<Option<Cid>> {
+) -> Result<Option<Link>> {
     let index = hash[depth];
     match node.get_mut(index) {
         None => {
-            let entry = Entry {
-                key: key.into(),
-                value,
-            };
-            node.set(index, Slot::Bucket(vec![entry]));
+            node.set(index, Slot::Bucket(Bucket::single(key, &value)));
             Ok(None)
         }
         Some(Slot::Dirty(child)) => insert_in(child, depth + 1, hash, key, value, max),
-        Some(Slot::Link(cid)) => Err(too_deep(*cid)),
-        Some(Slot::Bucket(entries)) => match entries.binary_search_by(|e| key_order(&e.key, key)) {
-            Ok(i) => Ok(Some(std::mem::replace(&mut entries[i].value, value))),
-            Err(i) if entries.len() < max => {
-                let entry = Entry {
-                    key: key.into(),
-                    value,
-                };
-                entries.insert(i, entry);
-                Ok(None)
-            }
-            Err(_) => {
-                let mut all = entries.clone();
+        Some(Slot::Link(link)) => Err(too_deep(Some(link.to_cid()))),
+        Some(Slot::Bucket(bucket)) => match bucket.insert(key, &value, max) {
+            Insert::Replaced(old) => Ok(Some(old)),
+            Insert::Added => Ok(None),
+            Insert::Full => {
+                let mut all: Vec<Entry> = bucket.entries().collect();
                 all.push(Entry {
                     key: key.into(),
                     value,
@@ -549,15 +573,16 @@ fn build(entries: Vec<Entry>, depth: usize, max: usize) -> Result<Node> {
         .into_iter()
         .map(|e| (key_hash(&e.key)[depth], e))
         .collect();
-    groups.sort_by(|(a, ea), (b, eb)| a.cmp(b).then_with(|| key_order(&ea.key, &eb.key)));
+    groups.sort_by_key(|(index, _)| *index);
     let mut node = Node::default();
-    let mut rest = groups.as_slice();
-    while let Some(&(index, _)) = rest.first() {
-        let n = rest.iter().take_while(|(i, _)| *i == index).count();
-        let group: Vec<Entry> = rest[..n].iter().map(|(_, e)| e.clone()).collect();
-        rest = &rest[n..];
+    let mut groups = groups.into_iter().peekable();
+    while let Some((index, first)) = groups.next() {
+        let mut group = vec![first];
+        while let Some((_, e)) = groups.next_if(|(i, _)| *i == index) {
+            group.push(e);
+        }
         let slot = if group.len() <= max {
-            Slot::Bucket(group)
+            Slot::Bucket(Bucket::from_entries(group))
         } else {
             Slot::Dirty(Box::new(build(group, depth + 1, max)?))
         };
@@ -566,25 +591,63 @@ fn build(entries: Vec<Entry>, depth: usize, max: usize) -> Result<Node> {
     Ok(node)
 }
 
-/// Encodes `node` and its dirty descendants, children first, appending `(cid, bytes)` to
-/// `out`; returns the CID of `node`.
-fn encode_tree(node: &Node, hash_alg: HashAlg, out: &mut Vec<(Cid, Bytes)>) -> Cid {
+/// Encodes `node` and its dirty descendants, children first, appending the blocks to `out`;
+/// returns the link to `node`.
+fn encode_tree(node: &Node, hash_alg: HashAlg, out: &mut Vec<Block>) -> Link {
     let bytes = node.encode_with(|child| encode_tree(child, hash_alg, out));
-    let cid = hash_alg.cid(Codec::DagCbor, &bytes);
-    out.push((cid, Bytes::from(bytes)));
-    cid
+    let block = Block::new(hash_alg, Codec::DagCbor, Bytes::from(bytes));
+    let link = Link::from_cid(block.cid());
+    out.push(block);
+    link
+}
+
+/// How many of the root's changed subtrees [`Hamt::flush`] encodes before storing them.
+const FLUSH_WINDOW: usize = 16;
+
+/// Below this many changes a flush is too small to gain from more threads.
+const PARALLEL_FLUSH_CHANGES: usize = 10_000;
+
+/// Encodes each subtree (see [`encode_tree`]), spread over the available cores when
+/// `parallel`.
+fn encode_subtrees(nodes: &[&Node], hash_alg: HashAlg, parallel: bool) -> Vec<(Vec<Block>, Link)> {
+    let encode = |node: &Node| {
+        let mut blocks = Vec::new();
+        let link = encode_tree(node, hash_alg, &mut blocks);
+        (blocks, link)
+    };
+    let threads = if parallel {
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .min(nodes.len())
+    } else {
+        1
+    };
+    if threads <= 1 {
+        return nodes.iter().map(|n| encode(n)).collect();
+    }
+    let per_thread = nodes.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = nodes
+            .chunks(per_thread)
+            .map(|chunk| scope.spawn(move || chunk.iter().map(|n| encode(n)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 /// Replaces dirty children with links, consuming CIDs in the order `encode_tree` made them,
 /// and moves the now clean nodes into the cache.
-fn seal(node: &mut Node, cids: &mut impl Iterator<Item = Cid>, cache: &NodeCache) {
+fn seal(node: &mut Node, cids: &mut impl Iterator<Item = Link>, cache: &NodeCache) {
     for slot in node.slots_mut() {
         if let Slot::Dirty(child) = slot {
             seal(child, cids, cache);
             let Some(cid) = cids.next() else {
                 unreachable!("encode_tree made one CID per dirty node")
             };
-            if let Slot::Dirty(child) = std::mem::replace(slot, Slot::Link(cid)) {
+            if let Slot::Dirty(child) = std::mem::replace(slot, Slot::Link(cid.clone())) {
                 cache.insert(cid, Arc::new(*child));
             }
         }
@@ -637,7 +700,7 @@ impl HamtReader {
             store,
             cache: Arc::new(NodeCache::new(config.cache_bytes)),
         };
-        let node = loader.load(&root).await?;
+        let node = loader.load_cid(&root).await?;
         Ok(Self { loader, root, node })
     }
 

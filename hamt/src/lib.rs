@@ -1,18 +1,20 @@
 #![doc = include_str!("../README.md")]
 
 mod block;
+mod bucket;
 mod cache;
 pub mod car;
 mod diff;
 mod error;
 mod hamt;
+mod link;
 mod node;
 mod store;
 #[cfg(feature = "test-suite")]
 pub mod test_suite;
 mod tree;
 
-pub use crate::block::{Codec, HashAlg, parse_cid, verify};
+pub use crate::block::{Block, Codec, HashAlg, parse_cid, verify};
 pub use crate::diff::{Change, diff};
 pub use crate::error::{BoxError, Error, Result};
 pub use crate::hamt::{Config, Hamt, HamtReader};

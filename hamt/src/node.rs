@@ -11,11 +11,12 @@
 //! Encoding and decoding are written by hand for this fixed shape: it is the hot path of
 //! every HAMT operation, and the output is checked against `serde_ipld_dagcbor` in tests.
 
-use std::cmp::Ordering;
-
 use cid::Cid;
 
+use crate::bucket::Bucket;
+pub(crate) use crate::bucket::key_order;
 use crate::error::{Error, Result};
+use crate::link::Link;
 
 /// Number of slots in a node (8 bits of the key hash per level).
 pub(crate) const WIDTH: usize = 256;
@@ -28,27 +29,20 @@ pub(crate) fn key_hash(key: &str) -> [u8; HASH_LEN] {
     *blake3::hash(key.as_bytes()).as_bytes()
 }
 
-/// DAG-CBOR's map key order: shorter keys first, then bytewise.
-pub(crate) fn key_order(a: &str, b: &str) -> Ordering {
-    a.len()
-        .cmp(&b.len())
-        .then_with(|| a.as_bytes().cmp(b.as_bytes()))
-}
-
 /// One key of a bucket and the CID of its value block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
     pub(crate) key: Box<str>,
-    pub(crate) value: Cid,
+    pub(crate) value: Link,
 }
 
 /// An occupied slot.
 #[derive(Debug, Clone)]
 pub(crate) enum Slot {
-    /// Entries sorted in DAG-CBOR key order; never empty.
-    Bucket(Vec<Entry>),
+    /// Entries in DAG-CBOR key order; never empty.
+    Bucket(Bucket),
     /// A child node as stored.
-    Link(Cid),
+    Link(Link),
     /// A child node changed since the last flush.
     Dirty(Box<Node>),
 }
@@ -136,9 +130,9 @@ impl Node {
     pub(crate) fn mem_size(&self) -> usize {
         let mut size = std::mem::size_of::<Self>() + self.slots.capacity() * size_of::<Slot>();
         for slot in &self.slots {
-            if let Slot::Bucket(entries) = slot {
-                size += entries.capacity() * size_of::<Entry>();
-                size += entries.iter().map(|e| e.key.len()).sum::<usize>();
+            if let Slot::Bucket(bucket) = slot {
+                // The allocator's per-allocation overhead included.
+                size += bucket.byte_len() + 16;
             }
         }
         size
@@ -146,7 +140,7 @@ impl Node {
 
     /// Encodes the node as DAG-CBOR. `child_cid` gives the CID of each inline (dirty) child;
     /// it is only called for [`Slot::Dirty`] slots.
-    pub(crate) fn encode_with(&self, mut child_cid: impl FnMut(&Node) -> Cid) -> Vec<u8> {
+    pub(crate) fn encode_with(&self, mut child_cid: impl FnMut(&Node) -> Link) -> Vec<u8> {
         let mut out = Vec::with_capacity(3 + WIDTH + self.slots.len() * 64);
         out.extend_from_slice(&[0x99, 0x01, 0x00]); // array(256)
         let mut slots = self.slots.iter();
@@ -157,21 +151,21 @@ impl Node {
             }
             let Some(slot) = slots.next() else { break };
             match slot {
-                Slot::Bucket(entries) => {
-                    write_header(&mut out, 5, entries.len() as u64);
-                    for entry in entries {
+                Slot::Bucket(bucket) => {
+                    write_header(&mut out, 5, bucket.len() as u64);
+                    for entry in bucket.iter() {
                         write_header(&mut out, 3, entry.key.len() as u64);
                         out.extend_from_slice(entry.key.as_bytes());
-                        write_cid(&mut out, &entry.value);
+                        write_cid_bytes(&mut out, entry.cid);
                     }
                 }
-                Slot::Link(cid) => {
+                Slot::Link(link) => {
                     out.push(0x81);
-                    write_cid(&mut out, cid);
+                    write_link(&mut out, link);
                 }
                 Slot::Dirty(child) => {
                     out.push(0x81);
-                    write_cid(&mut out, &child_cid(child));
+                    write_link(&mut out, &child_cid(child));
                 }
             }
         }
@@ -198,27 +192,20 @@ impl Node {
             match major {
                 5 if len == 0 => {}
                 5 => {
-                    let count = usize::try_from(len).map_err(|_| err("bucket too large"))?;
-                    if count > r.remaining() {
-                        return Err(err("bucket longer than the block"));
-                    }
-                    let mut entries = Vec::with_capacity(count);
+                    let count =
+                        u8::try_from(len).map_err(|_| err("bucket of more than 255 keys"))?;
+                    let mut entries = Vec::with_capacity(usize::from(count));
                     for _ in 0..count {
                         let key = r.text().map_err(err)?;
-                        let value = r.cid().map_err(err)?;
-                        entries.push(Entry {
-                            key: key.into(),
-                            value,
-                        });
+                        let cid = r.cid_bytes().map_err(err)?;
+                        entries.push((key, cid));
                     }
-                    entries.sort_by(|a, b| key_order(&a.key, &b.key));
-                    if entries.windows(2).any(|w| w[0].key == w[1].key) {
-                        return Err(err("duplicate key in a bucket"));
-                    }
-                    node.set(index, Slot::Bucket(entries));
+                    let bucket = Bucket::from_decoded(entries)
+                        .ok_or_else(|| err("duplicate key in a bucket"))?;
+                    node.set(index, Slot::Bucket(bucket));
                 }
                 4 if len == 1 => {
-                    let link = r.cid().map_err(err)?;
+                    let link = r.link().map_err(err)?;
                     node.set(index, Slot::Link(link));
                 }
                 _ => return Err(err("a slot is neither a bucket nor a link")),
@@ -253,12 +240,18 @@ fn write_header(out: &mut Vec<u8>, major: u8, len: u64) {
     }
 }
 
-fn write_cid(out: &mut Vec<u8>, cid: &Cid) {
-    let bytes = cid.to_bytes();
+fn write_cid_bytes(out: &mut Vec<u8>, cid: &[u8]) {
     out.extend_from_slice(&[0xd8, 0x2a]); // tag 42
-    write_header(out, 2, bytes.len() as u64 + 1);
+    write_header(out, 2, cid.len() as u64 + 1);
     out.push(0x00); // multibase identity prefix
-    out.extend_from_slice(&bytes);
+    out.extend_from_slice(cid);
+}
+
+fn write_link(out: &mut Vec<u8>, link: &Link) {
+    out.extend_from_slice(&[0xd8, 0x2a]); // tag 42
+    write_header(out, 2, link.encoded_len() as u64 + 1);
+    out.push(0x00); // multibase identity prefix
+    link.write_bytes(out);
 }
 
 struct Reader<'a> {
@@ -316,14 +309,30 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.take(len)?).map_err(|_| "bucket key is not UTF-8")
     }
 
-    fn cid(&mut self) -> Result<Cid, &'static str> {
+    /// The binary form of a CID, checked to parse.
+    fn cid_bytes(&mut self) -> Result<&'a [u8], &'static str> {
         if self.take(2)? != [0xd8, 0x2a] {
             return Err("expected a CID (tag 42)");
         }
         let len = self.len(2, "CID is not a byte string")?;
         let bytes = self.take(len)?;
         match bytes.split_first() {
-            Some((0, cid)) => Cid::try_from(cid).map_err(|_| "invalid CID"),
+            Some((0, cid)) => {
+                Link::from_bytes(cid).map_err(|_| "invalid CID")?;
+                Ok(cid)
+            }
+            _ => Err("CID lacks the identity multibase prefix"),
+        }
+    }
+
+    fn link(&mut self) -> Result<Link, &'static str> {
+        if self.take(2)? != [0xd8, 0x2a] {
+            return Err("expected a CID (tag 42)");
+        }
+        let len = self.len(2, "CID is not a byte string")?;
+        let bytes = self.take(len)?;
+        match bytes.split_first() {
+            Some((0, cid)) => Link::from_bytes(cid).map_err(|_| "invalid CID"),
             _ => Err("CID lacks the identity multibase prefix"),
         }
     }
@@ -338,8 +347,8 @@ mod tests {
     use super::*;
     use crate::block::{Codec, HashAlg};
 
-    fn cid(n: u8) -> Cid {
-        HashAlg::Blake3.cid(Codec::Raw, &[n])
+    fn cid(n: u8) -> Link {
+        Link::from_cid(&HashAlg::Blake3.cid(Codec::Raw, &[n]))
     }
 
     /// The node as an IPLD value, built the way py-hamt builds it.
@@ -347,13 +356,13 @@ mod tests {
         let mut list = vec![Ipld::Map(BTreeMap::new()); WIDTH];
         for (i, slot) in node.indexed_slots() {
             list[usize::from(i)] = match slot {
-                Slot::Bucket(entries) => Ipld::Map(
-                    entries
-                        .iter()
-                        .map(|e| (e.key.to_string(), Ipld::Link(e.value)))
+                Slot::Bucket(bucket) => Ipld::Map(
+                    bucket
+                        .entries()
+                        .map(|e| (e.key.to_string(), Ipld::Link(e.value.to_cid())))
                         .collect(),
                 ),
-                Slot::Link(c) => Ipld::List(vec![Ipld::Link(*c)]),
+                Slot::Link(c) => Ipld::List(vec![Ipld::Link(c.to_cid())]),
                 Slot::Dirty(_) => unreachable!(),
             };
         }
@@ -371,7 +380,7 @@ mod tests {
         keys.sort_by(|a, b| key_order(a, b));
         node.set(
             3,
-            Slot::Bucket(
+            Slot::Bucket(Bucket::from_entries(
                 keys.iter()
                     .enumerate()
                     .map(|(i, k)| Entry {
@@ -379,17 +388,11 @@ mod tests {
                         value: cid(u8::try_from(i).unwrap()),
                     })
                     .collect(),
-            ),
+            )),
         );
         node.set(0, Slot::Link(cid(9)));
         node.set(255, Slot::Link(cid(10)));
-        node.set(
-            128,
-            Slot::Bucket(vec![Entry {
-                key: "é".into(),
-                value: cid(11),
-            }]),
-        );
+        node.set(128, Slot::Bucket(Bucket::single("é", &cid(11))));
         node
     }
 

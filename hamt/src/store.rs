@@ -1,6 +1,5 @@
 //! The [`BlockStore`] trait every backend implements, and [`MemoryStore`].
 
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, RwLock};
 
@@ -9,8 +8,9 @@ use bytes::Bytes;
 use cid::Cid;
 use futures::{StreamExt as _, TryStreamExt as _, stream};
 
-use crate::block::{Codec, HashAlg, verify};
+use crate::block::{Block, Codec, HashAlg, verify};
 use crate::error::{Error, Result};
+use crate::link::{FastMap, Link};
 
 /// How many requests the default batch methods keep in flight.
 pub const DEFAULT_CONCURRENCY: usize = 32;
@@ -100,6 +100,17 @@ pub trait BlockStore: Debug + Send + Sync + 'static {
             .await
     }
 
+    /// Stores blocks whose CIDs are known to be right (see [`Block`]); stores may skip
+    /// verification. The default verifies anyway, through
+    /// [`put_many_keyed`](Self::put_many_keyed).
+    ///
+    /// # Errors
+    /// The first failure; blocks stored before it stay stored.
+    async fn put_blocks(&self, blocks: Vec<Block>) -> Result<()> {
+        self.put_many_keyed(blocks.into_iter().map(Block::into_parts).collect())
+            .await
+    }
+
     /// Fetches many blocks, [`concurrency`](Self::concurrency) at a time, in input order.
     ///
     /// # Errors
@@ -143,6 +154,9 @@ impl<S: BlockStore + ?Sized> BlockStore for Arc<S> {
     async fn put_many_keyed(&self, blocks: Vec<(Cid, Bytes)>) -> Result<()> {
         (**self).put_many_keyed(blocks).await
     }
+    async fn put_blocks(&self, blocks: Vec<Block>) -> Result<()> {
+        (**self).put_blocks(blocks).await
+    }
     async fn get_many(&self, cids: &[Cid]) -> Result<Vec<Bytes>> {
         (**self).get_many(cids).await
     }
@@ -154,7 +168,7 @@ impl<S: BlockStore + ?Sized> BlockStore for Arc<S> {
 /// another handle to the same blocks.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
-    blocks: Arc<RwLock<HashMap<Cid, Bytes>>>,
+    blocks: Arc<RwLock<FastMap<Link, Bytes>>>,
     hash_alg: HashAlg,
     verify_reads: bool,
 }
@@ -198,16 +212,16 @@ impl MemoryStore {
 
     /// Every CID in the store, in no particular order.
     pub fn cids(&self) -> Vec<Cid> {
-        self.read().keys().copied().collect()
+        self.read().keys().map(Link::to_cid).collect()
     }
 
     /// Stores bytes under a CID without checking them, so tests can simulate a corrupted
     /// backend.
     pub fn insert_unchecked(&self, cid: Cid, data: Bytes) {
-        self.write().insert(cid, data);
+        self.write().insert(Link::from_cid(&cid), data);
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Cid, Bytes>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, FastMap<Link, Bytes>> {
         // A panic while holding the lock cannot leave the map half-written (each operation is
         // one insert or lookup), so a poisoned lock is safe to keep using.
         self.blocks
@@ -215,7 +229,7 @@ impl MemoryStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Cid, Bytes>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, FastMap<Link, Bytes>> {
         self.blocks
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -230,12 +244,12 @@ impl BlockStore for MemoryStore {
 
     async fn put_keyed(&self, cid: &Cid, data: Bytes) -> Result<()> {
         verify(cid, &data)?;
-        self.write().insert(*cid, data);
+        self.write().insert(Link::from_cid(cid), data);
         Ok(())
     }
 
     async fn get(&self, cid: &Cid) -> Result<Bytes> {
-        let data = self.read().get(cid).cloned();
+        let data = self.read().get(&Link::from_cid(cid)).cloned();
         let data = data.ok_or(Error::NotFound { cid: *cid })?;
         if self.verify_reads {
             verify(cid, &data)?;
@@ -245,12 +259,12 @@ impl BlockStore for MemoryStore {
 
     async fn put(&self, codec: Codec, data: Bytes) -> Result<Cid> {
         let cid = self.hash_alg.cid(codec, &data);
-        self.write().insert(cid, data);
+        self.write().insert(Link::from_cid(&cid), data);
         Ok(cid)
     }
 
     async fn has(&self, cid: &Cid) -> Result<bool> {
-        Ok(self.read().contains_key(cid))
+        Ok(self.read().contains_key(&Link::from_cid(cid)))
     }
 
     async fn put_many_keyed(&self, blocks: Vec<(Cid, Bytes)>) -> Result<()> {
@@ -258,7 +272,27 @@ impl BlockStore for MemoryStore {
             verify(cid, data)?;
         }
         let mut map = self.write();
-        map.extend(blocks);
+        map.extend(blocks.into_iter().map(|(c, d)| (Link::from_cid(&c), d)));
+        Ok(())
+    }
+
+    async fn put_many(&self, blocks: Vec<(Codec, Bytes)>) -> Result<Vec<Cid>> {
+        let hashed: Vec<(Cid, Bytes)> = blocks
+            .into_iter()
+            .map(|(codec, data)| (self.hash_alg.cid(codec, &data), data))
+            .collect();
+        let cids = hashed.iter().map(|(c, _)| *c).collect();
+        let mut map = self.write();
+        map.extend(hashed.into_iter().map(|(c, d)| (Link::from_cid(&c), d)));
+        Ok(cids)
+    }
+
+    async fn put_blocks(&self, blocks: Vec<Block>) -> Result<()> {
+        let mut map = self.write();
+        map.extend(blocks.into_iter().map(|b| {
+            let (cid, data) = b.into_parts();
+            (Link::from_cid(&cid), data)
+        }));
         Ok(())
     }
 
@@ -266,7 +300,10 @@ impl BlockStore for MemoryStore {
         let map = self.read();
         cids.iter()
             .map(|cid| {
-                let data = map.get(cid).cloned().ok_or(Error::NotFound { cid: *cid })?;
+                let data = map
+                    .get(&Link::from_cid(cid))
+                    .cloned()
+                    .ok_or(Error::NotFound { cid: *cid })?;
                 if self.verify_reads {
                     verify(cid, &data)?;
                 }

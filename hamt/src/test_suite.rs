@@ -21,7 +21,7 @@ use bytes::Bytes;
 use cid::Cid;
 use futures::TryStreamExt as _;
 
-use crate::{BlockStore, Codec, Error, Hamt, HamtReader, MemoryStore};
+use crate::{Block, BlockStore, Codec, Error, Hamt, HamtReader, MemoryStore};
 
 /// Plants bytes under a CID behind the store's back, as disk or network corruption would.
 #[async_trait]
@@ -161,6 +161,19 @@ pub async fn batch_round_trip(store: &Arc<dyn BlockStore>) {
         .expect("put_many_keyed");
     for (cid, data) in &keyed {
         assert_eq!(&store.get(cid).await.expect("get"), data);
+    }
+    let trusted: Vec<Block> = (0..50)
+        .map(|i| {
+            Block::new(
+                store.hash_alg(),
+                Codec::DagCbor,
+                distinct("trusted batch", i),
+            )
+        })
+        .collect();
+    store.put_blocks(trusted.clone()).await.expect("put_blocks");
+    for block in &trusted {
+        assert_eq!(&store.get(block.cid()).await.expect("get"), block.data());
     }
     let mut with_missing = cids[..3].to_vec();
     with_missing.push(store.hash_alg().cid(Codec::Raw, b"missing from batch"));

@@ -12,7 +12,8 @@ use futures::{Stream, TryStreamExt as _};
 use crate::block::{Codec, HashAlg};
 use crate::cache::Loader;
 use crate::error::{Error, Result};
-use crate::node::{Entry, HASH_LEN, Node, Slot, key_hash, key_order};
+use crate::link::Link;
+use crate::node::{Entry, HASH_LEN, Node, Slot, key_hash};
 
 /// A node either borrowed from an in-memory (possibly dirty) tree or shared from the cache.
 pub(crate) enum NodeRef<'a> {
@@ -37,16 +38,12 @@ pub(crate) async fn route<'a>(
     loader: &Loader,
     hash: &[u8; HASH_LEN],
     key: &str,
-) -> Result<(Vec<NodeRef<'a>>, Option<Cid>)> {
+) -> Result<(Vec<NodeRef<'a>>, Option<Link>)> {
     let mut path = vec![root];
     loop {
         let depth = path.len() - 1;
         if depth >= HASH_LEN {
-            return Err(Error::decode(
-                "HAMT",
-                None,
-                "tree is deeper than the key hash is long",
-            ));
+            return Err(too_deep(None));
         }
         let index = hash[depth];
         let next = match path.last() {
@@ -54,20 +51,20 @@ pub(crate) async fn route<'a>(
                 let node: &'a Node = node;
                 match node.get(index) {
                     None => return Ok((path, None)),
-                    Some(Slot::Bucket(entries)) => return Ok((path, find(entries, key))),
+                    Some(Slot::Bucket(bucket)) => return Ok((path, bucket.find(key))),
                     Some(Slot::Dirty(child)) => NodeRef::Mem(child),
                     Some(Slot::Link(cid)) => NodeRef::Shared(loader.load(cid).await?),
                 }
             }
             Some(shared @ NodeRef::Shared(_)) => match shared.get(index) {
                 None => return Ok((path, None)),
-                Some(Slot::Bucket(entries)) => {
-                    let found = find(entries, key);
+                Some(Slot::Bucket(bucket)) => {
+                    let found = bucket.find(key);
                     return Ok((path, found));
                 }
-                Some(Slot::Link(cid)) => {
-                    let cid = *cid;
-                    NodeRef::Shared(loader.load(&cid).await?)
+                Some(Slot::Link(link)) => {
+                    let link = link.clone();
+                    NodeRef::Shared(loader.load(&link).await?)
                 }
                 Some(Slot::Dirty(_)) => unreachable!("stored nodes never hold dirty children"),
             },
@@ -77,18 +74,45 @@ pub(crate) async fn route<'a>(
     }
 }
 
-/// The value CID of `key` in a sorted bucket.
-pub(crate) fn find(entries: &[Entry], key: &str) -> Option<Cid> {
-    entries
-        .binary_search_by(|e| key_order(&e.key, key))
-        .ok()
-        .map(|i| entries[i].value)
+/// The error for a tree with more levels than the key hash has bytes.
+pub(crate) fn too_deep(cid: Option<Cid>) -> Error {
+    Error::decode(
+        "HAMT",
+        cid,
+        "the tree is deeper than the 32-byte key hash allows",
+    )
 }
 
-/// Looks `key` up.
+/// Looks `key` up, following in-memory nodes by reference and stored ones through the cache.
 pub(crate) async fn lookup(root: NodeRef<'_>, loader: &Loader, key: &str) -> Result<Option<Cid>> {
     let hash = key_hash(key);
-    Ok(route(root, loader, &hash, key).await?.1)
+    let mut node: &Node = &root;
+    let mut depth = 0;
+    let mut next = loop {
+        match node.get(hash[depth]) {
+            None => return Ok(None),
+            Some(Slot::Bucket(bucket)) => return Ok(bucket.find(key).map(|l| l.to_cid())),
+            Some(Slot::Dirty(child)) => node = child,
+            Some(Slot::Link(link)) => break link.clone(),
+        }
+        depth += 1;
+        if depth >= HASH_LEN {
+            return Err(too_deep(None));
+        }
+    };
+    loop {
+        depth += 1;
+        if depth >= HASH_LEN {
+            return Err(too_deep(Some(next.to_cid())));
+        }
+        let shared = loader.load(&next).await?;
+        match shared.get(hash[depth]) {
+            None => return Ok(None),
+            Some(Slot::Bucket(bucket)) => return Ok(bucket.find(key).map(|l| l.to_cid())),
+            Some(Slot::Link(link)) => next = link.clone(),
+            Some(Slot::Dirty(_)) => unreachable!("stored nodes never hold dirty children"),
+        }
+    }
 }
 
 /// Every entry of the subtree under `node`, or `None` as soon as there are more than `limit`.
@@ -100,11 +124,11 @@ pub(crate) fn collect<'b>(
     Box::pin(async move {
         let mut out = Vec::new();
         for slot in node.slots() {
-            if let Slot::Bucket(entries) = slot {
-                if out.len() + entries.len() > limit {
+            if let Slot::Bucket(bucket) = slot {
+                if out.len() + bucket.len() > limit {
                     return Ok(None);
                 }
-                out.extend(entries.iter().cloned());
+                out.extend(bucket.entries());
             }
         }
         for slot in node.slots() {
@@ -127,7 +151,7 @@ pub(crate) fn collect<'b>(
 
 enum Pending<'a> {
     Node(NodeRef<'a>),
-    Cid(Cid),
+    Cid(Link),
 }
 
 /// Streams every entry under `root`, depth first, loading up to the store's concurrency of
@@ -154,17 +178,17 @@ pub(crate) fn entries<'a>(
                 Some(Pending::Node(NodeRef::Mem(node))) => {
                     for slot in node.slots().rev() {
                         match slot {
-                            Slot::Bucket(e) => st.ready.extend(e.iter().cloned()),
+                            Slot::Bucket(b) => st.ready.extend(b.entries()),
                             Slot::Dirty(child) => st.stack.push(Pending::Node(NodeRef::Mem(child))),
-                            Slot::Link(cid) => st.stack.push(Pending::Cid(*cid)),
+                            Slot::Link(cid) => st.stack.push(Pending::Cid(cid.clone())),
                         }
                     }
                 }
                 Some(Pending::Node(NodeRef::Shared(node))) => {
                     for slot in node.slots().rev() {
                         match slot {
-                            Slot::Bucket(e) => st.ready.extend(e.iter().cloned()),
-                            Slot::Link(cid) => st.stack.push(Pending::Cid(*cid)),
+                            Slot::Bucket(b) => st.ready.extend(b.entries()),
+                            Slot::Link(cid) => st.stack.push(Pending::Cid(cid.clone())),
                             Slot::Dirty(_) => {
                                 unreachable!("stored nodes never hold dirty children")
                             }
@@ -177,7 +201,7 @@ pub(crate) fn entries<'a>(
                     while batch.len() < max {
                         match st.stack.last() {
                             Some(Pending::Cid(cid)) => {
-                                batch.push(*cid);
+                                batch.push(cid.clone());
                                 st.stack.pop();
                             }
                             _ => break,
@@ -194,18 +218,30 @@ pub(crate) fn entries<'a>(
     })
 }
 
-/// Streams every entry with its value bytes, fetching values concurrently.
+/// Streams every entry with its value bytes. Values are fetched in batches of
+/// [`VALUE_BATCH`] through [`get_many`](crate::BlockStore::get_many), two batches in flight.
 pub(crate) fn values<'a>(
     root: NodeRef<'a>,
     loader: &'a Loader,
 ) -> impl Stream<Item = Result<(String, Bytes)>> + 'a {
     entries(root, loader)
-        .map_ok(move |e| async move {
-            let bytes = loader.store.get(&e.value).await?;
-            Ok((e.key.into_string(), bytes))
+        .try_chunks(VALUE_BATCH)
+        .map_err(|e| e.1)
+        .map_ok(move |chunk| async move {
+            let cids: Vec<Cid> = chunk.iter().map(|e| e.value.to_cid()).collect();
+            let values = loader.store.get_many(&cids).await?;
+            let pairs = chunk
+                .into_iter()
+                .zip(values)
+                .map(|(e, v)| Ok((e.key.into_string(), v)));
+            Ok(futures::stream::iter(pairs))
         })
-        .try_buffered(loader.store.concurrency().max(1))
+        .try_buffered(2)
+        .try_flatten()
 }
+
+/// How many values [`values`] fetches at once.
+const VALUE_BATCH: usize = 256;
 
 /// Shape and size of a tree.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -227,7 +263,7 @@ pub struct Stats {
 pub(crate) async fn stats(root: NodeRef<'_>, loader: &Loader) -> Result<Stats> {
     let mut stats = Stats::default();
     let mut mem_level: Vec<&Node> = vec![&*root];
-    let mut cid_level: Vec<Cid> = Vec::new();
+    let mut cid_level: Vec<Link> = Vec::new();
     while !mem_level.is_empty() || !cid_level.is_empty() {
         stats.depth += 1;
         let stored = loader.load_many(&cid_level).await?;
@@ -250,13 +286,13 @@ pub(crate) async fn stats(root: NodeRef<'_>, loader: &Loader) -> Result<Stats> {
 fn visit<'n>(
     node: &'n Node,
     stats: &mut Stats,
-    next_cid: &mut Vec<Cid>,
+    next_cid: &mut Vec<Link>,
     next_mem: &mut Vec<&'n Node>,
 ) {
     stats.nodes += 1;
     // A dirty child has no CID yet: encode it as a BLAKE3 CID, the size it will have.
-    let placeholder = HashAlg::Blake3.cid(Codec::DagCbor, b"");
-    stats.node_bytes += node.encode_with(|_| placeholder).len() as u64;
+    let placeholder = Link::from_cid(&HashAlg::Blake3.cid(Codec::DagCbor, b""));
+    stats.node_bytes += node.encode_with(|_| placeholder.clone()).len() as u64;
     for slot in node.slots() {
         match slot {
             Slot::Bucket(e) => {
@@ -264,7 +300,7 @@ fn visit<'n>(
                 let len = u32::try_from(e.len()).unwrap_or(u32::MAX);
                 stats.max_bucket = stats.max_bucket.max(len);
             }
-            Slot::Link(cid) => next_cid.push(*cid),
+            Slot::Link(cid) => next_cid.push(cid.clone()),
             Slot::Dirty(child) => next_mem.push(child),
         }
     }
@@ -275,5 +311,5 @@ pub(crate) fn pointers<'a>(
     root: NodeRef<'a>,
     loader: &'a Loader,
 ) -> impl Stream<Item = Result<(String, Cid)>> + 'a {
-    entries(root, loader).map_ok(|e| (e.key.into_string(), e.value))
+    entries(root, loader).map_ok(|e| (e.key.into_string(), e.value.to_cid()))
 }

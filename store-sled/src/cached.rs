@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use hamt::{BlockStore, Cid, Codec, Error, HashAlg};
+use hamt::{Block, BlockStore, Cid, Codec, Error, HashAlg};
 
 /// When writes reach the remote store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -253,6 +253,16 @@ impl<L: BlockStore, R: BlockStore> BlockStore for CachedStore<L, R> {
             Ok(())
         } else {
             self.remote.put_many_keyed(blocks).await
+        }
+    }
+
+    async fn put_blocks(&self, blocks: Vec<Block>) -> hamt::Result<()> {
+        self.local.put_blocks(blocks.clone()).await?;
+        if self.queues() {
+            self.lock_pending().extend(blocks.iter().map(|b| *b.cid()));
+            Ok(())
+        } else {
+            self.remote.put_blocks(blocks).await
         }
     }
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use hamt::{BlockStore, Cid, HashAlg, verify};
+use hamt::{Block, BlockStore, Cid, HashAlg, verify};
 
 use crate::error::Error;
 
@@ -213,6 +213,14 @@ impl BlockStore for SledStore {
         for (cid, data) in &blocks {
             verify(cid, data)?;
             batch.insert(cid.to_bytes(), &**data);
+        }
+        self.blocks.apply_batch(batch).map_err(|e| self.backend(e))
+    }
+
+    async fn put_blocks(&self, blocks: Vec<Block>) -> hamt::Result<()> {
+        let mut batch = sled::Batch::default();
+        for block in &blocks {
+            batch.insert(block.cid().to_bytes(), &**block.data());
         }
         self.blocks.apply_batch(batch).map_err(|e| self.backend(e))
     }

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("ci") => ci(),
+        Some("bench") => bench(&args[1..]),
         Some("python") => python_env().map(|py| println!("{}", py.display())),
         _ => Err(USAGE.to_string()),
     };
@@ -30,10 +31,12 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask <test [CRATE...] | ci | python>
+const USAGE: &str = "usage: cargo xtask <test [CRATE...] | bench [--quick] | ci | python>
   test [CRATE...]  run the tests of the named crates (all when none is named), with the
                    Python peers and services they need
-  ci               cargo fmt --check, clippy -D warnings, then `test`
+  bench [--quick]  benchmarks against fvm_ipld_hamt and py-hamt, and peak memory, as one
+                   table of ratios (--quick: a smoke run on small sizes)
+  ci               cargo fmt --check, clippy -D warnings, `test`, then `bench --quick`
   python           create the py-hamt venv and print its interpreter";
 
 fn root() -> PathBuf {
@@ -72,7 +75,8 @@ fn ci() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    test(&[])
+    test(&[])?;
+    bench(&["--quick".to_owned()])
 }
 
 fn test(crates: &[String]) -> Result<()> {
@@ -204,4 +208,155 @@ fn find_python312() -> Result<PathBuf> {
         }
     }
     Err("no Python >= 3.12 found (py-hamt needs it): install one (e.g. with pyenv) or set HAMT_PYTHON to its path".into())
+}
+
+/// Runs `cmd` and returns its standard output (standard error passes through).
+fn output(cmd: &mut Command) -> Result<String> {
+    eprintln!("$ {cmd:?}");
+    let out = cmd
+        .current_dir(root())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{cmd:?} failed: {}", out.status));
+    }
+    String::from_utf8(out.stdout).map_err(|e| format!("{cmd:?} printed non-UTF-8: {e}"))
+}
+
+fn json(text: &str, what: &str) -> Result<serde_json::Value> {
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or(text);
+    serde_json::from_str(line).map_err(|e| format!("{what} printed no JSON result: {e}"))
+}
+
+/// The benchmarks of issue 3 in one run: our HAMT against `fvm_ipld_hamt` (criterion, same
+/// process), against py-hamt (same data, same machine, same run), and peak memory of a bulk
+/// load; then one table of ratios. Speed is reported, never asserted.
+fn bench(args: &[String]) -> Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let python = python_env()?;
+    let out_dir = root().join("target/hamt-bench");
+    fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let compare_out = out_dir.join("compare.json");
+    let mut cmd = Command::new(cargo());
+    cmd.args(["bench", "-p", "hamt-benches", "--bench", "compare"]);
+    cmd.env("HAMT_BENCH_OUT", &compare_out);
+    if quick {
+        cmd.env("HAMT_BENCH_QUICK", "1");
+    }
+    run(&mut cmd)?;
+    let compare: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(&compare_out).map_err(|e| format!("{}: {e}", compare_out.display()))?,
+    )
+    .map_err(|e| format!("{}: {e}", compare_out.display()))?;
+
+    let py_n = if quick { 2_000 } else { 100_000 };
+    let py = json(
+        &output(
+            Command::new(&python)
+                .arg(root().join("benches/pyhamt_bench.py"))
+                .arg(py_n.to_string())
+                .env("PYTHONWARNINGS", "ignore"),
+        )?,
+        "pyhamt_bench.py",
+    )?;
+
+    let rss_n = if quick { 20_000 } else { 1_000_000 };
+    let rss = json(
+        &output(Command::new(cargo()).args([
+            "run",
+            "-q",
+            "--release",
+            "-p",
+            "hamt-benches",
+            "--bin",
+            "rss",
+            "--",
+            &rss_n.to_string(),
+            "64",
+            "memory",
+        ]))?,
+        "rss",
+    )?;
+
+    report(&compare, &py, py_n, &rss, rss_n)
+}
+
+/// Prints the table of ratios; fails when our root differs from py-hamt's for the same data.
+fn report(
+    compare: &serde_json::Value,
+    py: &serde_json::Value,
+    py_n: usize,
+    rss: &serde_json::Value,
+    rss_n: usize,
+) -> Result<()> {
+    println!();
+    println!(
+        "{:<44} {:>12} {:>12} {:>9}",
+        "workload (in-memory store)", "ours ms", "fvm ms", "ours/fvm"
+    );
+    let rows = compare["rows"].as_array().cloned().unwrap_or_default();
+    for row in &rows {
+        println!(
+            "{:<44} {:>12.2} {:>12.2} {:>9.2}",
+            row["workload"].as_str().unwrap_or("?"),
+            row["ours_s"].as_f64().unwrap_or(f64::NAN) * 1e3,
+            row["fvm_s"].as_f64().unwrap_or(f64::NAN) * 1e3,
+            row["ratio"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    let ours = |workload: &str| {
+        rows.iter()
+            .find(|r| r["workload"] == workload)
+            .and_then(|r| r["ours_s"].as_f64())
+    };
+    println!();
+    println!(
+        "{:<44} {:>12} {:>12} {:>9}",
+        "py-hamt 3.6 (same keys and values)", "ours ms", "py ms", "py/ours"
+    );
+    for (op, py_key) in [
+        ("insert+flush", "insert_flush_s"),
+        ("get-all cold", "get_all_cold_s"),
+    ] {
+        let name = format!("{op} n={py_n} value=8B");
+        let (Some(a), Some(b)) = (ours(&name), py[py_key].as_f64()) else {
+            return Err(format!("no measurement for {name}"));
+        };
+        println!(
+            "{name:<44} {:>12.2} {:>12.2} {:>9.1}",
+            a * 1e3,
+            b * 1e3,
+            b / a
+        );
+    }
+    let our_root = compare["roots"]
+        .as_array()
+        .and_then(|r| r.iter().find(|x| x["n"] == py_n && x["value_len"] == 8))
+        .map(|x| x["root"].clone());
+    let same_root = our_root.as_ref() == Some(&py["root"]);
+    println!(
+        "root CID for n={py_n}: {} ({})",
+        py["root"].as_str().unwrap_or("?"),
+        if same_root {
+            "identical in both"
+        } else {
+            "DIFFERS"
+        }
+    );
+    println!();
+    println!(
+        "peak RSS, insert+flush of {rss_n} keys, 64 MiB node cache, MemoryStore: {:.1} MiB in {:.2} s",
+        rss["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+        rss["seconds"].as_f64().unwrap_or(f64::NAN),
+    );
+    if same_root {
+        Ok(())
+    } else {
+        Err("our root differs from py-hamt's for the same data".into())
+    }
 }

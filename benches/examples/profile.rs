@@ -1,0 +1,40 @@
+//! A workload loop to run under a profiler (`perf record -e cpu-clock -g`):
+//! `cargo run --release -p hamt-benches --example profile -- [insert|get|iterate|remove] [N]`.
+
+use std::time::Instant;
+
+use hamt_benches::{Data, ours};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let op = args.next().unwrap_or_else(|| "insert".into());
+    let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let data = Data::new(n, 8);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let store = ours::store();
+    let root = rt.block_on(ours::insert_flush(store.clone(), &data));
+    let start = Instant::now();
+    for _ in 0..5 {
+        match op.as_str() {
+            "insert" => {
+                rt.block_on(ours::insert_flush(ours::store(), &data));
+            }
+            "get" => {
+                rt.block_on(ours::get_all(store.clone(), root, &data));
+            }
+            "iterate" => {
+                rt.block_on(ours::iterate(store.clone(), root));
+            }
+            "remove" => {
+                rt.block_on(ours::remove_half(store.clone(), root, &data));
+            }
+            other => panic!("unknown workload {other}"),
+        }
+    }
+    println!(
+        "{op} n={n}: {:.1} ms per run",
+        start.elapsed().as_secs_f64() * 200.0
+    );
+}

@@ -1,0 +1,69 @@
+//! Peak memory of a bulk load: inserts N keys (8-byte values) into a HAMT with a bounded node
+//! cache, flushes, and prints the process's peak RSS (`VmHWM`) as JSON. Run as its own
+//! process so the peak is this workload's alone. STORE is `memory` (the default: the store's
+//! own copy of every block counts too) or `sled` (a database in a temporary directory).
+//!
+//! `cargo run --release -p hamt-benches --bin rss -- [N] [CACHE_MIB] [STORE]`
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hamt::{BlockStore, Config, Hamt, MemoryStore};
+use hamt_benches::Data;
+use hamt_store_sled::SledStoreBuilder;
+
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Kibibytes to mebibytes; any real peak is far below 2^52 KiB, so exact in an f64.
+#[allow(clippy::cast_precision_loss)]
+fn kib_to_mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().map_or(Ok(1_000_000), |s| s.parse())?;
+    let cache_mib: usize = args.next().map_or(Ok(64), |s| s.parse())?;
+    let store_kind = args.next().unwrap_or_else(|| "memory".into());
+    let dir = tempfile::tempdir()?;
+    let (store, sled): (Arc<dyn BlockStore>, _) = match store_kind.as_str() {
+        "memory" => (Arc::new(MemoryStore::new()), None),
+        "sled" => {
+            let sled = SledStoreBuilder::new(dir.path().join("db"))
+                .cache_bytes(16 << 20)
+                .open()?;
+            (Arc::new(sled.clone()), Some(sled))
+        }
+        other => return Err(format!("unknown store {other:?}: memory or sled").into()),
+    };
+    let start = Instant::now();
+    let mut map = Hamt::with_config(store.clone(), Config::new().cache_bytes(cache_mib << 20))?;
+    // Generate and insert in slices so the input itself does not dominate the peak.
+    let slice = 50_000;
+    for first in (0..n).step_by(slice) {
+        let data = Data::range(first, (first + slice).min(n), 8);
+        map.extend(data.pairs).await?;
+    }
+    let root = map.flush().await?;
+    if let Some(sled) = sled {
+        sled.flush().await?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({
+            "keys": n,
+            "store": store_kind,
+            "cache_mib": cache_mib,
+            "root": root.to_string(),
+            "seconds": seconds,
+            "peak_rss_mib": peak_rss_kib().map(kib_to_mib),
+        })
+    );
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! Compact CIDs for the inside of nodes, and a fast hasher for maps keyed by hashes.
+
+use std::hash::{BuildHasherDefault, Hasher};
+
+use cid::{Cid, Version};
+use multihash::Multihash;
+
+/// A CID as stored in a node. The usual CIDv1 with one-byte codec and hash codes and a
+/// 32-byte digest (every node and value py-hamt writes) is kept inline as its 36 binary
+/// bytes, which is also exactly how it is encoded; anything else is boxed. A [`Cid`] takes 88
+/// bytes and must be re-serialized for every encode; this takes 40 and is copied out as is.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Link {
+    Short([u8; 36]),
+    Long(Box<Cid>),
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.to_cid())
+    }
+}
+
+impl Link {
+    pub(crate) fn from_cid(cid: &Cid) -> Self {
+        let mh = cid.hash();
+        match (
+            cid.version(),
+            u8::try_from(cid.codec()),
+            u8::try_from(mh.code()),
+            mh.size(),
+        ) {
+            (Version::V1, Ok(codec @ 0..0x80), Ok(code @ 0..0x80), 32) => {
+                let mut bytes = [0u8; 36];
+                bytes[..4].copy_from_slice(&[1, codec, code, 32]);
+                bytes[4..].copy_from_slice(mh.digest());
+                Link::Short(bytes)
+            }
+            _ => Link::Long(Box::new(*cid)),
+        }
+    }
+
+    pub(crate) fn to_cid(&self) -> Cid {
+        match self {
+            Link::Short(b) => {
+                let mh = Multihash::wrap(u64::from(b[2]), &b[4..])
+                    .expect("a 32-byte digest fits a 64-byte multihash");
+                Cid::new_v1(u64::from(b[1]), mh)
+            }
+            Link::Long(cid) => **cid,
+        }
+    }
+
+    /// Parses the binary form of a CID.
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, cid::Error> {
+        match bytes {
+            [1, codec @ 0..0x80, code @ 0..0x80, 32, digest @ ..] if digest.len() == 32 => {
+                let mut out = [0u8; 36];
+                out.copy_from_slice(bytes);
+                let _ = (codec, code);
+                Ok(Link::Short(out))
+            }
+            _ => Ok(Link::from_cid(&Cid::try_from(bytes)?)),
+        }
+    }
+
+    /// Calls `f` with the binary form of the CID, without allocating for the usual form.
+    pub(crate) fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        match self {
+            Link::Short(b) => f(b),
+            Link::Long(cid) => f(&cid.to_bytes()),
+        }
+    }
+
+    /// Appends the binary form of the CID.
+    pub(crate) fn write_bytes(&self, out: &mut Vec<u8>) {
+        match self {
+            Link::Short(b) => out.extend_from_slice(b),
+            Link::Long(cid) => out.extend_from_slice(&cid.to_bytes()),
+        }
+    }
+
+    /// Length of the binary form.
+    pub(crate) fn encoded_len(&self) -> usize {
+        match self {
+            Link::Short(_) => 36,
+            Link::Long(cid) => cid.encoded_len(),
+        }
+    }
+}
+
+impl From<&Cid> for Link {
+    fn from(cid: &Cid) -> Self {
+        Link::from_cid(cid)
+    }
+}
+
+/// A multiply-rotate hasher (the one rustc uses internally) for maps whose keys are already
+/// cryptographic hashes, where `SipHash`'s protection buys nothing and costs most of a lookup.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FastHasher(u64);
+
+impl FastHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A `HashMap` keyed by CIDs or links.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::{Codec, HashAlg};
+
+    #[test]
+    fn short_and_long_links_round_trip() {
+        for cid in [
+            HashAlg::Blake3.cid(Codec::Raw, b"a"),
+            HashAlg::Sha2_256.cid(Codec::DagCbor, b"b"),
+            // CIDv0: boxed.
+            Cid::new_v0(HashAlg::Sha2_256.digest(b"c")).unwrap(),
+            // A codec above one varint byte: boxed.
+            Cid::new_v1(0x0129, HashAlg::Blake3.digest(b"d")),
+        ] {
+            let link = Link::from_cid(&cid);
+            assert_eq!(link.to_cid(), cid);
+            let mut bytes = Vec::new();
+            link.write_bytes(&mut bytes);
+            assert_eq!(bytes, cid.to_bytes());
+            assert_eq!(link.encoded_len(), bytes.len());
+            assert_eq!(Link::from_bytes(&bytes).unwrap(), link);
+        }
+        assert!(matches!(
+            Link::from_cid(&HashAlg::Blake3.cid(Codec::Raw, b"a")),
+            Link::Short(_)
+        ));
+    }
+}
