@@ -12,6 +12,10 @@ pub(crate) enum CliError {
     #[error(transparent)]
     Sled(#[from] hamt_store_sled::Error),
 
+    #[cfg(feature = "gateway")]
+    #[error(transparent)]
+    Gateway(#[from] hamt_gateway::Error),
+
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -123,6 +123,23 @@ enum Command {
         /// The CAR file to read.
         file: PathBuf,
     },
+    /// Serve the store as an IPFS trustless HTTP gateway (GET /ipfs/{cid}) until SIGTERM or
+    /// Ctrl-C. Logs go to stderr (`RUST_LOG` sets the level).
+    #[cfg(feature = "gateway")]
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Require `Authorization: Bearer TOKEN`.
+        #[arg(long, env = "HAMT_GATEWAY_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Most requests handled at once.
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+        /// Seconds a request may take before it gets a 504.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -211,6 +228,13 @@ async fn dispatch(
                 &json!({"root": root.to_string(), "blocks": blocks, "file": file}),
             )
         }
+        #[cfg(feature = "gateway")]
+        Command::Serve {
+            listen,
+            token,
+            concurrency,
+            timeout,
+        } => serve(store, &listen, token, concurrency, timeout).await,
         Command::ImportCar { file } => {
             let f = tokio::fs::File::open(&file)
                 .await
@@ -240,6 +264,35 @@ async fn dispatch(
             }
         }
     }
+}
+
+/// `hamt serve`: the gateway over `store` until SIGTERM or Ctrl-C.
+#[cfg(feature = "gateway")]
+async fn serve(
+    store: Arc<dyn BlockStore>,
+    listen: &str,
+    token: Option<String>,
+    concurrency: usize,
+    timeout: u64,
+) -> Result<(), CliError> {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+    let mut builder = hamt_gateway::GatewayBuilder::new(store)
+        .concurrency(concurrency)
+        .timeout(std::time::Duration::from_secs(timeout));
+    if let Some(token) = token {
+        builder = builder.bearer_token(token);
+    }
+    builder
+        .build()
+        .serve(listen, hamt_gateway::shutdown_signal())
+        .await
+        .map_err(CliError::from)
 }
 
 fn cid(text: &str) -> Result<Cid, CliError> {

@@ -257,3 +257,74 @@ fn mem_store_and_json_output() {
     let sled_root = ok(&env.store("db"), &["import", sample().to_str().unwrap()]);
     assert_eq!(v["root"], sled_root.trim());
 }
+
+/// An HTTP/1.0 GET on loopback: the body is delimited by the connection's end.
+fn http_get(addr: &str, path: &str) -> (String, Vec<u8>) {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    (head, response[split + 4..].to_vec())
+}
+
+#[test]
+fn serve_a_car_that_imports_into_an_empty_store_and_stop_on_sigterm() {
+    let env = Env::new();
+    let a = env.store("a");
+    let root = ok(&a, &["import", sample().to_str().unwrap()])
+        .trim()
+        .to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_hamt"))
+        .args(["--store", &a, "serve", "--listen", &addr])
+        .env_remove("HAMT_STORE")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "hamt serve did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (head, car) = http_get(&addr, &format!("/ipfs/{root}?format=car"));
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    let (head, _) = http_get(&addr, "/ipfs/not-a-cid");
+    assert!(head.contains(" 400 "), "{head}");
+    // A huge path is refused by the HTTP layer with a 4xx, and the server carries on.
+    let (head, _) = http_get(&addr, &format!("/ipfs/{}", "b".repeat(200_000)));
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    assert!((400..500).contains(&status), "{head}");
+
+    let file = env.root.join("served.car");
+    std::fs::write(&file, car).unwrap();
+    let b = env.store("b");
+    assert_eq!(ok(&b, &["import-car", file.to_str().unwrap()]).trim(), root);
+    for (key, value) in files_under(&sample()) {
+        assert_eq!(ok(&b, &["get", &root, &key]).as_bytes(), &value[..]);
+    }
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = server.wait().unwrap();
+    assert!(
+        exit.success(),
+        "hamt serve did not stop cleanly on SIGTERM: {exit}"
+    );
+}

@@ -1,4 +1,190 @@
-//! An IPFS trustless HTTP gateway over any block store (planned).
-//!
-//! This crate is a placeholder in the workspace so that its folder, name and place in the
-//! dependency graph are fixed; its issue builds it. It exports nothing yet.
+#![doc = include_str!("../README.md")]
+
+mod handler;
+mod metrics;
+mod range;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use hamt::BlockStore;
+use tokio::net::TcpListener;
+
+pub use crate::metrics::Metrics;
+
+/// Why the gateway could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("gateway server error: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Options of a [`Gateway`].
+#[derive(Debug, Clone)]
+pub struct GatewayBuilder {
+    store: Arc<dyn BlockStore>,
+    token: Option<String>,
+    concurrency: usize,
+    timeout: Duration,
+    max_file_bytes: u64,
+}
+
+impl GatewayBuilder {
+    /// A gateway over `store` with no token, 256 requests at a time and a 60 s timeout.
+    pub fn new(store: Arc<dyn BlockStore>) -> Self {
+        Self {
+            store,
+            token: None,
+            concurrency: 256,
+            timeout: Duration::from_mins(1),
+            max_file_bytes: 1 << 30,
+        }
+    }
+
+    /// Requires `Authorization: Bearer TOKEN` on every request.
+    #[must_use]
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Most requests handled at once; more wait their turn.
+    #[must_use]
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Longest time a request may take to produce its response headers (504 after).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Largest UnixFS file reassembled for a plain `GET` (1 GiB by default).
+    #[must_use]
+    pub fn max_file_bytes(mut self, bytes: u64) -> Self {
+        self.max_file_bytes = bytes;
+        self
+    }
+
+    /// Builds the gateway.
+    pub fn build(self) -> Gateway {
+        Gateway {
+            state: Arc::new(handler::State {
+                store: self.store,
+                token: self.token,
+                timeout: self.timeout,
+                max_file_bytes: self.max_file_bytes,
+                metrics: Metrics::default(),
+                permits: tokio::sync::Semaphore::new(self.concurrency),
+            }),
+        }
+    }
+}
+
+/// A read-only IPFS trustless gateway over a block store; see the crate docs.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    state: Arc<handler::State>,
+}
+
+impl Gateway {
+    /// A gateway over `store` with default options.
+    pub fn new(store: Arc<dyn BlockStore>) -> Self {
+        GatewayBuilder::new(store).build()
+    }
+
+    /// The counters behind `/metrics`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.state.metrics
+    }
+
+    /// The HTTP routes, to serve or to mount in a larger application.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/ipfs/{*path}", get(handler::ipfs).head(handler::ipfs))
+            .route("/metrics", get(handler::metrics))
+            .fallback(handler::not_found)
+            .with_state(self.state.clone())
+    }
+
+    /// Binds `addr` and serves until `shutdown` completes, then finishes the requests in
+    /// flight.
+    ///
+    /// # Errors
+    /// [`Error::Bind`] when the address cannot be bound; [`Error::Serve`] on I/O failure.
+    pub async fn serve(
+        &self,
+        addr: &str,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: addr.to_owned(),
+                source,
+            })?;
+        self.serve_on(listener, shutdown).await
+    }
+
+    /// Serves on a bound listener until `shutdown` completes.
+    ///
+    /// # Errors
+    /// [`Error::Serve`] on I/O failure.
+    pub async fn serve_on(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "gateway listening");
+        }
+        axum::serve(
+            listener,
+            self.router()
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(Error::Serve)
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C: the usual `shutdown` argument of [`Gateway::serve`].
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

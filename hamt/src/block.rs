@@ -171,6 +171,15 @@ pub fn verify(cid: &Cid, data: &[u8]) -> Result<()> {
     }
 }
 
+/// True when [`verify`] can check blocks named by `cid` (BLAKE3-256, SHA2-256 or identity).
+pub fn can_verify(cid: &Cid) -> bool {
+    let mh = cid.hash();
+    matches!(
+        (mh.code(), mh.size()),
+        (BLAKE3 | SHA2_256, 32) | (IDENTITY, _)
+    )
+}
+
 /// Parses a CID from text (any multibase, or base58 CIDv0), with a typed error.
 ///
 /// # Errors

@@ -247,86 +247,8 @@ pub fn links(cid: &Cid, data: &[u8]) -> Result<Vec<Cid>> {
             }
             Ok(out)
         }
-        Codec::DagPb => {
-            dag_pb_links(data).map_err(|e| Error::decode("DAG-PB block", Some(*cid), e))
-        }
-    }
-}
-
-/// The `Hash` of each `Links` entry of a DAG-PB node (protobuf field 2, whose field 1 is the
-/// link's CID).
-fn dag_pb_links(data: &[u8]) -> std::result::Result<Vec<Cid>, &'static str> {
-    let mut out = Vec::new();
-    let mut r = Proto(data);
-    while let Some((field, wire)) = r.key()? {
-        match (field, wire) {
-            (2, 2) => {
-                let mut link = Proto(r.bytes()?);
-                while let Some((f, w)) = link.key()? {
-                    match (f, w) {
-                        (1, 2) => {
-                            let cid = Cid::try_from(link.bytes()?).map_err(|_| "bad link CID")?;
-                            out.push(cid);
-                        }
-                        (_, w) => link.skip(w)?,
-                    }
-                }
-            }
-            (_, w) => r.skip(w)?,
-        }
-    }
-    Ok(out)
-}
-
-struct Proto<'a>(&'a [u8]);
-
-impl<'a> Proto<'a> {
-    fn varint(&mut self) -> std::result::Result<u64, &'static str> {
-        let mut value = 0u64;
-        for i in 0..10 {
-            let (&b, rest) = self.0.split_first().ok_or("truncated varint")?;
-            self.0 = rest;
-            value |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err("varint too long")
-    }
-
-    fn key(&mut self) -> std::result::Result<Option<(u64, u64)>, &'static str> {
-        if self.0.is_empty() {
-            return Ok(None);
-        }
-        let k = self.varint()?;
-        Ok(Some((k >> 3, k & 7)))
-    }
-
-    fn bytes(&mut self) -> std::result::Result<&'a [u8], &'static str> {
-        let len = usize::try_from(self.varint()?).map_err(|_| "length too large")?;
-        if len > self.0.len() {
-            return Err("truncated field");
-        }
-        let (b, rest) = self.0.split_at(len);
-        self.0 = rest;
-        Ok(b)
-    }
-
-    fn skip(&mut self, wire: u64) -> std::result::Result<(), &'static str> {
-        match wire {
-            0 => self.varint().map(drop),
-            1 => self.advance(8),
-            2 => self.bytes().map(drop),
-            5 => self.advance(4),
-            _ => Err("unsupported protobuf wire type"),
-        }
-    }
-
-    fn advance(&mut self, n: usize) -> std::result::Result<(), &'static str> {
-        if n > self.0.len() {
-            return Err("truncated field");
-        }
-        self.0 = &self.0[n..];
-        Ok(())
+        Codec::DagPb => Ok(crate::unixfs::PbNode::parse(data)
+            .map_err(|e| Error::decode("DAG-PB block", Some(*cid), e))?
+            .links),
     }
 }

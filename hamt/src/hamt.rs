@@ -28,13 +28,14 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             max_bucket_size: 4,
-            cache_bytes: 64 << 20,
+            cache_bytes: 256 << 20,
         }
     }
 }
 
 impl Config {
-    /// py-hamt's defaults: buckets of up to 4 keys, a 64 MiB node cache.
+    /// py-hamt's bucket size (4) and a 256 MiB node cache: enough for the nodes of a
+    /// tree of about 2 million keys, so random reads of such a tree hit the cache.
     pub fn new() -> Self {
         Self::default()
     }
@@ -188,13 +189,13 @@ impl Hamt {
         NodeRef::Mem(&self.root)
     }
 
-    /// The value bytes of `key`.
+    /// The value bytes of `key` (for a value stored as a UnixFS file, the file's bytes).
     ///
     /// # Errors
     /// Store failures, including a missing node or value block.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         match self.get_pointer(key).await? {
-            Some(cid) => Ok(Some(self.loader.store.get(&cid).await?)),
+            Some(cid) => Ok(Some(read_value(&self.loader.store, &cid).await?)),
             None => Ok(None),
         }
     }
@@ -605,7 +606,7 @@ fn encode_tree(node: &Node, hash_alg: HashAlg, out: &mut Vec<Block>) -> Link {
 const FLUSH_WINDOW: usize = 16;
 
 /// Below this many changes a flush is too small to gain from more threads.
-const PARALLEL_FLUSH_CHANGES: usize = 10_000;
+const PARALLEL_FLUSH_CHANGES: usize = 50_000;
 
 /// Encodes each subtree (see [`encode_tree`]), spread over the available cores when
 /// `parallel`.
@@ -651,6 +652,16 @@ fn seal(node: &mut Node, cids: &mut impl Iterator<Item = Link>, cache: &NodeCach
                 cache.insert(cid, Arc::new(*child));
             }
         }
+    }
+}
+
+/// The bytes of a value block; a value Kubo stored as a UnixFS file (over its 1 MiB
+/// chunker size, so with a DAG-PB CID) is reassembled from its chunks.
+async fn read_value(store: &Arc<dyn BlockStore>, cid: &Cid) -> Result<Bytes> {
+    if cid.codec() == Codec::DagPb.code() {
+        crate::unixfs::cat(store, cid, u64::MAX).await
+    } else {
+        store.get(cid).await
     }
 }
 
@@ -718,13 +729,13 @@ impl HamtReader {
         NodeRef::Mem(&self.node)
     }
 
-    /// The value bytes of `key`.
+    /// The value bytes of `key` (for a value stored as a UnixFS file, the file's bytes).
     ///
     /// # Errors
     /// Store failures, including a missing node or value block.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         match self.get_pointer(key).await? {
-            Some(cid) => Ok(Some(self.loader.store.get(&cid).await?)),
+            Some(cid) => Ok(Some(read_value(&self.loader.store, &cid).await?)),
             None => Ok(None),
         }
     }

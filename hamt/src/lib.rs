@@ -13,8 +13,9 @@ mod store;
 #[cfg(feature = "test-suite")]
 pub mod test_suite;
 mod tree;
+pub mod unixfs;
 
-pub use crate::block::{Block, Codec, HashAlg, parse_cid, verify};
+pub use crate::block::{Block, Codec, HashAlg, can_verify, parse_cid, verify};
 pub use crate::diff::{Change, diff};
 pub use crate::error::{BoxError, Error, Result};
 pub use crate::hamt::{Config, Hamt, HamtReader};

@@ -281,3 +281,43 @@ pub async fn corrupted_block_detected(store: &Arc<dyn BlockStore>, corrupter: &d
         "expected Corrupt, got {err:?}"
     );
 }
+
+/// Stores `content` as a UnixFS file of `chunk`-byte raw leaves under one DAG-PB root whose
+/// UnixFS data records the file size and each chunk's size: the shape Kubo gives a file of a
+/// few chunks (not checked byte for byte against Kubo). For tests of values stored as files.
+pub async fn unixfs_file(store: &dyn BlockStore, content: &[u8], chunk: usize) -> Cid {
+    fn varint(out: &mut Vec<u8>, mut n: u64) {
+        while n >= 0x80 {
+            out.push(u8::try_from(n & 0x7f).expect("seven bits") | 0x80);
+            n >>= 7;
+        }
+        out.push(u8::try_from(n).expect("below 0x80"));
+    }
+    fn field(out: &mut Vec<u8>, number: u64, bytes: &[u8]) {
+        varint(out, number << 3 | 2);
+        varint(out, bytes.len() as u64);
+        out.extend_from_slice(bytes);
+    }
+    let mut node = Vec::new();
+    let mut unixfs = vec![0x08, 0x02]; // Type = File
+    varint(&mut unixfs, 0x18);
+    varint(&mut unixfs, content.len() as u64); // filesize
+    for piece in content.chunks(chunk) {
+        let leaf = store
+            .put(Codec::Raw, Bytes::copy_from_slice(piece))
+            .await
+            .expect("store");
+        let mut link = Vec::new();
+        field(&mut link, 1, &leaf.to_bytes());
+        field(&mut link, 2, b"");
+        varint(&mut link, 0x18);
+        varint(&mut link, piece.len() as u64);
+        field(&mut node, 2, &link);
+        varint(&mut unixfs, 0x20);
+        varint(&mut unixfs, piece.len() as u64); // blocksizes
+    }
+    field(&mut node, 1, &unixfs);
+    let cid = store.hash_alg().cid(Codec::DagPb, &node);
+    store.put_keyed(&cid, node.into()).await.expect("store");
+    cid
+}

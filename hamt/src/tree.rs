@@ -229,7 +229,13 @@ pub(crate) fn values<'a>(
         .map_err(|e| e.1)
         .map_ok(move |chunk| async move {
             let cids: Vec<Cid> = chunk.iter().map(|e| e.value.to_cid()).collect();
-            let values = loader.store.get_many(&cids).await?;
+            let mut values = loader.store.get_many(&cids).await?;
+            // Values Kubo stored as UnixFS files come back as their bytes, as from `get`.
+            for (value, cid) in values.iter_mut().zip(&cids) {
+                if cid.codec() == Codec::DagPb.code() {
+                    *value = crate::unixfs::cat(&loader.store, cid, u64::MAX).await?;
+                }
+            }
             let pairs = chunk
                 .into_iter()
                 .zip(values)

@@ -396,3 +396,33 @@ async fn a_tree_deeper_than_the_hash_is_an_error_not_a_panic() {
     ));
     assert!(matches!(map.remove("x").await, Err(Error::Decode { .. })));
 }
+
+#[tokio::test]
+async fn values_stored_as_unixfs_files_read_as_their_bytes() {
+    let memory = MemoryStore::new();
+    let content: Vec<u8> = (0..5000u32)
+        .map(|i| u8::try_from(i % 241).unwrap())
+        .collect();
+    let file = hamt::test_suite::unixfs_file(&memory, &content, 1000).await;
+    let s: Arc<dyn BlockStore> = Arc::new(memory);
+    let mut map = Hamt::new(s.clone());
+    map.insert_pointer("big", file).await.unwrap();
+    map.insert("small", b"x".to_vec()).await.unwrap();
+    let root = map.flush().await.unwrap();
+    let reader = HamtReader::open(s.clone(), root).await.unwrap();
+    assert_eq!(
+        reader.get("big").await.unwrap().as_deref(),
+        Some(&content[..])
+    );
+    assert_eq!(reader.get_pointer("big").await.unwrap(), Some(file));
+    let all: BTreeMap<String, hamt::Bytes> = reader.iter().try_collect().await.unwrap();
+    assert_eq!(&all["big"][..], &content[..]);
+    // The CAR of the tree carries the file's chunks too.
+    let mut car = Vec::new();
+    let blocks = hamt::car::export_car(&s, root, &mut car).await.unwrap();
+    assert_eq!(
+        blocks,
+        1 + 1 + 1 + 5,
+        "root, small value, file root, five chunks"
+    );
+}
