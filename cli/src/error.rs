@@ -16,6 +16,10 @@ pub(crate) enum CliError {
     #[error(transparent)]
     Gateway(#[from] hamt_gateway::Error),
 
+    #[cfg(feature = "kubo")]
+    #[error(transparent)]
+    Kubo(#[from] hamt_store_kubo::Error),
+
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

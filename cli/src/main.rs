@@ -123,6 +123,19 @@ enum Command {
         /// The CAR file to read.
         file: PathBuf,
     },
+    /// Pin ROOT and everything under it on the Kubo node of `--store kubo+http://…`
+    /// (`--rm` unpins; `--from OLD` moves the pin from an older root).
+    #[cfg(feature = "kubo")]
+    Pin {
+        /// Root CID to pin.
+        root: String,
+        /// Remove the pin instead.
+        #[arg(long, conflicts_with = "from")]
+        rm: bool,
+        /// Move the pin from this older root.
+        #[arg(long)]
+        from: Option<String>,
+    },
     /// Serve the store as an IPFS trustless HTTP gateway (GET /ipfs/{cid}) until SIGTERM or
     /// Ctrl-C. Logs go to stderr (`RUST_LOG` sets the level).
     #[cfg(feature = "gateway")]
@@ -164,6 +177,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let open = OpenStore::open(cli.store.as_deref())?;
     let store = open.store.clone();
     let out = Output { json: cli.json };
+    #[cfg(feature = "kubo")]
+    if let Command::Pin { root, rm, from } = &cli.command {
+        let result = pin(open.kubo.as_ref(), root, *rm, from.as_deref(), &out).await;
+        return result.and(open.close().await);
+    }
     let result = dispatch(cli.command, store, &out).await;
     // Flush what was written even when a later step failed.
     let closed = open.close().await;
@@ -235,6 +253,8 @@ async fn dispatch(
             concurrency,
             timeout,
         } => serve(store, &listen, token, concurrency, timeout).await,
+        #[cfg(feature = "kubo")]
+        Command::Pin { .. } => unreachable!("handled in run"),
         Command::ImportCar { file } => {
             let f = tokio::fs::File::open(&file)
                 .await
@@ -264,6 +284,35 @@ async fn dispatch(
             }
         }
     }
+}
+
+/// `hamt pin`: pin, unpin or move a pin on a Kubo node.
+#[cfg(feature = "kubo")]
+async fn pin(
+    kubo: Option<&hamt_store_kubo::KuboStore>,
+    root: &str,
+    rm: bool,
+    from: Option<&str>,
+    out: &Output,
+) -> Result<(), CliError> {
+    let kubo = kubo.ok_or_else(|| {
+        CliError::BadInput("pinning needs a Kubo store: pass --store kubo+http://HOST:PORT".into())
+    })?;
+    let root = cid(root)?;
+    let action = if rm {
+        kubo.unpin(&root).await?;
+        "unpinned"
+    } else if let Some(old) = from {
+        kubo.pin_update(&cid(old)?, &root).await?;
+        "pin moved to"
+    } else {
+        kubo.pin(&root).await?;
+        "pinned"
+    };
+    out.line(
+        &format!("{action} {root}"),
+        &json!({ "root": root.to_string(), "action": action }),
+    )
 }
 
 /// `hamt serve`: the gateway over `store` until SIGTERM or Ctrl-C.

@@ -7,10 +7,11 @@ use hamt::{BlockStore, MemoryStore};
 use crate::error::CliError;
 
 /// URL schemes this build understands.
-const EXPECTED: &str = if cfg!(feature = "sled") {
-    "mem: or sled:PATH"
-} else {
-    "mem: (this build has no sled support)"
+const EXPECTED: &str = match (cfg!(feature = "sled"), cfg!(feature = "kubo")) {
+    (true, true) => "mem:, sled:PATH or kubo+http://HOST:PORT",
+    (true, false) => "mem: or sled:PATH (this build has no kubo support)",
+    (false, true) => "mem: or kubo+http://HOST:PORT (this build has no sled support)",
+    (false, false) => "mem: (this build has no sled or kubo support)",
 };
 
 /// An open store, with what must happen before the process exits.
@@ -18,6 +19,8 @@ pub(crate) struct OpenStore {
     pub(crate) store: Arc<dyn BlockStore>,
     #[cfg(feature = "sled")]
     sled: Option<hamt_store_sled::SledStore>,
+    #[cfg(feature = "kubo")]
+    pub(crate) kubo: Option<hamt_store_kubo::KuboStore>,
 }
 
 impl OpenStore {
@@ -32,6 +35,8 @@ impl OpenStore {
                 store: Arc::new(MemoryStore::new()),
                 #[cfg(feature = "sled")]
                 sled: None,
+                #[cfg(feature = "kubo")]
+                kubo: None,
             });
         }
         #[cfg(feature = "sled")]
@@ -41,6 +46,18 @@ impl OpenStore {
             return Ok(Self {
                 store: Arc::new(sled.clone()),
                 sled: Some(sled),
+                #[cfg(feature = "kubo")]
+                kubo: None,
+            });
+        }
+        #[cfg(feature = "kubo")]
+        if url.starts_with("kubo+") {
+            let kubo = hamt_store_kubo::KuboStore::from_url(&url)?;
+            return Ok(Self {
+                store: Arc::new(kubo.clone()),
+                #[cfg(feature = "sled")]
+                sled: None,
+                kubo: Some(kubo),
             });
         }
         Err(CliError::UnknownStore {

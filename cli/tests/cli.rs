@@ -328,3 +328,33 @@ fn serve_a_car_that_imports_into_an_empty_store_and_stop_on_sigterm() {
         "hamt serve did not stop cleanly on SIGTERM: {exit}"
     );
 }
+
+#[test]
+fn kubo_store_import_read_and_pin() {
+    let rpc = std::env::var("HAMT_TEST_KUBO_RPC").unwrap_or_else(|_| {
+        panic!("HAMT_TEST_KUBO_RPC is not set: run with `cargo xtask test`, which starts the IPFS test node")
+    });
+    let host = rpc.trim_start_matches("http://").trim_end_matches('/');
+    let store = format!("kubo+http://{host}?read=rpc&missing-block-timeout=500");
+    let root = ok(&store, &["import", sample().to_str().unwrap()])
+        .trim()
+        .to_owned();
+    // The same root as in any other store.
+    let env = Env::new();
+    assert_eq!(
+        ok(&env.store("db"), &["import", sample().to_str().unwrap()]).trim(),
+        root
+    );
+    assert_eq!(
+        ok(&store, &["get", &root, "temperature/berlin.csv"]).as_bytes(),
+        std::fs::read(sample().join("temperature/berlin.csv")).unwrap()
+    );
+    assert_eq!(ok(&store, &["pin", &root]).trim(), format!("pinned {root}"));
+    assert_eq!(
+        ok(&store, &["pin", "--rm", &root]).trim(),
+        format!("unpinned {root}")
+    );
+    fails(&env.store("db2"), &["pin", &root], 1, "needs a Kubo store");
+    let missing = "bafyr4iaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    fails(&store, &["ls", missing], 3, "not found");
+}

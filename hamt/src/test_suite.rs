@@ -37,15 +37,25 @@ impl Corrupter for MemoryStore {
     }
 }
 
-/// Runs every check of the suite.
+/// Runs every check of the suite, with blocks of up to 2 MiB.
 pub async fn run_all(store: Arc<dyn BlockStore>, corrupter: Option<&dyn Corrupter>) {
+    run_all_with(store, corrupter, 2 << 20).await;
+}
+
+/// Runs every check of the suite for a store that takes blocks of at most `max_block`
+/// bytes (a Kubo node's RPC server, say).
+pub async fn run_all_with(
+    store: Arc<dyn BlockStore>,
+    corrupter: Option<&dyn Corrupter>,
+    max_block: usize,
+) {
     round_trip(&store).await;
     missing_block(&store).await;
     idempotent_put(&store).await;
     put_keyed_verifies(&store).await;
     batch_round_trip(&store).await;
     concurrent_put_get(&store).await;
-    large_blocks(&store).await;
+    large_blocks(&store, max_block).await;
     hamt_over_store(store.clone(), 10_000).await;
     if let Some(corrupter) = corrupter {
         corrupted_block_detected(&store, corrupter).await;
@@ -203,9 +213,11 @@ pub async fn concurrent_put_get(store: &Arc<dyn BlockStore>) {
     }
 }
 
-/// Blocks of 1 MiB and 2 MiB round-trip unchanged.
-pub async fn large_blocks(store: &Arc<dyn BlockStore>) {
-    for size in [1 << 20, 2 << 20] {
+/// Blocks of 1 MiB and 2 MiB (or `max_block` bytes, when smaller) round-trip unchanged.
+pub async fn large_blocks(store: &Arc<dyn BlockStore>, max_block: usize) {
+    let mut sizes = vec![(1 << 20).min(max_block), (2 << 20).min(max_block)];
+    sizes.dedup();
+    for size in sizes {
         #[allow(clippy::cast_possible_truncation)]
         let data: Bytes = (0..size)
             .map(|i: usize| (i * 31 % 251) as u8)

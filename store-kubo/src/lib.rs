@@ -1,4 +1,7 @@
-//! Kubo HTTP RPC writes and gateway reads (planned).
-//!
-//! This crate is a placeholder in the workspace so that its folder, name and place in the
-//! dependency graph are fixed; its issue builds it. It exports nothing yet.
+#![doc = include_str!("../README.md")]
+
+mod error;
+mod store;
+
+pub use crate::error::Error;
+pub use crate::store::{KuboStore, KuboStoreBuilder, ReadFrom, SCHEME};

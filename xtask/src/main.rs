@@ -81,6 +81,13 @@ fn ci() -> Result<()> {
 
 fn test(crates: &[String]) -> Result<()> {
     let python = python_env()?;
+    let wants = |name: &str| crates.is_empty() || crates.iter().any(|c| c == name);
+    // Started before the tests and stopped when this guard drops, even on failure.
+    let node = if wants("hamt-store-kubo") || wants("hamt-cli") {
+        Some(IpfsNode::start()?)
+    } else {
+        None
+    };
     let mut cmd = Command::new(cargo());
     cmd.arg("test");
     if crates.is_empty() {
@@ -93,7 +100,120 @@ fn test(crates: &[String]) -> Result<()> {
     cmd.arg("--all-features");
     cmd.env("HAMT_TEST_PYTHON", &python);
     cmd.env("PYTHONWARNINGS", "ignore");
-    run_tests(&mut cmd)
+    if let Some(node) = &node {
+        cmd.env("HAMT_TEST_KUBO_RPC", node.rpc_url());
+        cmd.env("HAMT_TEST_KUBO_GATEWAY", node.gateway_url());
+    }
+    let result = run_tests(&mut cmd);
+    drop(node);
+    result
+}
+
+/// A free TCP port on loopback (bound, then released for the service to take).
+fn free_port() -> Result<u16> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+/// The JavaScript IPFS node (npm `ipfs`, pinned in xtask/ipfs-node) on loopback, offline,
+/// with a temporary repo; stopped by SIGTERM when dropped.
+struct IpfsNode {
+    child: std::process::Child,
+    api: u16,
+    gateway: u16,
+    repo: PathBuf,
+}
+
+impl IpfsNode {
+    fn start() -> Result<Self> {
+        let dir = root().join("target/xtask/ipfs-node");
+        let source = root().join("xtask/ipfs-node");
+        fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let lock = fs::read_to_string(source.join("package-lock.json"))
+            .map_err(|e| format!("xtask/ipfs-node/package-lock.json: {e}"))?;
+        for file in ["package.json", "package-lock.json", "node.mjs"] {
+            let to = dir.join(file);
+            let _ = fs::remove_file(&to);
+            fs::copy(source.join(file), &to).map_err(|e| format!("copy {file}: {e}"))?;
+        }
+        let stamp = dir.join("node_modules/.installed-lock");
+        if fs::read_to_string(&stamp).ok().as_deref() != Some(lock.as_str()) {
+            eprintln!("xtask: installing the IPFS test node from npm (a few minutes, once)");
+            // `npm ci` refuses this lockfile (an optional git dependency); install follows it.
+            run(Command::new("npm")
+                .args([
+                    "install",
+                    "--no-audit",
+                    "--no-fund",
+                    "--omit-lockfile-registry-resolved",
+                ])
+                .current_dir(&dir))?;
+            fs::write(&stamp, &lock).map_err(|e| format!("{}: {e}", stamp.display()))?;
+        }
+        let (api, gateway) = (free_port()?, free_port()?);
+        let repo = std::env::temp_dir().join(format!("hamt-ipfs-repo-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&repo);
+        let child = Command::new("node")
+            .arg(dir.join("node.mjs"))
+            .arg(&repo)
+            .arg(api.to_string())
+            .arg(gateway.to_string())
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start node (Node.js is required): {e}"))?;
+        let node = Self {
+            child,
+            api,
+            gateway,
+            repo,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        while std::net::TcpStream::connect(("127.0.0.1", gateway)).is_err()
+            || std::net::TcpStream::connect(("127.0.0.1", api)).is_err()
+        {
+            if std::time::Instant::now() > deadline {
+                return Err("the IPFS test node did not start within 90 s".into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        eprintln!(
+            "xtask: IPFS test node on {} (gateway {})",
+            node.rpc_url(),
+            node.gateway_url()
+        );
+        Ok(node)
+    }
+
+    fn rpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.api)
+    }
+
+    fn gateway_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.gateway)
+    }
+}
+
+impl Drop for IpfsNode {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.repo);
+    }
 }
 
 /// Runs `cargo test`, passing its output through, and ends with one line totalling every

@@ -1,0 +1,299 @@
+//! `KuboStore` against a real IPFS node (the JavaScript implementation, started by
+//! `cargo xtask test`, which sets `HAMT_TEST_KUBO_RPC` and `HAMT_TEST_KUBO_GATEWAY`), this
+//! project's gateway, and py-hamt from PyPI. Without the node these tests fail, never skip.
+
+// Tests fail by panicking; unwrapping is how they say what broke.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt as _;
+use hamt::{BlockStore, Codec, Error, Hamt, HamtReader, MemoryStore, parse_cid, test_suite};
+use hamt_store_kubo::{KuboStore, KuboStoreBuilder, ReadFrom};
+use url::Url;
+
+fn env(name: &str) -> Url {
+    let value = std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run these tests with `cargo xtask test`, which starts the IPFS test node")
+    });
+    Url::parse(&value).unwrap()
+}
+
+/// The test node's RPC server refuses request bodies over 1 MiB (README, workaround 6).
+const MAX_BLOCK: usize = 1_000_000;
+
+fn rpc_store() -> KuboStore {
+    KuboStoreBuilder::new()
+        .rpc_url(env("HAMT_TEST_KUBO_RPC"))
+        .read_from(ReadFrom::Rpc)
+        .missing_block_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap()
+}
+
+/// Serves `store` through this project's gateway on loopback; returns its URL.
+async fn serve(store: Arc<dyn BlockStore>) -> (Url, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        hamt_gateway::Gateway::new(store)
+            .serve_on(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (url, stop)
+}
+
+fn python(args: &[&str]) -> serde_json::Value {
+    let python = std::env::var("HAMT_TEST_PYTHON")
+        .unwrap_or_else(|_| panic!("HAMT_TEST_PYTHON is not set: run with `cargo xtask test`"));
+    let script = format!("{}/tests/pyhamt_kubo.py", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(python)
+        .env("PYTHONWARNINGS", "ignore")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "py-hamt failed: {args:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_rpc_reads() {
+    test_suite::run_all_with(Arc::new(rpc_store()), None, MAX_BLOCK).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_gateway_reads_through_this_projects_gateway() {
+    let (gateway, _stop) = serve(Arc::new(rpc_store())).await;
+    let store = KuboStoreBuilder::new()
+        .rpc_url(env("HAMT_TEST_KUBO_RPC"))
+        .gateways(vec![gateway])
+        .missing_block_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    test_suite::run_all_with(Arc::new(store), None, MAX_BLOCK).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_blocks_read_from_the_nodes_own_gateway_with_failover() {
+    let dead = Url::parse("http://127.0.0.1:9").unwrap();
+    let store = KuboStoreBuilder::new()
+        .rpc_url(env("HAMT_TEST_KUBO_RPC"))
+        .gateways(vec![dead, env("HAMT_TEST_KUBO_GATEWAY")])
+        .retries(1, Duration::from_millis(10))
+        .build()
+        .unwrap();
+    let cid = store
+        .put(
+            Codec::Raw,
+            Bytes::from_static(b"raw via the node's gateway"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        &store.get(&cid).await.unwrap()[..],
+        b"raw via the node's gateway"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_returning_wrong_bytes_is_corrupt() {
+    use axum::routing::get;
+    let liar = axum::Router::new().route("/ipfs/{cid}", get(|| async { "not the block" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    tokio::spawn(async move { axum::serve(listener, liar).await });
+    let store = KuboStoreBuilder::new()
+        .rpc_url(env("HAMT_TEST_KUBO_RPC"))
+        .gateways(vec![url])
+        .build()
+        .unwrap();
+    let cid = store
+        .put(Codec::Raw, Bytes::from_static(b"the real block"))
+        .await
+        .unwrap();
+    assert!(matches!(store.get(&cid).await, Err(Error::Corrupt { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn py_hamt_writes_we_read_same_root() {
+    let n = 600;
+    let doc = python(&[
+        "write",
+        env("HAMT_TEST_KUBO_RPC").as_str().trim_end_matches('/'),
+        &n.to_string(),
+    ]);
+    let root = parse_cid(doc["root"].as_str().unwrap()).unwrap();
+    let store: Arc<dyn BlockStore> = Arc::new(rpc_store());
+    let reader = HamtReader::open(store, root).await.unwrap();
+    let got: BTreeMap<String, Bytes> = reader.iter().try_collect().await.unwrap();
+    assert_eq!(got.len(), n);
+    for i in 0..n {
+        assert_eq!(
+            &got[&format!("k/{i}")][..],
+            format!("kubo value {i}").as_bytes()
+        );
+    }
+    // The same inserts here give the same root.
+    let mut ours = Hamt::new(Arc::new(MemoryStore::new()));
+    for i in 0..n {
+        ours.insert(&format!("k/{i}"), format!("kubo value {i}").into_bytes())
+            .await
+            .unwrap();
+    }
+    assert_eq!(ours.flush().await.unwrap(), root);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_write_py_hamt_reads_through_our_gateway() {
+    let kubo = rpc_store();
+    let store: Arc<dyn BlockStore> = Arc::new(kubo.clone());
+    let mut map = Hamt::new(store.clone());
+    let expected: BTreeMap<String, Vec<u8>> = (0..500)
+        .map(|i| {
+            (
+                format!("ours/{i}"),
+                format!("written by rust {i}").into_bytes(),
+            )
+        })
+        .collect();
+    map.extend(expected.iter().map(|(k, v)| (k.as_str(), v.clone())))
+        .await
+        .unwrap();
+    let root = map.flush().await.unwrap();
+    let (gateway, _stop) = serve(store).await;
+    let read = tokio::task::spawn_blocking(move || {
+        python(&[
+            "read",
+            gateway.as_str().trim_end_matches('/'),
+            &root.to_string(),
+        ])
+    })
+    .await
+    .unwrap();
+    let read: BTreeMap<String, Vec<u8>> = read
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            use base64::Engine as _;
+            (
+                k.clone(),
+                base64::engine::general_purpose::STANDARD
+                    .decode(v.as_str().unwrap())
+                    .unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(read, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_values_become_files_with_py_hamts_cid() {
+    let size = 3 * 1024 * 1024 + 17;
+    let content: Vec<u8> = (0..size)
+        .map(|i| u8::try_from((i * 7) % 251).unwrap())
+        .collect();
+    let doc = python(&[
+        "add",
+        env("HAMT_TEST_KUBO_RPC").as_str().trim_end_matches('/'),
+        &size.to_string(),
+    ]);
+    let theirs = parse_cid(doc["cid"].as_str().unwrap()).unwrap();
+    let store = rpc_store();
+    let ours = store.put(Codec::Raw, content.clone().into()).await.unwrap();
+    assert_eq!(ours, theirs);
+    assert_eq!(ours.codec(), 0x70, "a UnixFS file");
+    // A HAMT value pointing at the file reads as the file's bytes.
+    let store: Arc<dyn BlockStore> = Arc::new(store);
+    let mut map = Hamt::new(store.clone());
+    map.insert_pointer("big", ours).await.unwrap();
+    let root = map.flush().await.unwrap();
+    let reader = HamtReader::open(store, root).await.unwrap();
+    assert_eq!(
+        reader.get("big").await.unwrap().as_deref(),
+        Some(&content[..])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pins() {
+    let store = rpc_store();
+    let dyn_store: Arc<dyn BlockStore> = Arc::new(store.clone());
+    let mut map = Hamt::new(dyn_store);
+    map.insert("pinned", b"v1".to_vec()).await.unwrap();
+    let v1 = map.flush().await.unwrap();
+    map.insert("pinned", b"v2".to_vec()).await.unwrap();
+    let v2 = map.flush().await.unwrap();
+    store.pin(&v1).await.unwrap();
+    assert!(store.pins().await.unwrap().contains(&v1));
+    store.pin_update(&v1, &v2).await.unwrap();
+    let pins = store.pins().await.unwrap();
+    assert!(pins.contains(&v2) && !pins.contains(&v1), "{pins:?}");
+    store.unpin(&v2).await.unwrap();
+    assert!(!store.pins().await.unwrap().contains(&v2));
+}
+
+#[test]
+fn urls_and_redaction() {
+    let store = KuboStore::from_url(
+        "kubo+https://alice:hunter2@rpc.example.com:443?gateway=https://gw1.example.com&gateway=https://gw2.example.com&read=rpc&concurrency=8&timeout=5",
+    )
+    .unwrap();
+    let debug = format!("{store:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(
+        debug.contains("gw2.example.com") && debug.contains("Rpc"),
+        "{debug}"
+    );
+    let with_token = KuboStoreBuilder::new()
+        .bearer_token("sekrit-token")
+        .header("x-api-key", "sekrit-key")
+        .unwrap()
+        .build()
+        .unwrap();
+    let debug = format!("{with_token:?}");
+    assert!(!debug.contains("sekrit"), "{debug}");
+    for bad in [
+        "http://127.0.0.1:5001",
+        "kubo+http://",
+        "kubo+http://h:1?read=disk",
+        "kubo+http://h:1?bogus=1",
+        "kubo+http://h:1?gateway=::",
+    ] {
+        assert!(
+            matches!(
+                KuboStore::from_url(bad),
+                Err(hamt_store_kubo::Error::InvalidUrl { .. })
+            ),
+            "{bad}"
+        );
+    }
+    let err = KuboStore::from_url("kubo+http://u:p4ss@h:1?read=disk").unwrap_err();
+    assert!(!err.to_string().contains("p4ss"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unreachable_node_is_a_temporary_error_after_retries() {
+    let store = KuboStoreBuilder::new()
+        .rpc_url(Url::parse("http://127.0.0.1:9").unwrap())
+        .retries(2, Duration::from_millis(5))
+        .build()
+        .unwrap();
+    let err = store
+        .put(Codec::Raw, Bytes::from_static(b"x"))
+        .await
+        .unwrap_err();
+    assert!(err.is_temporary(), "{err:?}");
+}
