@@ -31,11 +31,14 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask <test [CRATE...] | bench [--quick] | ci | python>
+const USAGE: &str =
+    "usage: cargo xtask <test [CRATE...] | bench [core|gateway] [--quick] | ci | python>
   test [CRATE...]  run the tests of the named crates (all when none is named), with the
                    Python peers and services they need
-  bench [--quick]  benchmarks against fvm_ipld_hamt and py-hamt, and peak memory, as one
-                   table of ratios (--quick: a smoke run on small sizes)
+  bench [core|gateway] [--quick]
+                   core: benchmarks against fvm_ipld_hamt and py-hamt, and peak memory, as
+                   one table of ratios; gateway: `hamt serve` against the JavaScript IPFS
+                   node's gateway (--quick: a smoke run on small sizes)
   ci               cargo fmt --check, clippy -D warnings, `test`, then `bench --quick`
   python           create the py-hamt venv and print its interpreter";
 
@@ -150,8 +153,9 @@ impl IpfsNode {
                     "--no-audit",
                     "--no-fund",
                     "--omit-lockfile-registry-resolved",
+                    "--prefix",
                 ])
-                .current_dir(&dir))?;
+                .arg(&dir))?;
             fs::write(&stamp, &lock).map_err(|e| format!("{}: {e}", stamp.display()))?;
         }
         let (api, gateway) = (free_port()?, free_port()?);
@@ -358,6 +362,15 @@ fn json(text: &str, what: &str) -> Result<serde_json::Value> {
 /// load; then one table of ratios. Speed is reported, never asserted.
 fn bench(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
+    match args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .map(String::as_str)
+    {
+        None | Some("core") => {}
+        Some("gateway") => return bench_gateway(quick),
+        Some(other) => return Err(format!("unknown benchmark {other:?}: core or gateway")),
+    }
     let python = python_env()?;
     let out_dir = root().join("target/hamt-bench");
     fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
@@ -404,6 +417,32 @@ fn bench(args: &[String]) -> Result<()> {
     )?;
 
     report(&compare, &py, py_n, &rss, rss_n)
+}
+
+/// `cargo xtask bench gateway`: this project's gateway (`hamt serve` over sled) against the
+/// JavaScript IPFS node's gateway on the same raw blocks, same run.
+fn bench_gateway(quick: bool) -> Result<()> {
+    run(Command::new(cargo()).args([
+        "build",
+        "-q",
+        "--release",
+        "-p",
+        "hamt-cli",
+        "-p",
+        "hamt-benches",
+        "--bin",
+        "hamt",
+        "--bin",
+        "gateway_load",
+    ]))?;
+    let node = IpfsNode::start()?;
+    let result = run(Command::new(root().join("target/release/gateway_load"))
+        .arg(if quick { "300" } else { "3000" })
+        .env("HAMT_BENCH_KUBO_RPC", node.rpc_url())
+        .env("HAMT_BENCH_KUBO_GATEWAY", node.gateway_url())
+        .env("HAMT_BENCH_HAMT_BIN", root().join("target/release/hamt")));
+    drop(node);
+    result
 }
 
 /// Prints the table of ratios; fails when our root differs from py-hamt's for the same data.
