@@ -32,13 +32,14 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str =
-    "usage: cargo xtask <test [CRATE...] | bench [core|gateway] [--quick] | ci | python>
+    "usage: cargo xtask <test [CRATE...] | bench [core|gateway|kubo] [--quick] | ci | python>
   test [CRATE...]  run the tests of the named crates (all when none is named), with the
                    Python peers and services they need
-  bench [core|gateway] [--quick]
+  bench [core|gateway|kubo] [--quick]
                    core: benchmarks against fvm_ipld_hamt and py-hamt, and peak memory, as
                    one table of ratios; gateway: `hamt serve` against the JavaScript IPFS
-                   node's gateway (--quick: a smoke run on small sizes)
+                   node's gateway; kubo: KuboStore against py-hamt's KuboCAS on that node
+                   (--quick: a smoke run on small sizes)
   ci               cargo fmt --check, clippy -D warnings, `test`, then `bench --quick`
   python           create the py-hamt venv and print its interpreter";
 
@@ -106,6 +107,11 @@ fn test(crates: &[String]) -> Result<()> {
     if let Some(node) = &node {
         cmd.env("HAMT_TEST_KUBO_RPC", node.rpc_url());
         cmd.env("HAMT_TEST_KUBO_GATEWAY", node.gateway_url());
+        // For tests that start and stop a node of their own.
+        cmd.env(
+            "HAMT_TEST_IPFS_NODE_DIR",
+            root().join("target/xtask/ipfs-node"),
+        );
     }
     let result = run_tests(&mut cmd);
     drop(node);
@@ -369,7 +375,12 @@ fn bench(args: &[String]) -> Result<()> {
     {
         None | Some("core") => {}
         Some("gateway") => return bench_gateway(quick),
-        Some(other) => return Err(format!("unknown benchmark {other:?}: core or gateway")),
+        Some("kubo") => return bench_kubo(quick),
+        Some(other) => {
+            return Err(format!(
+                "unknown benchmark {other:?}: core, gateway or kubo"
+            ));
+        }
     }
     let python = python_env()?;
     let out_dir = root().join("target/hamt-bench");
@@ -441,6 +452,27 @@ fn bench_gateway(quick: bool) -> Result<()> {
         .env("HAMT_BENCH_KUBO_RPC", node.rpc_url())
         .env("HAMT_BENCH_KUBO_GATEWAY", node.gateway_url())
         .env("HAMT_BENCH_HAMT_BIN", root().join("target/release/hamt")));
+    drop(node);
+    result
+}
+
+/// `cargo xtask bench kubo`: `KuboStore` against py-hamt's `KuboCAS` on the same IPFS node.
+fn bench_kubo(quick: bool) -> Result<()> {
+    let python = python_env()?;
+    run(Command::new(cargo()).args([
+        "build",
+        "-q",
+        "--release",
+        "-p",
+        "hamt-benches",
+        "--bin",
+        "kubo_load",
+    ]))?;
+    let node = IpfsNode::start()?;
+    let result = run(Command::new(root().join("target/release/kubo_load"))
+        .arg(if quick { "500" } else { "10000" })
+        .env("HAMT_BENCH_KUBO_RPC", node.rpc_url())
+        .env("HAMT_BENCH_PYTHON", &python));
     drop(node);
     result
 }
