@@ -166,6 +166,58 @@ impl Gateway {
     }
 }
 
+/// A gateway serving in the background (see [`Gateway::spawn`]).
+#[derive(Debug)]
+pub struct LocalServer {
+    url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), Error>>,
+}
+
+impl LocalServer {
+    /// The base URL, `http://ADDR:PORT`, without a trailing slash.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Stops accepting, finishes the requests in flight and waits for the server to end.
+    ///
+    /// # Errors
+    /// [`Error::Serve`] when the server failed.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .map_err(|e| Error::Serve(std::io::Error::other(e)))?
+    }
+}
+
+impl Gateway {
+    /// Binds `addr` (`127.0.0.1:0` for any free port) and serves on a background task until
+    /// [`LocalServer::shutdown`]: for tests, benchmarks and embedding in a larger program.
+    ///
+    /// # Errors
+    /// [`Error::Bind`] when the address cannot be bound.
+    pub async fn spawn(&self, addr: &str) -> Result<LocalServer, Error> {
+        let bind = |source| Error::Bind {
+            addr: addr.to_owned(),
+            source,
+        };
+        let listener = TcpListener::bind(addr).await.map_err(bind)?;
+        let url = format!("http://{}", listener.local_addr().map_err(bind)?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let gateway = self.clone();
+        let task = tokio::spawn(async move {
+            gateway
+                .serve_on(listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(LocalServer { url, stop, task })
+    }
+}
+
 /// Completes on SIGTERM or Ctrl-C: the usual `shutdown` argument of [`Gateway::serve`].
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -35,19 +35,8 @@ async fn py_hamt_reads_every_key_through_the_gateway() {
     let root = map.flush().await.unwrap();
 
     let gateway = Gateway::new(Arc::new(store));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = {
-        let gateway = gateway.clone();
-        tokio::spawn(async move {
-            gateway
-                .serve_on(listener, async {
-                    let _ = stopped.await;
-                })
-                .await
-        })
-    };
+    let server = gateway.spawn("127.0.0.1:0").await.unwrap();
+    let url = server.url().to_owned();
 
     let script = format!("{}/tests/read_via_gateway.py", env!("CARGO_MANIFEST_DIR"));
     let root_text = root.to_string();
@@ -80,6 +69,5 @@ async fn py_hamt_reads_every_key_through_the_gateway() {
         assert_eq!(slices[k], v[1..4], "{k}");
     }
     assert!(gateway.metrics().requests() > 2 * expected.len() as u64);
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    server.shutdown().await.unwrap();
 }

@@ -61,22 +61,8 @@ pub(crate) enum Insert {
     Full,
 }
 
-fn push_varint(out: &mut Vec<u8>, mut n: usize) {
-    loop {
-        // The mask keeps seven bits.
-        #[allow(clippy::cast_possible_truncation)]
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
 fn push_entry(out: &mut Vec<u8>, key: &str, cid: &[u8]) {
-    push_varint(out, key.len());
+    crate::varint::push(out, key.len() as u64);
     out.extend_from_slice(key.as_bytes());
     // CIDs this crate can hold are at most 1 + 3 varints + 64 digest bytes long.
     out.push(u8::try_from(cid.len()).expect("a CID is shorter than 256 bytes"));
@@ -147,17 +133,9 @@ impl Bucket {
             if rest.is_empty() {
                 return None;
             }
-            let mut key_len = 0usize;
-            let mut shift = 0;
-            loop {
-                let byte = rest[0];
-                rest = &rest[1..];
-                key_len |= usize::from(byte & 0x7f) << shift;
-                shift += 7;
-                if byte & 0x80 == 0 {
-                    break;
-                }
-            }
+            // The layout was written by `push_entry`, so it parses.
+            let key_len = crate::varint::take(&mut rest).expect("bucket layout");
+            let key_len = usize::try_from(key_len).expect("a key held in memory");
             let (key, after) = rest.split_at(key_len);
             let cid_len = usize::from(after[0]);
             let (cid, after) = after[1..].split_at(cid_len);

@@ -32,20 +32,6 @@ fn car_err(reason: impl std::fmt::Display) -> Error {
     Error::decode("CAR", None, reason)
 }
 
-fn write_varint(out: &mut Vec<u8>, mut n: u64) {
-    loop {
-        // The mask keeps seven bits.
-        #[allow(clippy::cast_possible_truncation)]
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
 /// Writes a CAR v1 archive to an async writer.
 #[derive(Debug)]
 pub struct CarWriter<W> {
@@ -65,7 +51,7 @@ impl<W: AsyncWrite + Unpin> CarWriter<W> {
             }
         })?;
         let mut buf = Vec::with_capacity(header.len() + 10);
-        write_varint(&mut buf, header.len() as u64);
+        crate::varint::push(&mut buf, header.len() as u64);
         buf.extend_from_slice(&header);
         writer.write_all(&buf).await.map_err(io_err)?;
         Ok(Self { writer, buf })
@@ -78,7 +64,7 @@ impl<W: AsyncWrite + Unpin> CarWriter<W> {
     pub async fn write(&mut self, cid: &Cid, data: &[u8]) -> Result<()> {
         let cid_bytes = cid.to_bytes();
         self.buf.clear();
-        write_varint(&mut self.buf, (cid_bytes.len() + data.len()) as u64);
+        crate::varint::push(&mut self.buf, (cid_bytes.len() + data.len()) as u64);
         self.buf.extend_from_slice(&cid_bytes);
         self.writer.write_all(&self.buf).await.map_err(io_err)?;
         self.writer.write_all(data).await.map_err(io_err)

@@ -14,6 +14,7 @@ mod store;
 pub mod test_suite;
 mod tree;
 pub mod unixfs;
+mod varint;
 
 pub use crate::block::{Block, Codec, HashAlg, can_verify, parse_cid, verify};
 pub use crate::diff::{Change, diff};

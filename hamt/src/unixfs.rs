@@ -151,16 +151,7 @@ struct Proto<'a>(&'a [u8]);
 
 impl<'a> Proto<'a> {
     fn varint(&mut self) -> std::result::Result<u64, &'static str> {
-        let mut value = 0u64;
-        for i in 0..10 {
-            let (&b, rest) = self.0.split_first().ok_or("truncated varint")?;
-            self.0 = rest;
-            value |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err("varint too long")
+        crate::varint::take(&mut self.0)
     }
 
     fn key(&mut self) -> std::result::Result<Option<(u64, u64)>, &'static str> {

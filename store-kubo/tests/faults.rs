@@ -30,7 +30,7 @@ impl Node {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_mins(1);
         while std::net::TcpStream::connect(("127.0.0.1", api)).is_err() {
             assert!(Instant::now() < deadline, "IPFS node did not start");
             std::thread::sleep(Duration::from_millis(100));

@@ -35,19 +35,13 @@ fn rpc_store() -> KuboStore {
         .unwrap()
 }
 
-/// Serves `store` through this project's gateway on loopback; returns its URL.
-async fn serve(store: Arc<dyn BlockStore>) -> (Url, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        hamt_gateway::Gateway::new(store)
-            .serve_on(listener, async {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    (url, stop)
+/// Serves `store` through this project's gateway on loopback, until the server drops.
+async fn serve(store: Arc<dyn BlockStore>) -> (Url, hamt_gateway::LocalServer) {
+    let server = hamt_gateway::Gateway::new(store)
+        .spawn("127.0.0.1:0")
+        .await
+        .unwrap();
+    (Url::parse(server.url()).unwrap(), server)
 }
 
 fn python(args: &[&str]) -> serde_json::Value {
@@ -75,7 +69,7 @@ async fn conformance_rpc_reads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_gateway_reads_through_this_projects_gateway() {
-    let (gateway, _stop) = serve(Arc::new(rpc_store())).await;
+    let (gateway, _server) = serve(Arc::new(rpc_store())).await;
     let store = KuboStoreBuilder::new()
         .rpc_url(env("HAMT_TEST_KUBO_RPC"))
         .gateways(vec![gateway])
@@ -172,7 +166,7 @@ async fn we_write_py_hamt_reads_through_our_gateway() {
         .await
         .unwrap();
     let root = map.flush().await.unwrap();
-    let (gateway, _stop) = serve(store).await;
+    let (gateway, _server) = serve(store).await;
     let read = tokio::task::spawn_blocking(move || {
         python(&[
             "read",

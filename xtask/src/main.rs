@@ -433,6 +433,25 @@ fn bench(args: &[String]) -> Result<()> {
 /// `cargo xtask bench gateway`: this project's gateway (`hamt serve` over sled) against the
 /// JavaScript IPFS node's gateway on the same raw blocks, same run.
 fn bench_gateway(quick: bool) -> Result<()> {
+    let hamt = root().join("target/release/hamt");
+    let requests = if quick { "300" } else { "3000" };
+    run_with_node(
+        "gateway_load",
+        requests,
+        &[("HAMT_BENCH_HAMT_BIN", hamt.into())],
+    )
+}
+
+/// `cargo xtask bench kubo`: `KuboStore` against py-hamt's `KuboCAS` on the same IPFS node.
+fn bench_kubo(quick: bool) -> Result<()> {
+    let python = python_env()?;
+    let n = if quick { "500" } else { "10000" };
+    run_with_node("kubo_load", n, &[("HAMT_BENCH_PYTHON", python.into())])
+}
+
+/// Builds the release `hamt` and benchmark binary `bin`, starts the IPFS test node and runs
+/// `bin ARG` with the node's URLs (`HAMT_BENCH_KUBO_RPC`, `HAMT_BENCH_KUBO_GATEWAY`) and `env`.
+fn run_with_node(bin: &str, arg: &str, env: &[(&str, OsString)]) -> Result<()> {
     run(Command::new(cargo()).args([
         "build",
         "-q",
@@ -444,35 +463,17 @@ fn bench_gateway(quick: bool) -> Result<()> {
         "--bin",
         "hamt",
         "--bin",
-        "gateway_load",
+        bin,
     ]))?;
     let node = IpfsNode::start()?;
-    let result = run(Command::new(root().join("target/release/gateway_load"))
-        .arg(if quick { "300" } else { "3000" })
+    let mut cmd = Command::new(root().join("target/release").join(bin));
+    cmd.arg(arg)
         .env("HAMT_BENCH_KUBO_RPC", node.rpc_url())
-        .env("HAMT_BENCH_KUBO_GATEWAY", node.gateway_url())
-        .env("HAMT_BENCH_HAMT_BIN", root().join("target/release/hamt")));
-    drop(node);
-    result
-}
-
-/// `cargo xtask bench kubo`: `KuboStore` against py-hamt's `KuboCAS` on the same IPFS node.
-fn bench_kubo(quick: bool) -> Result<()> {
-    let python = python_env()?;
-    run(Command::new(cargo()).args([
-        "build",
-        "-q",
-        "--release",
-        "-p",
-        "hamt-benches",
-        "--bin",
-        "kubo_load",
-    ]))?;
-    let node = IpfsNode::start()?;
-    let result = run(Command::new(root().join("target/release/kubo_load"))
-        .arg(if quick { "500" } else { "10000" })
-        .env("HAMT_BENCH_KUBO_RPC", node.rpc_url())
-        .env("HAMT_BENCH_PYTHON", &python));
+        .env("HAMT_BENCH_KUBO_GATEWAY", node.gateway_url());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let result = run(&mut cmd);
     drop(node);
     result
 }

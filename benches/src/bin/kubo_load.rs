@@ -122,18 +122,10 @@ async fn py_hamt(
 ) -> Result<(f64, f64), Box<dyn std::error::Error>> {
     // py-hamt reads through this project's gateway in front of the node (the JavaScript
     // node's gateway cannot serve DAG-CBOR blocks).
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let gateway = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = {
-        let gw = hamt_gateway::Gateway::new(store.clone());
-        tokio::spawn(async move {
-            gw.serve_on(listener, async {
-                let _ = stopped.await;
-            })
-            .await
-        })
-    };
+    let server = hamt_gateway::Gateway::new(store)
+        .spawn("127.0.0.1:0")
+        .await?;
+    let gateway = server.url().to_owned();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/pyhamt_kubo_bench.py");
     let rpc_arg = rpc.trim_end_matches('/').to_owned();
     let out = tokio::task::spawn_blocking(move || {
@@ -143,8 +135,7 @@ async fn py_hamt(
             .output()
     })
     .await??;
-    let _ = stop.send(());
-    server.await??;
+    server.shutdown().await?;
     if !out.status.success() {
         return Err(format!("py-hamt failed: {}", String::from_utf8_lossy(&out.stderr)).into());
     }
