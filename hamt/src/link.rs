@@ -9,10 +9,24 @@ use multihash::Multihash;
 /// 32-byte digest (every node and value py-hamt writes) is kept inline as its 36 binary
 /// bytes, which is also exactly how it is encoded; anything else is boxed. A [`Cid`] takes 88
 /// bytes and must be re-serialized for every encode; this takes 40 and is copied out as is.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) enum Link {
     Short([u8; 36]),
     Long(Box<Cid>),
+}
+
+impl std::hash::Hash for Link {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            // Eight bytes of a cryptographic digest are already a good hash.
+            Link::Short(b) => {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(&b[4..12]);
+                state.write_u64(u64::from_le_bytes(word));
+            }
+            Link::Long(cid) => cid.hash(state),
+        }
+    }
 }
 
 impl std::fmt::Debug for Link {
@@ -135,7 +149,9 @@ impl Hasher for FastHasher {
     }
 
     fn finish(&self) -> u64 {
-        self.0
+        // The multiply leaves its best-mixed bits at the top; hash tables index with the low
+        // ones, so rotate them down.
+        self.0.rotate_left(26)
     }
 }
 
