@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use hamt::{BlockStore, Cid, Codec, Error as HamtError, parse_cid, verify};
 use serde::Deserialize;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::compat::TokioAsyncWriteCompatExt as _;
 
 use crate::metrics::Metrics;
@@ -23,7 +24,8 @@ pub(crate) struct State {
     pub(crate) timeout: Duration,
     pub(crate) max_file_bytes: u64,
     pub(crate) metrics: Metrics,
-    pub(crate) permits: tokio::sync::Semaphore,
+    /// One permit per request in flight; a CAR stream keeps its permit until it ends.
+    pub(crate) permits: Arc<tokio::sync::Semaphore>,
 }
 
 const IMMUTABLE: &str = "public, max-age=29030400, immutable";
@@ -152,12 +154,13 @@ pub(crate) async fn ipfs(
     headers: HeaderMap,
 ) -> Response {
     let response = if authorized(&state, &headers) {
-        let Ok(_permit) = state.permits.acquire().await else {
+        let Ok(permit) = state.permits.clone().acquire_owned().await else {
             return problem(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
         };
+        let mut permit = Some(permit);
         match tokio::time::timeout(
             state.timeout,
-            serve(&state, &method, &path, &params, &headers),
+            serve(&state, &method, &path, &params, &headers, &mut permit),
         )
         .await
         {
@@ -186,6 +189,7 @@ async fn serve(
     path: &str,
     params: &Params,
     headers: &HeaderMap,
+    permit: &mut Option<OwnedSemaphorePermit>,
 ) -> Response {
     let (cid_text, rest) = path.split_once('/').unwrap_or((path, ""));
     if cid_text.len() > 512 {
@@ -225,7 +229,7 @@ async fn serve(
         return with_common(StatusCode::NOT_MODIFIED.into_response(), &cid, &etag);
     }
     let response = match format {
-        Format::Car => car(state, cid, method).await,
+        Format::Car => car(state, cid, method, permit.take()).await,
         Format::Raw | Format::Plain => {
             let (body, content_type) = match fetch(state, &cid, format).await {
                 Ok(found) => found,
@@ -321,7 +325,12 @@ fn ranged(body: Bytes, method: &Method, headers: &HeaderMap) -> Response {
 
 /// Streams a CAR of every block under `cid`. The root is fetched first so that a missing
 /// root is a 404, not a truncated 200.
-async fn car(state: &State, cid: Cid, method: &Method) -> Response {
+async fn car(
+    state: &State,
+    cid: Cid,
+    method: &Method,
+    permit: Option<OwnedSemaphorePermit>,
+) -> Response {
     match state.store.get(&cid).await.and_then(|b| verify(&cid, &b)) {
         Ok(()) => {}
         Err(e) => return store_error(state, &cid, &e),
@@ -332,6 +341,8 @@ async fn car(state: &State, cid: Cid, method: &Method) -> Response {
         let (writer, reader) = tokio::io::duplex(256 << 10);
         let store = state.store.clone();
         tokio::spawn(async move {
+            // The stream counts against the concurrency limit until it ends.
+            let _permit = permit;
             if let Err(e) = hamt::car::export_car(&store, cid, writer.compat_write()).await {
                 // The status is sent; cutting the stream short tells the client.
                 tracing::error!(%cid, error = %e, "CAR export failed midway");

@@ -92,7 +92,7 @@ impl GatewayBuilder {
                 timeout: self.timeout,
                 max_file_bytes: self.max_file_bytes,
                 metrics: Metrics::default(),
-                permits: tokio::sync::Semaphore::new(self.concurrency),
+                permits: Arc::new(tokio::sync::Semaphore::new(self.concurrency)),
             }),
         }
     }

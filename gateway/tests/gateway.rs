@@ -341,3 +341,41 @@ async fn bearer_token_guards_every_route() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(&r.body[..], b"secret");
 }
+
+#[tokio::test]
+async fn concurrency_limit_covers_car_streams() {
+    let store = MemoryStore::new();
+    let mut map = Hamt::new(Arc::new(store.clone()));
+    // About 2 MB of values: more than the stream's buffer, so an unread CAR stays open.
+    map.extend((0..2000).map(|i| (format!("k{i}"), vec![u8::try_from(i % 251).unwrap(); 1024])))
+        .await
+        .unwrap();
+    let root = map.flush().await.unwrap();
+    let small = store
+        .put(Codec::Raw, Bytes::from_static(b"small"))
+        .await
+        .unwrap();
+    let gw = GatewayBuilder::new(Arc::new(store)).concurrency(1).build();
+    let car = Request::get(format!("/ipfs/{root}?format=car"))
+        .body(Body::empty())
+        .unwrap();
+    let streaming = gw.router().oneshot(car).await.unwrap();
+    assert_eq!(streaming.status(), StatusCode::OK);
+    let blocked = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        get(&gw, &format!("/ipfs/{small}"), &[]),
+    )
+    .await;
+    assert!(
+        blocked.is_err(),
+        "a second request must wait while the only permit streams a CAR"
+    );
+    drop(streaming);
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        get(&gw, &format!("/ipfs/{small}"), &[]),
+    )
+    .await
+    .expect("the permit is released when the stream is dropped");
+    assert_eq!(r.status, StatusCode::OK);
+}
