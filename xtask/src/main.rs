@@ -40,7 +40,7 @@ const USAGE: &str =
                    one table of ratios; gateway: `hamt serve` against the JavaScript IPFS
                    node's gateway; kubo: KuboStore against py-hamt's KuboCAS on that node
                    (--quick: a smoke run on small sizes)
-  ci               cargo fmt --check, clippy -D warnings, `test`, then `bench --quick`
+  ci               cargo fmt --check, clippy -D warnings, `bench --quick`, then `test`
   python           create the py-hamt venv and print its interpreter";
 
 fn root() -> PathBuf {
@@ -79,8 +79,8 @@ fn ci() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    test(&[])?;
-    bench(&["--quick".to_owned()])
+    bench(&["--quick".to_owned()])?;
+    test(&[])
 }
 
 fn test(crates: &[String]) -> Result<()> {
