@@ -66,6 +66,73 @@ impl Config {
     }
 }
 
+/// The read methods [`Hamt`] and [`HamtReader`] share, written once: each type provides
+/// `tree()` (its root) and `loader` (store and node cache).
+macro_rules! read_methods {
+    () => {
+        /// The value bytes of `key` (for a value stored as a UnixFS file, the file's bytes).
+        ///
+        /// # Errors
+        /// Store failures, including a missing node or value block.
+        pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+            match self.get_pointer(key).await? {
+                Some(cid) => Ok(Some(read_value(&self.loader.store, &cid).await?)),
+                None => Ok(None),
+            }
+        }
+
+        /// The value of `key`, decoded from DAG-CBOR.
+        ///
+        /// # Errors
+        /// As [`get`](Self::get), and [`Error::Decode`] when the value does not decode as `T`.
+        pub async fn get_cbor<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+            decode_value(self.get(key).await?)
+        }
+
+        /// The CID of the value block of `key`.
+        ///
+        /// # Errors
+        /// Store failures.
+        pub async fn get_pointer(&self, key: &str) -> Result<Option<Cid>> {
+            tree::lookup(self.tree(), &self.loader, key).await
+        }
+
+        /// True when `key` is in the map.
+        ///
+        /// # Errors
+        /// Store failures.
+        pub async fn contains_key(&self, key: &str) -> Result<bool> {
+            Ok(self.get_pointer(key).await?.is_some())
+        }
+
+        /// Every key, depth first.
+        pub fn keys(&self) -> impl Stream<Item = Result<String>> + '_ {
+            use futures::TryStreamExt as _;
+            tree::entries(self.tree(), &self.loader).map_ok(|e| e.key.into_string())
+        }
+
+        /// Every key with the CID of its value.
+        pub fn pointers(&self) -> impl Stream<Item = Result<(String, Cid)>> + '_ {
+            tree::pointers(self.tree(), &self.loader)
+        }
+
+        /// Every key with its value bytes; values are fetched concurrently.
+        // A `Stream` is the async iterator; `iter` is the name users look for.
+        #[allow(clippy::iter_not_returning_iterator)]
+        pub fn iter(&self) -> impl Stream<Item = Result<(String, Bytes)>> + '_ {
+            tree::values(self.tree(), &self.loader)
+        }
+
+        /// Counts keys, nodes and levels.
+        ///
+        /// # Errors
+        /// Store failures.
+        pub async fn stats(&self) -> Result<Stats> {
+            tree::stats(self.tree(), &self.loader).await
+        }
+    };
+}
+
 /// A hash array mapped trie over a [`BlockStore`], in py-hamt 3's format.
 ///
 /// Keys are strings; each value is its own raw block and the tree maps keys to value CIDs.
@@ -189,40 +256,7 @@ impl Hamt {
         NodeRef::Mem(&self.root)
     }
 
-    /// The value bytes of `key` (for a value stored as a UnixFS file, the file's bytes).
-    ///
-    /// # Errors
-    /// Store failures, including a missing node or value block.
-    pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        match self.get_pointer(key).await? {
-            Some(cid) => Ok(Some(read_value(&self.loader.store, &cid).await?)),
-            None => Ok(None),
-        }
-    }
-
-    /// The value of `key`, decoded from DAG-CBOR.
-    ///
-    /// # Errors
-    /// As [`get`](Self::get), and [`Error::Decode`] when the value does not decode as `T`.
-    pub async fn get_cbor<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        decode_value(self.get(key).await?)
-    }
-
-    /// The CID of the value block of `key`.
-    ///
-    /// # Errors
-    /// Store failures.
-    pub async fn get_pointer(&self, key: &str) -> Result<Option<Cid>> {
-        tree::lookup(self.tree(), &self.loader, key).await
-    }
-
-    /// True when `key` is in the map.
-    ///
-    /// # Errors
-    /// Store failures.
-    pub async fn contains_key(&self, key: &str) -> Result<bool> {
-        Ok(self.get_pointer(key).await?.is_some())
-    }
+    read_methods!();
 
     /// Stores `value` as a raw block and maps `key` to it (py-hamt's `values_are_bytes`
     /// mode). Returns the CID of the value it replaced.
@@ -398,32 +432,6 @@ impl Hamt {
     /// True when the map has no keys.
     pub fn is_empty(&self) -> bool {
         self.root.is_empty()
-    }
-
-    /// Every key, depth first.
-    pub fn keys(&self) -> impl Stream<Item = Result<String>> + '_ {
-        use futures::TryStreamExt as _;
-        tree::entries(self.tree(), &self.loader).map_ok(|e| e.key.into_string())
-    }
-
-    /// Every key with the CID of its value.
-    pub fn pointers(&self) -> impl Stream<Item = Result<(String, Cid)>> + '_ {
-        tree::pointers(self.tree(), &self.loader)
-    }
-
-    /// Every key with its value bytes; values are fetched concurrently.
-    // A `Stream` is the async iterator; `iter` is the name users look for.
-    #[allow(clippy::iter_not_returning_iterator)]
-    pub fn iter(&self) -> impl Stream<Item = Result<(String, Bytes)>> + '_ {
-        tree::values(self.tree(), &self.loader)
-    }
-
-    /// Counts keys, nodes and levels.
-    ///
-    /// # Errors
-    /// Store failures.
-    pub async fn stats(&self) -> Result<Stats> {
-        tree::stats(self.tree(), &self.loader).await
     }
 
     /// Writes every changed node to the store and returns the root CID.
@@ -729,40 +737,7 @@ impl HamtReader {
         NodeRef::Mem(&self.node)
     }
 
-    /// The value bytes of `key` (for a value stored as a UnixFS file, the file's bytes).
-    ///
-    /// # Errors
-    /// Store failures, including a missing node or value block.
-    pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        match self.get_pointer(key).await? {
-            Some(cid) => Ok(Some(read_value(&self.loader.store, &cid).await?)),
-            None => Ok(None),
-        }
-    }
-
-    /// The value of `key`, decoded from DAG-CBOR.
-    ///
-    /// # Errors
-    /// As [`get`](Self::get), and [`Error::Decode`].
-    pub async fn get_cbor<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        decode_value(self.get(key).await?)
-    }
-
-    /// The CID of the value block of `key`.
-    ///
-    /// # Errors
-    /// Store failures.
-    pub async fn get_pointer(&self, key: &str) -> Result<Option<Cid>> {
-        tree::lookup(self.tree(), &self.loader, key).await
-    }
-
-    /// True when `key` is in the map.
-    ///
-    /// # Errors
-    /// Store failures.
-    pub async fn contains_key(&self, key: &str) -> Result<bool> {
-        Ok(self.get_pointer(key).await?.is_some())
-    }
+    read_methods!();
 
     /// Number of keys (a walk of every node).
     ///
@@ -775,31 +750,5 @@ impl HamtReader {
     /// True when the map has no keys.
     pub fn is_empty(&self) -> bool {
         self.node.is_empty()
-    }
-
-    /// Every key, depth first.
-    pub fn keys(&self) -> impl Stream<Item = Result<String>> + '_ {
-        use futures::TryStreamExt as _;
-        tree::entries(self.tree(), &self.loader).map_ok(|e| e.key.into_string())
-    }
-
-    /// Every key with the CID of its value.
-    pub fn pointers(&self) -> impl Stream<Item = Result<(String, Cid)>> + '_ {
-        tree::pointers(self.tree(), &self.loader)
-    }
-
-    /// Every key with its value bytes; values are fetched concurrently.
-    // A `Stream` is the async iterator; `iter` is the name users look for.
-    #[allow(clippy::iter_not_returning_iterator)]
-    pub fn iter(&self) -> impl Stream<Item = Result<(String, Bytes)>> + '_ {
-        tree::values(self.tree(), &self.loader)
-    }
-
-    /// Counts keys, nodes and levels.
-    ///
-    /// # Errors
-    /// Store failures.
-    pub async fn stats(&self) -> Result<Stats> {
-        tree::stats(self.tree(), &self.loader).await
     }
 }
