@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -16,9 +15,6 @@ use hamt_gateway::Gateway;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn py_hamt_reads_every_key_through_the_gateway() {
-    let python = std::env::var("HAMT_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!("HAMT_TEST_PYTHON is not set: run with `cargo xtask test`, which installs py-hamt")
-    });
     let store = MemoryStore::new();
     let mut map = Hamt::new(Arc::new(store.clone()));
     let expected: BTreeMap<String, Vec<u8>> = (0..2000)
@@ -38,23 +34,14 @@ async fn py_hamt_reads_every_key_through_the_gateway() {
     let server = gateway.spawn("127.0.0.1:0").await.unwrap();
     let url = server.url().to_owned();
 
-    let script = format!("{}/tests/read_via_gateway.py", env!("CARGO_MANIFEST_DIR"));
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/read_via_gateway.py");
     let root_text = root.to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .env("PYTHONWARNINGS", "ignore")
-            .args([script.as_str(), url.as_str(), root_text.as_str()])
-            .output()
-            .unwrap()
+    let stdout = tokio::task::spawn_blocking(move || {
+        hamt::test_suite::run_python_peer(&script, &[url.as_str(), root_text.as_str()], None)
     })
     .await
     .unwrap();
-    assert!(
-        out.status.success(),
-        "py-hamt failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     let decode = |name: &str| -> BTreeMap<String, Vec<u8>> {
         doc[name]
             .as_object()

@@ -10,8 +10,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -21,41 +19,9 @@ use ipld_core::ipld::Ipld;
 
 const N: usize = 3000;
 
-fn python() -> String {
-    std::env::var("HAMT_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!("HAMT_TEST_PYTHON is not set: run these tests with `cargo xtask test`, which installs py-hamt in a venv")
-    })
-}
-
-fn script() -> String {
-    format!("{}/tests/pyhamt/vectors.py", env!("CARGO_MANIFEST_DIR"))
-}
-
 fn run_python(args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
-    let mut child = Command::new(python())
-        .env("PYTHONWARNINGS", "ignore")
-        .arg("-W")
-        .arg("ignore")
-        .arg(script())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the py-hamt peer");
-    {
-        let mut pipe = child.stdin.take().unwrap();
-        if let Some(input) = stdin {
-            pipe.write_all(input).unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "py-hamt peer failed: {args:?}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pyhamt/vectors.py");
+    hamt::test_suite::run_python_peer(&script, args, stdin)
 }
 
 /// The value py-hamt's script stores for `i`, as the bytes of its value block.

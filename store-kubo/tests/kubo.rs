@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,21 +44,8 @@ async fn serve(store: Arc<dyn BlockStore>) -> (Url, hamt_gateway::LocalServer) {
 }
 
 fn python(args: &[&str]) -> serde_json::Value {
-    let python = std::env::var("HAMT_TEST_PYTHON")
-        .unwrap_or_else(|_| panic!("HAMT_TEST_PYTHON is not set: run with `cargo xtask test`"));
-    let script = format!("{}/tests/pyhamt_kubo.py", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(python)
-        .env("PYTHONWARNINGS", "ignore")
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "py-hamt failed: {args:?}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pyhamt_kubo.py");
+    serde_json::from_slice(&test_suite::run_python_peer(&script, args, None)).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
