@@ -107,8 +107,11 @@ impl Loader {
     /// Loads several nodes with the store's concurrency.
     pub(crate) async fn load_many(&self, cids: &[Link]) -> Result<Vec<Arc<Node>>> {
         use futures::{StreamExt as _, TryStreamExt as _};
-        futures::stream::iter(cids)
-            .map(|cid| self.load(cid))
+        // Owned links: a closure over `&Link` makes the stream's future fail `Send` checks
+        // in callers' `async_trait` methods (a higher-ranked lifetime the compiler cannot
+        // prove).
+        futures::stream::iter(cids.iter().cloned())
+            .map(|cid| async move { self.load(&cid).await })
             .buffered(self.store.concurrency().max(1))
             .try_collect()
             .await

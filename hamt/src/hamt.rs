@@ -76,7 +76,9 @@ macro_rules! read_methods {
         /// Store failures, including a missing node or value block.
         pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
             match self.get_pointer(key).await? {
-                Some(cid) => Ok(Some(read_value(&self.loader.store, &cid).await?)),
+                Some(cid) => Ok(Some(
+                    crate::unixfs::read_value(&self.loader.store, &cid).await?,
+                )),
                 None => Ok(None),
             }
         }
@@ -660,16 +662,6 @@ fn seal(node: &mut Node, cids: &mut impl Iterator<Item = Link>, cache: &NodeCach
                 cache.insert(cid, Arc::new(*child));
             }
         }
-    }
-}
-
-/// The bytes of a value block; a value Kubo stored as a UnixFS file (over its 1 MiB
-/// chunker size, so with a DAG-PB CID) is reassembled from its chunks.
-async fn read_value(store: &Arc<dyn BlockStore>, cid: &Cid) -> Result<Bytes> {
-    if cid.codec() == Codec::DagPb.code() {
-        crate::unixfs::cat(store, cid, u64::MAX).await
-    } else {
-        store.get(cid).await
     }
 }
 

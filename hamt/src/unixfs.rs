@@ -80,6 +80,19 @@ impl<'a> UnixFsData<'a> {
     }
 }
 
+/// The bytes of a value block; a value Kubo stored as a UnixFS file (over its 1 MiB
+/// chunker size, so with a DAG-PB CID) is reassembled from its chunks.
+///
+/// # Errors
+/// As [`BlockStore::get`] and [`cat`].
+pub async fn read_value(store: &Arc<dyn BlockStore>, cid: &Cid) -> Result<Bytes> {
+    if cid.codec() == Codec::DagPb.code() {
+        cat(store, cid, u64::MAX).await
+    } else {
+        store.get(cid).await
+    }
+}
+
 /// The bytes of the file (or raw block) named by `cid`: a raw block is returned as it is; a
 /// DAG-PB UnixFS file is reassembled from its chunks, every block verified. Files larger than
 /// `max_bytes` are refused rather than buffered.
