@@ -1,0 +1,505 @@
+//! [`HamtStore`]: a Zarr v3 store whose keys and values live in a HAMT.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use futures::{StreamExt as _, TryStreamExt as _, stream};
+use hamt::{BlockStore, Cid, Codec, Config, Hamt, HamtReader};
+use tokio::sync::RwLock;
+use zarrs_storage::byte_range::{ByteRange, ByteRangeIterator};
+use zarrs_storage::{
+    AsyncListableStorageTraits, AsyncMaybeBytesIterator, AsyncReadableStorageTraits,
+    AsyncWritableStorageTraits, MaybeBytes, StorageError, StoreKey, StoreKeys, StoreKeysPrefixes,
+    StorePrefix,
+};
+
+use crate::crypto::Encryption;
+use crate::error::{Error, Result};
+
+/// The suffix of Zarr v3 metadata keys, whose values are cached after the first read.
+const METADATA_SUFFIX: &str = "zarr.json";
+
+/// How many values a prefix-wide operation fetches or erases at once.
+const CONCURRENCY: usize = 32;
+
+/// The tree behind a store: a shared read-only root, or a tree open for writing.
+enum Tree {
+    Reader(HamtReader),
+    Writer(RwLock<Hamt>),
+}
+
+/// A Zarr v3 store over a HAMT, in py-hamt's `ZarrHAMTStore` layout: each Zarr key
+/// (`"temp/zarr.json"`, `"temp/c/0/1/2"`) is a HAMT key and its value the raw bytes Zarr wrote,
+/// so the same dataset gets the same root CID here and in py-hamt.
+///
+/// It implements the async `zarrs_storage` traits (readable, writable, listable), so `zarrs`
+/// arrays and groups open on it directly; [`blocking`](crate::blocking) adapts it to the sync
+/// traits. Reads run concurrently and share the HAMT's node cache, also while the store is
+/// open for writing. Chunk writes store their value blocks concurrently and then take a
+/// short exclusive lock to link them into the tree; [`flush`](Self::flush) writes the changed
+/// nodes and returns the new root.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use hamt::MemoryStore;
+/// use hamt_zarr::HamtStore;
+///
+/// let blocks = Arc::new(MemoryStore::new());
+/// let store = HamtStore::builder(blocks.clone()).build().await?;
+/// store.set_value("zarr.json", br#"{"zarr_format":3,"node_type":"group"}"#.to_vec()).await?;
+/// let root = store.flush().await?;
+///
+/// let read = HamtStore::builder(blocks).root(root).read_only().build().await?;
+/// assert!(read.get_value("zarr.json").await?.is_some());
+/// # Ok::<(), hamt_zarr::Error>(())
+/// # }).unwrap();
+/// ```
+pub struct HamtStore {
+    tree: Tree,
+    blocks: Arc<dyn BlockStore>,
+    encryption: Option<Encryption>,
+    /// Decrypted `zarr.json` values: Zarr reads them far more often than anything else.
+    metadata: Mutex<HashMap<String, Bytes>>,
+}
+
+/// Options for opening a [`HamtStore`]: [`HamtStore::builder`].
+#[must_use]
+pub struct HamtStoreBuilder {
+    blocks: Arc<dyn BlockStore>,
+    root: Option<Cid>,
+    read_only: bool,
+    config: Config,
+    encryption: Option<Encryption>,
+}
+
+impl HamtStoreBuilder {
+    /// Opens the dataset at `root` (without one, the store starts empty).
+    pub fn root(mut self, root: Cid) -> Self {
+        self.root = Some(root);
+        self
+    }
+
+    /// Opens the store read-only: writes fail with [`Error::ReadOnly`], and reads need no
+    /// lock at all. Needs a [`root`](Self::root).
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    /// The HAMT's configuration (bucket size, node-cache budget).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Encrypts values as py-hamt's `SimpleEncryptedZarrHAMTStore` does.
+    pub fn encryption(mut self, encryption: Encryption) -> Self {
+        self.encryption = Some(encryption);
+        self
+    }
+
+    /// Opens the store.
+    ///
+    /// # Errors
+    /// [`Error::Hamt`] when the root block is missing or not a HAMT node, or the config is
+    /// invalid; [`Error::ReadOnly`] for a read-only store without a root.
+    pub async fn build(self) -> Result<HamtStore> {
+        let tree = match (self.root, self.read_only) {
+            (Some(root), true) => Tree::Reader(
+                HamtReader::open_with_config(self.blocks.clone(), root, self.config).await?,
+            ),
+            (Some(root), false) => Tree::Writer(RwLock::new(
+                Hamt::open_with_config(self.blocks.clone(), root, self.config).await?,
+            )),
+            (None, false) => Tree::Writer(RwLock::new(Hamt::with_config(
+                self.blocks.clone(),
+                self.config,
+            )?)),
+            (None, true) => return Err(Error::ReadOnly),
+        };
+        Ok(HamtStore {
+            tree,
+            blocks: self.blocks,
+            encryption: self.encryption,
+            metadata: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+impl HamtStore {
+    /// Options for opening a store over `blocks`.
+    pub fn builder(blocks: Arc<dyn BlockStore>) -> HamtStoreBuilder {
+        HamtStoreBuilder {
+            blocks,
+            root: None,
+            read_only: false,
+            config: Config::default(),
+            encryption: None,
+        }
+    }
+
+    /// Opens the dataset at `root` read-only.
+    ///
+    /// # Errors
+    /// As [`HamtStoreBuilder::build`].
+    pub async fn open(blocks: Arc<dyn BlockStore>, root: Cid) -> Result<Self> {
+        Self::builder(blocks).root(root).read_only().build().await
+    }
+
+    /// The block store under the tree.
+    pub fn blocks(&self) -> &Arc<dyn BlockStore> {
+        &self.blocks
+    }
+
+    /// True when writes are refused.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self.tree, Tree::Reader(_))
+    }
+
+    /// The encryption settings, if any.
+    pub fn encryption(&self) -> Option<&Encryption> {
+        self.encryption.as_ref()
+    }
+
+    /// The root CID, when the tree has no unflushed changes.
+    pub async fn root(&self) -> Option<Cid> {
+        match &self.tree {
+            Tree::Reader(r) => Some(r.root()),
+            Tree::Writer(w) => w.read().await.root(),
+        }
+    }
+
+    /// Writes every changed node and returns the root CID of the dataset. The store stays
+    /// open for more writes.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn flush(&self) -> Result<Cid> {
+        match &self.tree {
+            Tree::Reader(r) => Ok(r.root()),
+            Tree::Writer(w) => Ok(w.write().await.flush().await?),
+        }
+    }
+
+    /// The CID of the block holding `key`'s (possibly encrypted) value.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn get_pointer(&self, key: &str) -> Result<Option<Cid>> {
+        Ok(match &self.tree {
+            Tree::Reader(r) => r.get_pointer(key).await?,
+            Tree::Writer(w) => w.read().await.get_pointer(key).await?,
+        })
+    }
+
+    /// The value of `key`, decrypted when encryption applies to it.
+    ///
+    /// Values stored as UnixFS files (py-hamt's `KuboCAS` writes chunks over 1 MiB that way)
+    /// are reassembled from their blocks.
+    ///
+    /// # Errors
+    /// Store failures; [`Error::Decryption`] when the value does not authenticate.
+    pub async fn get_value(&self, key: &str) -> Result<Option<Bytes>> {
+        let is_metadata = key.ends_with(METADATA_SUFFIX);
+        if is_metadata && let Some(hit) = self.cache().get(key).cloned() {
+            return Ok(Some(hit));
+        }
+        let Some(cid) = self.get_pointer(key).await? else {
+            return Ok(None);
+        };
+        let raw = hamt::unixfs::read_value(&self.blocks, &cid).await?;
+        let value = self.open_value(key, raw)?;
+        if is_metadata {
+            self.cache().insert(key.to_owned(), value.clone());
+        }
+        Ok(Some(value))
+    }
+
+    /// Byte ranges of `key`'s value: one fetch, however many ranges.
+    ///
+    /// # Errors
+    /// As [`get_value`](Self::get_value); [`Error::InvalidRange`] for a range past the end.
+    pub async fn get_ranges(
+        &self,
+        key: &str,
+        ranges: impl IntoIterator<Item = ByteRange>,
+    ) -> Result<Option<Vec<Bytes>>> {
+        let Some(value) = self.get_value(key).await? else {
+            return Ok(None);
+        };
+        let len = value.len() as u64;
+        ranges
+            .into_iter()
+            .map(|range| {
+                let valid = match range {
+                    ByteRange::FromStart(start, length) => length
+                        .map_or(Some(start), |n| start.checked_add(n))
+                        .is_some_and(|end| end <= len),
+                    ByteRange::Suffix(n) => n <= len,
+                };
+                if !valid {
+                    return Err(Error::InvalidRange {
+                        key: key.into(),
+                        range: range.to_string(),
+                        len,
+                    });
+                }
+                let r = range.to_range_usize(len);
+                Ok(value.slice(r))
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    /// Sets `key` to `value`, encrypting it when encryption applies to the key.
+    ///
+    /// The value block is stored before the tree is locked, so many writes can upload at once.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`]; store failures.
+    pub async fn set_value(&self, key: &str, value: impl Into<Bytes>) -> Result<()> {
+        let Tree::Writer(tree) = &self.tree else {
+            return Err(Error::ReadOnly);
+        };
+        let plain: Bytes = value.into();
+        let stored = match &self.encryption {
+            Some(enc) if enc.applies_to(key) => enc.encrypt(&plain),
+            _ => plain.clone(),
+        };
+        let cid = self.blocks.put(Codec::Raw, stored).await?;
+        tree.write().await.insert_pointer(key, cid).await?;
+        if key.ends_with(METADATA_SUFFIX) {
+            self.cache().insert(key.to_owned(), plain);
+        }
+        Ok(())
+    }
+
+    /// Links `key` to an existing block without storing anything (py-hamt's `set_pointer`):
+    /// grafts a chunk from another dataset by CID.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`]; store failures.
+    pub async fn set_pointer(&self, key: &str, cid: Cid) -> Result<()> {
+        let Tree::Writer(tree) = &self.tree else {
+            return Err(Error::ReadOnly);
+        };
+        tree.write().await.insert_pointer(key, cid).await?;
+        self.cache().remove(key);
+        Ok(())
+    }
+
+    /// Removes `key`; true when it was there.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`]; store failures.
+    pub async fn erase_key(&self, key: &str) -> Result<bool> {
+        let Tree::Writer(tree) = &self.tree else {
+            return Err(Error::ReadOnly);
+        };
+        let removed = tree.write().await.remove(key).await?.is_some();
+        self.cache().remove(key);
+        Ok(removed)
+    }
+
+    /// Removes every key under `prefix` (`""` for all); returns how many.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`]; store failures.
+    pub async fn erase_prefix_keys(&self, prefix: &str) -> Result<usize> {
+        let Tree::Writer(tree) = &self.tree else {
+            return Err(Error::ReadOnly);
+        };
+        let keys = self.keys_with_prefix(prefix).await?;
+        let mut tree = tree.write().await;
+        for key in &keys {
+            tree.remove(key).await?;
+        }
+        drop(tree);
+        self.cache().retain(|k, _| !k.starts_with(prefix));
+        Ok(keys.len())
+    }
+
+    /// Every key starting with `prefix`, sorted.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let keep = |k: &String| k.starts_with(prefix);
+        let mut keys: Vec<String> = match &self.tree {
+            Tree::Reader(r) => {
+                r.keys()
+                    .try_filter(|k| std::future::ready(keep(k)))
+                    .try_collect()
+                    .await?
+            }
+            Tree::Writer(w) => {
+                let tree = w.read().await;
+                tree.keys()
+                    .try_filter(|k| std::future::ready(keep(k)))
+                    .try_collect()
+                    .await?
+            }
+        };
+        keys.sort_unstable();
+        Ok(keys)
+    }
+
+    /// The size of `key`'s value as Zarr sees it (decrypted).
+    ///
+    /// # Errors
+    /// As [`get_value`](Self::get_value).
+    pub async fn value_size(&self, key: &str) -> Result<Option<u64>> {
+        Ok(self.get_value(key).await?.map(|v| v.len() as u64))
+    }
+
+    /// Total size of the values under `prefix`, fetched concurrently.
+    ///
+    /// # Errors
+    /// As [`get_value`](Self::get_value).
+    pub async fn prefix_size(&self, prefix: &str) -> Result<u64> {
+        let keys = self.keys_with_prefix(prefix).await?;
+        stream::iter(keys)
+            .map(|key| async move { self.value_size(&key).await })
+            .buffer_unordered(CONCURRENCY)
+            .try_fold(0, |sum, n| std::future::ready(Ok(sum + n.unwrap_or(0))))
+            .await
+    }
+
+    fn open_value(&self, key: &str, raw: Bytes) -> Result<Bytes> {
+        match &self.encryption {
+            Some(enc) if enc.applies_to(key) => enc.decrypt(key, &raw),
+            _ => Ok(raw),
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Bytes>> {
+        // The map holds plain values; a panic elsewhere cannot leave it half-updated.
+        self.metadata.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for HamtStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HamtStore")
+            .field("read_only", &self.is_read_only())
+            .field("encryption", &self.encryption)
+            .finish_non_exhaustive()
+    }
+}
+
+fn store_key(key: String) -> Result<StoreKey, StorageError> {
+    StoreKey::new(key).map_err(StorageError::from)
+}
+
+#[async_trait::async_trait]
+impl AsyncReadableStorageTraits for HamtStore {
+    async fn get(&self, key: &StoreKey) -> Result<MaybeBytes, StorageError> {
+        Ok(self.get_value(key.as_str()).await?)
+    }
+
+    async fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> Result<AsyncMaybeBytesIterator<'a>, StorageError> {
+        let ranges: Vec<ByteRange> = byte_ranges.collect();
+        Ok(self
+            .get_ranges(key.as_str(), ranges)
+            .await?
+            .map(|parts| stream::iter(parts.into_iter().map(Ok)).boxed()))
+    }
+
+    async fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
+        Ok(self.value_size(key.as_str()).await?)
+    }
+
+    fn supports_get_partial(&self) -> bool {
+        // A value is one block (or one UnixFS file): a range costs a whole fetch.
+        false
+    }
+}
+
+#[async_trait::async_trait]
+impl AsyncWritableStorageTraits for HamtStore {
+    async fn set(&self, key: &StoreKey, value: Bytes) -> Result<(), StorageError> {
+        Ok(self.set_value(key.as_str(), value).await?)
+    }
+
+    async fn set_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        offset_values: zarrs_storage::OffsetBytesIterator<'a>,
+    ) -> Result<(), StorageError> {
+        // A value is an immutable block: read, patch, write back.
+        let mut value = self
+            .get_value(key.as_str())
+            .await?
+            .map(|b| b.to_vec())
+            .unwrap_or_default();
+        for (offset, part) in offset_values {
+            let start = usize::try_from(offset)
+                .map_err(|_| StorageError::Other(format!("offset {offset} too large")))?;
+            let end = start + part.len();
+            if value.len() < end {
+                value.resize(end, 0);
+            }
+            value[start..end].copy_from_slice(&part);
+        }
+        Ok(self.set_value(key.as_str(), value).await?)
+    }
+
+    async fn erase(&self, key: &StoreKey) -> Result<(), StorageError> {
+        self.erase_key(key.as_str()).await?;
+        Ok(())
+    }
+
+    async fn erase_prefix(&self, prefix: &StorePrefix) -> Result<(), StorageError> {
+        self.erase_prefix_keys(prefix.as_str()).await?;
+        Ok(())
+    }
+
+    fn supports_set_partial(&self) -> bool {
+        false
+    }
+}
+
+#[async_trait::async_trait]
+impl AsyncListableStorageTraits for HamtStore {
+    async fn list(&self) -> Result<StoreKeys, StorageError> {
+        self.list_prefix(&StorePrefix::root()).await
+    }
+
+    async fn list_prefix(&self, prefix: &StorePrefix) -> Result<StoreKeys, StorageError> {
+        self.keys_with_prefix(prefix.as_str())
+            .await?
+            .into_iter()
+            .map(store_key)
+            .collect()
+    }
+
+    async fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
+        let base = prefix.as_str();
+        let mut keys = Vec::new();
+        let mut dirs = BTreeSet::new();
+        for key in self.keys_with_prefix(base).await? {
+            match key[base.len()..].find('/') {
+                Some(slash) => {
+                    dirs.insert(key[..=base.len() + slash].to_owned());
+                }
+                None => keys.push(store_key(key)?),
+            }
+        }
+        let prefixes = dirs
+            .into_iter()
+            .map(|d| StorePrefix::new(d).map_err(StorageError::from))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(StoreKeysPrefixes::new(keys, prefixes))
+    }
+
+    async fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {
+        Ok(self.prefix_size(prefix.as_str()).await?)
+    }
+}
