@@ -20,6 +20,10 @@ pub(crate) enum CliError {
     #[error(transparent)]
     Kubo(#[from] hamt_store_kubo::Error),
 
+    #[cfg(feature = "zarr")]
+    #[error(transparent)]
+    Zarr(#[from] hamt_zarr::Error),
+
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

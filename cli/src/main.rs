@@ -7,6 +7,8 @@
 mod error;
 mod json;
 mod store;
+#[cfg(feature = "zarr")]
+mod zarr;
 
 use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
@@ -136,6 +138,10 @@ enum Command {
         #[arg(long)]
         from: Option<String>,
     },
+    /// Zarr v3 datasets in py-hamt's `ZarrHAMTStore` layout: import, export, info.
+    #[cfg(feature = "zarr")]
+    #[command(subcommand)]
+    Zarr(zarr::ZarrCommand),
     /// Serve the store as an IPFS trustless HTTP gateway (GET /ipfs/{cid}) until SIGTERM or
     /// Ctrl-C. Logs go to stderr (`RUST_LOG` sets the level).
     #[cfg(feature = "gateway")]
@@ -255,6 +261,8 @@ async fn dispatch(
         } => serve(store, &listen, token, concurrency, timeout).await,
         #[cfg(feature = "kubo")]
         Command::Pin { .. } => unreachable!("handled in run"),
+        #[cfg(feature = "zarr")]
+        Command::Zarr(command) => zarr::run(command, store, out).await,
         Command::ImportCar { file } => {
             let f = tokio::fs::File::open(&file)
                 .await
@@ -369,6 +377,10 @@ impl Output {
     fn root(&self, root: Cid) -> Result<(), CliError> {
         self.line(&root.to_string(), &json!({ "root": root.to_string() }))
     }
+}
+
+fn print_checked(text: &str) -> Result<(), CliError> {
+    write!(std::io::stdout().lock(), "{text}").map_err(CliError::io("<stdout>"))
 }
 
 fn println_checked(text: &str) -> Result<(), CliError> {

@@ -358,3 +358,84 @@ fn kubo_store_import_read_and_pin() {
     let missing = "bafyr4iaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     fails(&store, &["ls", missing], 3, "not found");
 }
+
+/// A Zarr v3 directory written by xarray (real Python from PyPI, via `cargo xtask test`)
+/// goes through `hamt zarr import`, `info` and `export`, and xarray finds the export
+/// identical to the original.
+#[test]
+fn zarr_import_info_export_round_trip() {
+    let env = Env::new();
+    let store = env.store("db");
+    let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("../zarr/tests/python/peer.py");
+    let original = env.root.join("original.zarr");
+    hamt::test_suite::run_python_peer(&peer, &["write-dir", original.to_str().unwrap()], None);
+
+    let root = ok(&store, &["zarr", "import", original.to_str().unwrap()]);
+    let root = root.trim();
+    let info = ok(&store, &["zarr", "info", root]);
+    assert!(
+        info.contains(
+            "temp  array float32 (6, 10, 12) [time, lat, lon]  chunks (2, 5, 4)  18/18 stored"
+        ),
+        "{info}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&store, &["--json", "zarr", "info", root])).unwrap();
+    assert_eq!(json["nodes"].as_array().unwrap().len(), 7);
+
+    let exported = env.root.join("exported.zarr");
+    ok(
+        &store,
+        &["zarr", "export", root, exported.to_str().unwrap()],
+    );
+    let same = hamt::test_suite::run_python_peer(
+        &peer,
+        &[
+            "compare-dirs",
+            original.to_str().unwrap(),
+            exported.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(String::from_utf8_lossy(&same).trim(), "identical");
+
+    // The same dataset encrypted reads back only with its key.
+    let key = env.root.join("key");
+    std::fs::write(&key, "11".repeat(32)).unwrap();
+    let sealed = ok(
+        &store,
+        &[
+            "zarr",
+            "import",
+            original.to_str().unwrap(),
+            "--key-file",
+            key.to_str().unwrap(),
+        ],
+    );
+    let sealed = sealed.trim();
+    assert_ne!(sealed, root);
+    fails(
+        &store,
+        &["zarr", "info", sealed],
+        1,
+        "invalid Zarr metadata",
+    );
+    let info = ok(
+        &store,
+        &["zarr", "info", sealed, "--key-file", key.to_str().unwrap()],
+    );
+    assert!(info.contains("temp  array float32"), "{info}");
+    std::fs::write(&key, "22".repeat(32)).unwrap();
+    fails(
+        &store,
+        &["zarr", "info", sealed, "--key-file", key.to_str().unwrap()],
+        1,
+        "authentication failed",
+    );
+    fails(
+        &store,
+        &["zarr", "import", env.root.to_str().unwrap()],
+        1,
+        "not a Zarr v3 store",
+    );
+}

@@ -1,0 +1,181 @@
+//! `hamt zarr …`: Zarr v3 datasets in py-hamt's `ZarrHAMTStore` layout.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use hamt::BlockStore;
+use hamt_zarr::{Encryption, EncryptionKey, HamtStore};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::error::CliError;
+use crate::{Output, cid};
+
+/// The `zarr` subcommands.
+#[derive(Subcommand)]
+pub(crate) enum ZarrCommand {
+    /// Store a Zarr v3 directory store as a HAMT (key = path relative to DIR); print the
+    /// root CID.
+    Import {
+        /// The Zarr v3 directory (with a `zarr.json` at its top).
+        dir: PathBuf,
+        #[command(flatten)]
+        crypt: Crypt,
+    },
+    /// Write the dataset at ROOT as a Zarr v3 directory store under DIR.
+    Export {
+        /// Root CID of the dataset.
+        root: String,
+        /// Destination directory (created if missing).
+        dir: PathBuf,
+        #[command(flatten)]
+        crypt: Crypt,
+    },
+    /// List the groups and arrays of the dataset at ROOT: shapes, chunk grid, data type.
+    Info {
+        /// Root CID of the dataset.
+        root: String,
+        #[command(flatten)]
+        crypt: Crypt,
+    },
+}
+
+/// Encryption compatible with py-hamt's `SimpleEncryptedZarrHAMTStore`.
+#[derive(Args)]
+pub(crate) struct Crypt {
+    /// Encrypt (or decrypt) values with the 32-byte key in FILE (raw, or 64 hex digits).
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// The associated data py-hamt calls the header.
+    #[arg(long, default_value = "", requires = "key_file")]
+    header: String,
+    /// Leave keys under this prefix unencrypted (repeatable), e.g. `public/`.
+    #[arg(long, value_name = "PREFIX", requires = "key_file")]
+    keep_clear: Vec<String>,
+}
+
+impl Crypt {
+    fn encryption(&self) -> Result<Option<Encryption>, CliError> {
+        let Some(path) = &self.key_file else {
+            return Ok(None);
+        };
+        let raw = std::fs::read(path).map_err(CliError::io(path))?;
+        let text = String::from_utf8_lossy(&raw);
+        let hex = text.trim();
+        let bytes = if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            (0..32)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
+                .collect::<Result<Vec<u8>, _>>()
+                .map_err(|_| CliError::BadInput(format!("{}: bad hex key", path.display())))?
+        } else {
+            raw.clone()
+        };
+        let key = EncryptionKey::from_slice(&bytes)
+            .map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))?;
+        let mut enc = Encryption::new(key, self.header.clone().into_bytes());
+        for prefix in &self.keep_clear {
+            enc = enc.keep_clear(prefix.clone());
+        }
+        Ok(Some(enc))
+    }
+
+    async fn open(
+        &self,
+        store: Arc<dyn BlockStore>,
+        root: Option<&str>,
+    ) -> Result<HamtStore, CliError> {
+        let mut builder = HamtStore::builder(store);
+        if let Some(root) = root {
+            builder = builder.root(cid(root)?).read_only();
+        }
+        if let Some(enc) = self.encryption()? {
+            builder = builder.encryption(enc);
+        }
+        Ok(builder.build().await?)
+    }
+}
+
+fn bar(total: Option<u64>, verb: &str) -> ProgressBar {
+    let bar = total.map_or_else(ProgressBar::new_spinner, ProgressBar::new);
+    let template = if total.is_some() {
+        format!("{{spinner}} {verb} {{bytes}}/{{total_bytes}} [{{elapsed}}] {{wide_bar}} {{eta}}")
+    } else {
+        format!("{{spinner}} {verb} {{bytes}} [{{elapsed}}] {{binary_bytes_per_sec}}")
+    };
+    bar.set_style(
+        ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+pub(crate) async fn run(
+    command: ZarrCommand,
+    store: Arc<dyn BlockStore>,
+    out: &Output,
+) -> Result<(), CliError> {
+    match command {
+        ZarrCommand::Import { dir, crypt } => import(store, &dir, &crypt, out).await,
+        ZarrCommand::Export { root, dir, crypt } => {
+            let zarr = crypt.open(store, Some(&root)).await?;
+            let progress = bar(None, "exporting");
+            let copied = hamt_zarr::export_dir(&zarr, &dir, &|n| progress.inc(n)).await?;
+            progress.finish_and_clear();
+            out.line(
+                &format!(
+                    "{} keys ({} bytes) written to {}",
+                    copied.keys,
+                    copied.bytes,
+                    dir.display()
+                ),
+                &json!({"root": root, "keys": copied.keys, "bytes": copied.bytes, "dir": dir}),
+            )
+        }
+        ZarrCommand::Info { root, crypt } => {
+            let zarr = crypt.open(store, Some(&root)).await?;
+            let info = hamt_zarr::dataset_info(&zarr).await?;
+            if out.json {
+                let nodes: Vec<_> = info
+                    .nodes
+                    .iter()
+                    .map(|n| match &n.array {
+                        None => json!({"path": n.path, "node_type": "group"}),
+                        Some(a) => json!({
+                            "path": n.path,
+                            "node_type": "array",
+                            "shape": a.shape,
+                            "data_type": a.data_type,
+                            "chunk_shape": a.chunk_shape,
+                            "inner_chunk_shape": a.inner_chunk_shape,
+                            "codecs": a.codecs,
+                            "dimension_names": a.dimension_names,
+                            "grid_chunks": a.grid_chunks,
+                            "stored_chunks": a.stored_chunks,
+                        }),
+                    })
+                    .collect();
+                Output::value(&json!({"root": root, "nodes": nodes}))
+            } else {
+                crate::print_checked(&info.to_string())
+            }
+        }
+    }
+}
+
+async fn import(
+    store: Arc<dyn BlockStore>,
+    dir: &Path,
+    crypt: &Crypt,
+    out: &Output,
+) -> Result<(), CliError> {
+    let total: u64 = hamt_zarr::scan_dir(dir)?.iter().map(|f| f.2).sum();
+    let zarr = crypt.open(store, None).await?;
+    let progress = bar(Some(total), "importing");
+    let copied = hamt_zarr::import_dir(&zarr, dir, &|n| progress.inc(n)).await?;
+    let root = zarr.flush().await?;
+    progress.finish_and_clear();
+    out.line(
+        &root.to_string(),
+        &json!({"root": root.to_string(), "keys": copied.keys, "bytes": copied.bytes}),
+    )
+}
