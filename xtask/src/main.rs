@@ -32,15 +32,17 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str =
-    "usage: cargo xtask <test [CRATE...] | bench [core|gateway|kubo] [--quick] | ci | python>
+    "usage: cargo xtask <test [CRATE...] | bench [core|gateway|kubo|zarr] [--quick] | ci | python>
   test [CRATE...]  run the tests of the named crates (all when none is named), with the
                    Python peers and services they need
-  bench [core|gateway|kubo] [--quick]
+  bench [core|gateway|kubo|zarr] [--quick]
                    core: benchmarks against fvm_ipld_hamt and py-hamt, and peak memory, as
                    one table of ratios; gateway: `hamt serve` against the JavaScript IPFS
-                   node's gateway; kubo: KuboStore against py-hamt's KuboCAS on that node
-                   (--quick: a smoke run on small sizes)
-  ci               cargo fmt --check, clippy -D warnings, `bench --quick`, then `test`
+                   node's gateway; kubo: KuboStore against py-hamt's KuboCAS on that node;
+                   zarr: every chunk through HamtStore on sled, a directory store and
+                   py-hamt (--quick: a smoke run on small sizes)
+  ci               cargo fmt --check, clippy -D warnings, `bench --quick`, `bench zarr
+                   --quick`, then `test`
   python           create the py-hamt venv and print its interpreter";
 
 fn root() -> PathBuf {
@@ -80,6 +82,7 @@ fn ci() -> Result<()> {
         "warnings",
     ]))?;
     bench(&["--quick".to_owned()])?;
+    bench_zarr(true)?;
     test(&[])
 }
 
@@ -376,9 +379,10 @@ fn bench(args: &[String]) -> Result<()> {
         None | Some("core") => {}
         Some("gateway") => return bench_gateway(quick),
         Some("kubo") => return bench_kubo(quick),
+        Some("zarr") => return bench_zarr(quick),
         Some(other) => {
             return Err(format!(
-                "unknown benchmark {other:?}: core, gateway or kubo"
+                "unknown benchmark {other:?}: core, gateway, kubo or zarr"
             ));
         }
     }
@@ -447,6 +451,27 @@ fn bench_kubo(quick: bool) -> Result<()> {
     let python = python_env()?;
     let n = if quick { "500" } else { "10000" };
     run_with_node("kubo_load", n, &[("HAMT_BENCH_PYTHON", python.into())])
+}
+
+/// `cargo xtask bench zarr`: every chunk of a ≥ 1000-chunk dataset through `HamtStore` on
+/// sled against a plain directory store, and py-hamt + zarr-python on the same HAMT.
+fn bench_zarr(quick: bool) -> Result<()> {
+    let python = python_env()?;
+    let mut cmd = Command::new(cargo());
+    cmd.args([
+        "run",
+        "-q",
+        "--release",
+        "-p",
+        "hamt-benches",
+        "--bin",
+        "zarr_read",
+        "--",
+    ]);
+    if quick {
+        cmd.arg("--quick");
+    }
+    run(cmd.env("HAMT_BENCH_PYTHON", python))
 }
 
 /// Builds the release `hamt` and benchmark binary `bin`, starts the IPFS test node and runs

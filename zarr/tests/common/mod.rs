@@ -1,6 +1,11 @@
 //! A small gridded dataset written and checked with `zarrs`, shared by the tests.
 
-#![allow(clippy::unwrap_used, clippy::too_many_lines, dead_code, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::too_many_lines,
+    dead_code,
+    unreachable_pub
+)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

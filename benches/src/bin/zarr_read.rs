@@ -1,0 +1,251 @@
+//! Reads every chunk of a float32 dataset of ≥ 1000 chunks three ways, same run, same chunk
+//! bytes: `zarrs` over a plain directory store, `zarrs` over [`HamtStore`] on sled, and
+//! py-hamt + zarr-python over the same HAMT (blocks loaded into memory from a CAR first).
+//! Run by `cargo xtask bench zarr`, which passes `HAMT_BENCH_PYTHON`.
+//!
+//! `zarr_read [--quick]`
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::{StreamExt as _, TryStreamExt as _};
+use hamt::BlockStore;
+use hamt_store_sled::SledStore;
+use hamt_zarr::HamtStore;
+use tokio_util::compat::TokioAsyncWriteCompatExt as _;
+use zarrs::array::{Array, ArrayBuilder, data_type};
+use zarrs::filesystem::FilesystemStore;
+
+type BoxResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Best of `reps` runs of `f`, in seconds, with the value of the last run.
+async fn best<T, F, Fut>(reps: usize, mut f: F) -> BoxResult<(f64, T)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = BoxResult<T>>,
+{
+    let mut best = f64::INFINITY;
+    let mut last = None;
+    for _ in 0..reps {
+        let start = Instant::now();
+        let v = f().await?;
+        best = best.min(start.elapsed().as_secs_f64());
+        last = Some(v);
+    }
+    Ok((best, last.ok_or("no runs")?))
+}
+
+fn chunk_indices(grid: &[u64]) -> Vec<Vec<u64>> {
+    let mut all = vec![vec![]];
+    for &n in grid {
+        all = all
+            .into_iter()
+            .flat_map(|prefix: Vec<u64>| {
+                (0..n).map(move |i| {
+                    let mut p = prefix.clone();
+                    p.push(i);
+                    p
+                })
+            })
+            .collect();
+    }
+    all
+}
+
+fn checksum(values: &[f32]) -> f64 {
+    values.iter().map(|v| f64::from(*v)).sum()
+}
+
+#[tokio::main]
+#[allow(clippy::too_many_lines)]
+async fn main() -> BoxResult<()> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let python = std::env::var("HAMT_BENCH_PYTHON")?;
+    let (shape, chunk, reps) = if quick {
+        (vec![4u64, 128, 128], vec![1u64, 32, 32], 1)
+    } else {
+        (vec![16u64, 512, 512], vec![1u64, 64, 64], 5)
+    };
+    let grid: Vec<u64> = shape.iter().zip(&chunk).map(|(s, c)| s / c).collect();
+    let chunks = chunk_indices(&grid);
+    let tmp = tempfile::tempdir()?;
+
+    // The dataset, written once by zarrs into a directory store (zstd, like zarr-python's
+    // default), then imported byte for byte into the HAMT.
+    let dir = tmp.path().join("plain.zarr");
+    let fs = Arc::new(FilesystemStore::new(&dir)?);
+    zarrs::group::GroupBuilder::new()
+        .build(fs.clone(), "/")?
+        .store_metadata()?;
+    let zstd: Arc<dyn zarrs::array::BytesToBytesCodecTraits> =
+        Arc::new(zarrs::array::codec::ZstdCodec::new(3, false));
+    let array = ArrayBuilder::new(shape.clone(), chunk.clone(), data_type::float32(), 0f32)
+        .bytes_to_bytes_codecs(vec![zstd])
+        .dimension_names(Some(["time", "lat", "lon"]))
+        .build(fs.clone(), "/data")?;
+    array.store_metadata()?;
+    let n: usize = shape.iter().product::<u64>().try_into()?;
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
+    let values: Vec<f32> = (0..n)
+        .map(|i| ((i as f64 * 0.001).sin() * 30.0 + (i % 7) as f64 * 0.01) as f32)
+        .collect();
+    array.store_array_subset(&array.subset_all(), &values[..])?;
+    let want = checksum(&values);
+
+    let sled_path = tmp.path().join("sled");
+    let sled: Arc<dyn BlockStore> = Arc::new(SledStore::open(&sled_path)?);
+    let writer = HamtStore::builder(sled.clone()).build().await?;
+    hamt_zarr::import_dir(&writer, &dir, &|_| ()).await?;
+    let root = writer.flush().await?;
+    drop(writer);
+
+    // zarrs over the directory store: chunk by chunk, then the whole array.
+    let (fs_chunks_s, fs_sum) = best(reps, || {
+        let array = Array::open(fs.clone(), "/data");
+        let chunks = &chunks;
+        async move {
+            let array = array?;
+            let mut sum = 0.0;
+            for idx in chunks {
+                let c: Vec<f32> = array.retrieve_chunk(idx)?;
+                sum += checksum(&c);
+            }
+            Ok(sum)
+        }
+    })
+    .await?;
+    let (fs_all_s, fs_all) = best(reps, || {
+        let array = Array::open(fs.clone(), "/data");
+        async move {
+            let array = array?;
+            let v: Vec<f32> = array.retrieve_array_subset(&array.subset_all())?;
+            Ok(checksum(&v))
+        }
+    })
+    .await?;
+
+    // zarrs over the HAMT on sled, from a cold node cache each run.
+    let open = || {
+        let sled = sled.clone();
+        async move { Ok::<_, hamt_zarr::Error>(Arc::new(HamtStore::open(sled, root).await?)) }
+    };
+    let (hamt_chunks_s, hamt_sum) = best(reps, || {
+        let chunks = &chunks;
+        async move {
+            let array = Array::async_open(open().await?, "/data").await?;
+            let mut sum = 0.0;
+            for idx in chunks {
+                let c: Vec<f32> = array.async_retrieve_chunk(idx).await?;
+                sum += checksum(&c);
+            }
+            Ok(sum)
+        }
+    })
+    .await?;
+    let (hamt_conc_s, hamt_conc) = best(reps, || {
+        let chunks = &chunks;
+        async move {
+            let array = Arc::new(Array::async_open(open().await?, "/data").await?);
+            futures::stream::iter(chunks)
+                .map(|idx| {
+                    let array = array.clone();
+                    async move {
+                        Ok::<_, zarrs::array::ArrayError>(checksum(
+                            &array.async_retrieve_chunk::<Vec<f32>>(idx).await?,
+                        ))
+                    }
+                })
+                .buffered(32)
+                .try_fold(0.0, |a, b| async move { Ok(a + b) })
+                .await
+                .map_err(Into::into)
+        }
+    })
+    .await?;
+    let (hamt_all_s, hamt_all) = best(reps, || async {
+        let array = Array::async_open(open().await?, "/data").await?;
+        let v: Vec<f32> = array
+            .async_retrieve_array_subset(&array.subset_all())
+            .await?;
+        Ok(checksum(&v))
+    })
+    .await?;
+    for (what, got) in [
+        ("fs chunks", fs_sum),
+        ("fs all", fs_all),
+        ("hamt chunks", hamt_sum),
+        ("hamt concurrent", hamt_conc),
+        ("hamt all", hamt_all),
+    ] {
+        if (got - want).abs() > 1e-6 * want.abs().max(1.0) {
+            return Err(format!("{what}: checksum {got} != {want}").into());
+        }
+    }
+
+    // py-hamt + zarr-python over the same HAMT, and zarr-python over the directory store.
+    let car = tmp.path().join("dataset.car");
+    let file = tokio::fs::File::create(&car).await?;
+    let mut w = tokio::io::BufWriter::new(file).compat_write();
+    hamt::car::export_car(&sled, root, &mut w).await?;
+    futures::AsyncWriteExt::close(&mut w).await?;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/zarr_bench.py");
+    let out = std::process::Command::new(python)
+        .env("PYTHONWARNINGS", "ignore")
+        .arg(script)
+        .arg(&car)
+        .arg(root.to_string())
+        .arg(&dir)
+        .arg(reps.to_string())
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "zarr_bench.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let py: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let num = |k: &str| {
+        py[k]
+            .as_f64()
+            .ok_or_else(|| format!("zarr_bench.py: no {k}"))
+    };
+    let (py_hamt_s, py_dir_s, py_sum) = (num("pyhamt_s")?, num("zarr_dir_s")?, num("checksum")?);
+    if (py_sum - want).abs() > 1e-3 * want.abs().max(1.0) {
+        return Err(format!("py-hamt checksum {py_sum} != {want}").into());
+    }
+
+    let c = chunks.len();
+    println!(
+        "\nzarr: every chunk of a float32 {shape:?} array, {c} chunks of {chunk:?} (zstd), best of {reps}"
+    );
+    println!("{:<58} {:>9} {:>11}", "", "seconds", "chunks/s");
+    #[allow(clippy::cast_precision_loss)]
+    let row = |name: &str, s: f64| println!("{name:<58} {s:>9.3} {:>11.0}", c as f64 / s);
+    row("zarrs, directory store, chunk by chunk", fs_chunks_s);
+    row(
+        "zarrs, HamtStore on sled (cold cache), chunk by chunk",
+        hamt_chunks_s,
+    );
+    row(
+        "zarrs, HamtStore on sled (cold cache), 32 in flight",
+        hamt_conc_s,
+    );
+    row("zarrs, directory store, whole array", fs_all_s);
+    row(
+        "zarrs, HamtStore on sled (cold cache), whole array",
+        hamt_all_s,
+    );
+    row("zarr-python, directory store, whole array", py_dir_s);
+    row(
+        "py-hamt + zarr-python, HAMT in memory, whole array",
+        py_hamt_s,
+    );
+    println!(
+        "ratios: HamtStore/directory chunk by chunk {:.2}x, whole array {:.2}x; py-hamt/HamtStore whole array {:.1}x",
+        hamt_chunks_s / fs_chunks_s,
+        hamt_all_s / fs_all_s,
+        py_hamt_s / hamt_all_s
+    );
+    Ok(())
+}
