@@ -37,6 +37,8 @@ fn car_err(reason: impl std::fmt::Display) -> Error {
 pub struct CarWriter<W> {
     writer: W,
     buf: Vec<u8>,
+    /// Bytes written so far.
+    position: u64,
 }
 
 impl<W: AsyncWrite + Unpin> CarWriter<W> {
@@ -54,20 +56,34 @@ impl<W: AsyncWrite + Unpin> CarWriter<W> {
         crate::varint::push(&mut buf, header.len() as u64);
         buf.extend_from_slice(&header);
         writer.write_all(&buf).await.map_err(io_err)?;
-        Ok(Self { writer, buf })
+        let position = buf.len() as u64;
+        Ok(Self {
+            writer,
+            buf,
+            position,
+        })
     }
 
-    /// Appends one block.
+    /// Appends one block; returns the offset of its data in the archive (so an index can
+    /// point at the block for a ranged read).
     ///
     /// # Errors
     /// Write failures.
-    pub async fn write(&mut self, cid: &Cid, data: &[u8]) -> Result<()> {
+    pub async fn write(&mut self, cid: &Cid, data: &[u8]) -> Result<u64> {
         let cid_bytes = cid.to_bytes();
         self.buf.clear();
         crate::varint::push(&mut self.buf, (cid_bytes.len() + data.len()) as u64);
         self.buf.extend_from_slice(&cid_bytes);
         self.writer.write_all(&self.buf).await.map_err(io_err)?;
-        self.writer.write_all(data).await.map_err(io_err)
+        self.writer.write_all(data).await.map_err(io_err)?;
+        let offset = self.position + self.buf.len() as u64;
+        self.position = offset + data.len() as u64;
+        Ok(offset)
+    }
+
+    /// Bytes written so far: the archive's length once finished.
+    pub fn position(&self) -> u64 {
+        self.position
     }
 
     /// Flushes and returns the writer.
@@ -85,6 +101,8 @@ impl<W: AsyncWrite + Unpin> CarWriter<W> {
 pub struct CarReader<R> {
     reader: R,
     roots: Vec<Cid>,
+    /// Bytes read so far.
+    position: u64,
 }
 
 impl<R: AsyncRead + Unpin> CarReader<R> {
@@ -113,9 +131,11 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
         if header.version != 1 {
             return Err(car_err(format!("unsupported version {}", header.version)));
         }
+        let position = varint_len(len as u64) + len as u64;
         Ok(Self {
             reader,
             roots: header.roots,
+            position,
         })
     }
 
@@ -130,6 +150,18 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
     /// [`Error::Decode`] for a malformed section, [`Error::Corrupt`] for a block whose bytes
     /// do not match its CID, read failures.
     pub async fn next_block(&mut self) -> Result<Option<(Cid, Bytes)>> {
+        Ok(self
+            .next_block_at()
+            .await?
+            .map(|(cid, data, _)| (cid, data)))
+    }
+
+    /// As [`next_block`](Self::next_block), with the offset of the block's data in the
+    /// archive.
+    ///
+    /// # Errors
+    /// As [`next_block`](Self::next_block).
+    pub async fn next_block_at(&mut self) -> Result<Option<(Cid, Bytes, u64)>> {
         let Some(len) = read_varint(&mut self.reader).await? else {
             return Ok(None);
         };
@@ -150,8 +182,15 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
         let start = usize::try_from(cursor.position()).map_err(car_err)?;
         let data = Bytes::copy_from_slice(&section[start..]);
         verify(&cid, &data)?;
-        Ok(Some((cid, data)))
+        let offset = self.position + varint_len(len as u64) + start as u64;
+        self.position += varint_len(len as u64) + len as u64;
+        Ok(Some((cid, data, offset)))
     }
+}
+
+/// Bytes of `n` as an unsigned varint.
+fn varint_len(n: u64) -> u64 {
+    u64::from((64 - (n | 1).leading_zeros()).div_ceil(7))
 }
 
 /// Reads a varint; `None` at a clean end of input.
@@ -236,5 +275,41 @@ pub fn links(cid: &Cid, data: &[u8]) -> Result<Vec<Cid>> {
         Codec::DagPb => Ok(crate::unixfs::PbNode::parse(data)
             .map_err(|e| Error::decode("DAG-PB block", Some(*cid), e))?
             .links),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::{Codec, HashAlg};
+
+    #[test]
+    fn offsets_point_at_block_data() {
+        futures::executor::block_on(async {
+            let blocks: Vec<(Cid, Vec<u8>)> = [vec![1u8; 3], vec![2; 200], vec![3; 70_000]]
+                .into_iter()
+                .map(|d| (HashAlg::Blake3.cid(Codec::Raw, &d), d))
+                .collect();
+            let mut car = CarWriter::new(futures::io::Cursor::new(Vec::new()), vec![blocks[0].0])
+                .await
+                .unwrap();
+            let mut offsets = Vec::new();
+            for (cid, data) in &blocks {
+                offsets.push(car.write(cid, data).await.unwrap());
+            }
+            let len = car.position();
+            let bytes = car.finish().await.unwrap().into_inner();
+            assert_eq!(len, bytes.len() as u64);
+            for ((_, data), &at) in blocks.iter().zip(&offsets) {
+                let at = usize::try_from(at).unwrap();
+                assert_eq!(&bytes[at..at + data.len()], &data[..]);
+            }
+            let mut reader = CarReader::new(&bytes[..]).await.unwrap();
+            for ((cid, data), &at) in blocks.iter().zip(&offsets) {
+                let (c, d, o) = reader.next_block_at().await.unwrap().unwrap();
+                assert_eq!((&c, &d[..], o), (cid, &data[..], at));
+            }
+            assert!(reader.next_block_at().await.unwrap().is_none());
+        });
     }
 }
