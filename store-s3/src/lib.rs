@@ -1,4 +1,11 @@
-//! Blocks packed into CAR objects on S3 (planned).
-//!
-//! This crate is a placeholder in the workspace so that its folder, name and place in the
-//! dependency graph are fixed; its issue builds it. It exports nothing yet.
+#![doc = include_str!("../README.md")]
+
+mod error;
+mod index;
+mod store;
+
+pub use crate::error::Error;
+pub use crate::store::{
+    BlockLocation, CheckReport, DEFAULT_PACK_SIZE, ImportedCar, S3Store, S3StoreBuilder, SCHEME,
+    Stats,
+};

@@ -32,15 +32,16 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str =
-    "usage: cargo xtask <test [CRATE...] | bench [core|gateway|kubo|zarr] [--quick] | ci | python>
+    "usage: cargo xtask <test [CRATE...] | bench [core|gateway|kubo|zarr|s3] [--quick] | ci | python>
   test [CRATE...]  run the tests of the named crates (all when none is named), with the
                    Python peers and services they need
-  bench [core|gateway|kubo|zarr] [--quick]
+  bench [core|gateway|kubo|zarr|s3] [--quick]
                    core: benchmarks against fvm_ipld_hamt and py-hamt, and peak memory, as
                    one table of ratios; gateway: `hamt serve` against the JavaScript IPFS
                    node's gateway; kubo: KuboStore against py-hamt's KuboCAS on that node;
                    zarr: every chunk through HamtStore on sled, a directory store and
-                   py-hamt (--quick: a smoke run on small sizes)
+                   py-hamt; s3: S3Store against one object per block on moto's server
+                   (--quick: a smoke run on small sizes)
   ci               cargo fmt --check, clippy -D warnings, `bench --quick`, `bench zarr
                    --quick`, then `test`
   python           create the py-hamt venv and print its interpreter";
@@ -95,6 +96,11 @@ fn test(crates: &[String]) -> Result<()> {
     } else {
         None
     };
+    let s3 = if wants("hamt-store-s3") || wants("hamt-cli") || wants("hamt-benches") {
+        Some(S3Server::start(&python)?)
+    } else {
+        None
+    };
     let mut cmd = Command::new(cargo());
     cmd.arg("test");
     if crates.is_empty() {
@@ -116,9 +122,93 @@ fn test(crates: &[String]) -> Result<()> {
             root().join("target/xtask/ipfs-node"),
         );
     }
+    if let Some(s3) = &s3 {
+        s3.set_env(&mut cmd);
+    }
     let result = run_tests(&mut cmd);
     drop(node);
+    drop(s3);
     result
+}
+
+/// moto's S3 server (from PyPI, in the xtask venv) on loopback with one bucket, in memory;
+/// stopped when dropped.
+struct S3Server {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl S3Server {
+    const BUCKET: &'static str = "hamt-test";
+
+    fn start(python: &Path) -> Result<Self> {
+        let bin = python.with_file_name("moto_server");
+        let port = free_port()?;
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let server = Self { child, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_mins(1);
+        // Ready when it answers; creating the bucket is the first request that must succeed.
+        while server
+            .request("PUT", &format!("/{}", Self::BUCKET))
+            .is_err()
+        {
+            if std::time::Instant::now() > deadline {
+                return Err("the S3 server did not start within 60 s".into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        eprintln!(
+            "xtask: S3 server (moto) on {} with bucket {}",
+            server.endpoint(),
+            Self::BUCKET
+        );
+        Ok(server)
+    }
+
+    /// One HTTP/1.1 request with an empty body; the status line must say 2xx.
+    fn request(&self, method: &str, path: &str) -> Result<()> {
+        use std::io::{Read as _, Write as _};
+        let mut conn =
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
+        write!(
+            conn,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .map_err(|e| e.to_string())?;
+        let mut reply = String::new();
+        conn.read_to_string(&mut reply).map_err(|e| e.to_string())?;
+        match reply.split_whitespace().nth(1) {
+            Some(code) if code.starts_with('2') => Ok(()),
+            other => Err(format!("{method} {path}: {other:?}")),
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The server for the tests, and credentials moto accepts (any will do).
+    fn set_env(&self, cmd: &mut Command) {
+        cmd.env("HAMT_TEST_S3_ENDPOINT", self.endpoint())
+            .env("HAMT_TEST_S3_BUCKET", Self::BUCKET)
+            .env("AWS_ACCESS_KEY_ID", "hamt-test")
+            .env("AWS_SECRET_ACCESS_KEY", "hamt-test-secret")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ALLOW_HTTP", "true");
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A free TCP port on loopback (bound, then released for the service to take).
@@ -380,9 +470,10 @@ fn bench(args: &[String]) -> Result<()> {
         Some("gateway") => return bench_gateway(quick),
         Some("kubo") => return bench_kubo(quick),
         Some("zarr") => return bench_zarr(quick),
+        Some("s3") => return bench_s3(quick),
         Some(other) => {
             return Err(format!(
-                "unknown benchmark {other:?}: core, gateway, kubo or zarr"
+                "unknown benchmark {other:?}: core, gateway, kubo, zarr or s3"
             ));
         }
     }
@@ -451,6 +542,27 @@ fn bench_kubo(quick: bool) -> Result<()> {
     let python = python_env()?;
     let n = if quick { "500" } else { "10000" };
     run_with_node("kubo_load", n, &[("HAMT_BENCH_PYTHON", python.into())])
+}
+
+/// `cargo xtask bench s3`: `S3Store` against one object per block on moto's S3 server.
+fn bench_s3(quick: bool) -> Result<()> {
+    let python = python_env()?;
+    run(Command::new(cargo()).args([
+        "build",
+        "-q",
+        "--release",
+        "-p",
+        "hamt-benches",
+        "--bin",
+        "s3_load",
+    ]))?;
+    let server = S3Server::start(&python)?;
+    let mut cmd = Command::new(root().join("target/release/s3_load"));
+    cmd.arg(if quick { "500" } else { "20000" });
+    server.set_env(&mut cmd);
+    let result = run(&mut cmd);
+    drop(server);
+    result
 }
 
 /// `cargo xtask bench zarr`: every chunk of a ≥ 1000-chunk dataset through `HamtStore` on

@@ -1,0 +1,866 @@
+//! [`S3Store`]: blocks packed into CAR objects on S3, read back with one ranged GET each.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::Path as FsPath;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::{StreamExt as _, TryStreamExt as _};
+use hamt::car::{CarReader, CarWriter};
+use hamt::{BlockStore, Cid, HashAlg, verify};
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path;
+use object_store::{
+    ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload, WriteMultipart,
+};
+use tokio::io::AsyncReadExt as _;
+use tokio_util::compat::TokioAsyncReadCompatExt as _;
+
+use crate::error::Error;
+use crate::index::{Entry, Index, Location};
+
+/// The URL scheme of this store.
+pub const SCHEME: &str = "s3";
+/// Default target size of a pack.
+pub const DEFAULT_PACK_SIZE: usize = 64 << 20;
+/// Packs larger than this are uploaded in parts.
+const MULTIPART_THRESHOLD: usize = 16 << 20;
+/// Size of each part of a multipart upload.
+const PART_SIZE: usize = 8 << 20;
+/// Index objects fetched at once.
+const INDEX_CONCURRENCY: usize = 16;
+
+/// Request and traffic counters, for benchmarks and monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Ranged GETs of single blocks.
+    pub block_reads: u64,
+    /// Multi-range reads of several blocks of one pack ([`BlockStore::get_many`]).
+    pub batch_reads: u64,
+    /// GETs of index objects.
+    pub index_reads: u64,
+    /// LIST requests for index objects.
+    pub lists: u64,
+    /// Pack objects written.
+    pub packs_written: u64,
+    /// Blocks written in those packs.
+    pub blocks_written: u64,
+    /// Bytes of packs and indexes uploaded.
+    pub bytes_written: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    block_reads: AtomicU64,
+    batch_reads: AtomicU64,
+    index_reads: AtomicU64,
+    lists: AtomicU64,
+    packs_written: AtomicU64,
+    blocks_written: AtomicU64,
+    bytes_written: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// What the store knows and holds, under one lock that is never held across a request.
+#[derive(Default)]
+struct State {
+    /// Pack object paths; a [`Location`] names a pack by its place here.
+    packs: Vec<Path>,
+    /// Index objects already loaded, by name.
+    loaded: HashSet<String>,
+    /// Every block of every loaded index.
+    index: HashMap<Cid, Location>,
+    /// Blocks not yet durable: waiting for a pack, or in a pack being uploaded.
+    unsynced: HashMap<Cid, Bytes>,
+    /// The blocks of the next pack, in order, and their size.
+    open: Vec<Cid>,
+    open_bytes: usize,
+    /// Packs being uploaded right now.
+    uploading: usize,
+    /// Completed index listings; `0` until the first one.
+    listings: u64,
+}
+
+impl State {
+    fn register(&mut self, name: String, pack: Path, index: &Index) -> Result<(), Error> {
+        if !self.loaded.insert(name) {
+            return Ok(());
+        }
+        let id = u32::try_from(self.packs.len()).map_err(|_| Error::CorruptIndex {
+            path: pack.to_string(),
+            reason: "more than 2^32 packs".into(),
+        })?;
+        self.packs.push(pack);
+        for e in &index.entries {
+            let at = Location {
+                pack: id,
+                offset: e.offset,
+                len: e.len,
+            };
+            self.index.entry(e.cid).or_insert(at);
+        }
+        Ok(())
+    }
+}
+
+struct Inner {
+    objects: Arc<dyn ObjectStore>,
+    prefix: Path,
+    describe: String,
+    pack_size: usize,
+    hash_alg: HashAlg,
+    state: Mutex<State>,
+    /// Serialises index refreshes so concurrent misses share one listing.
+    refresh: tokio::sync::Mutex<()>,
+    /// Woken whenever an upload ends.
+    idle: tokio::sync::Notify,
+    counters: Counters,
+}
+
+/// A [`BlockStore`] on S3 (or anything `object_store` speaks S3 to) that packs blocks into
+/// CAR v1 objects of about [`pack_size`](S3StoreBuilder::pack_size) and reads each block back
+/// with one ranged GET.
+///
+/// Layout under the store's prefix: `packs/NAME.car` and `index/NAME.idx`, where `NAME` is
+/// the BLAKE3 of the index, so objects are write-once and content-derived, written with
+/// `PutMode::Create`. A pack's index is written only after the pack is complete: a crash
+/// can leave a pack without an index (invisible, harmless), never an index entry pointing at
+/// missing data. Writers never modify a shared object, so any number of processes can write
+/// to one prefix.
+///
+/// Writes are buffered in memory (and readable at once) until a pack fills or
+/// [`sync`](Self::sync) is called; only synced blocks are durable. Reads load the indexes
+/// lazily (one LIST and a GET per index object), then cost one ranged GET per block, checked
+/// against its CID. A block not in the loaded indexes triggers one more listing, so blocks
+/// other writers synced since are found. Cloning is cheap and clones share everything.
+#[derive(Clone)]
+pub struct S3Store {
+    inner: Arc<Inner>,
+}
+
+/// Options for an [`S3Store`]: [`S3Store::builder`] or [`S3Store::builder_from_url`].
+///
+/// Credentials come from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`, …, as `object_store` reads them) and are never printed.
+#[must_use]
+pub struct S3StoreBuilder {
+    s3: AmazonS3Builder,
+    objects: Option<Arc<dyn ObjectStore>>,
+    bucket: Option<String>,
+    endpoint: Option<String>,
+    prefix: String,
+    pack_size: usize,
+    hash_alg: HashAlg,
+}
+
+impl fmt::Debug for S3StoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3StoreBuilder")
+            .field("bucket", &self.bucket)
+            .field("endpoint", &self.endpoint)
+            .field("prefix", &self.prefix)
+            .field("pack_size", &self.pack_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3StoreBuilder {
+    /// The bucket.
+    pub fn bucket(mut self, bucket: impl Into<String>) -> Self {
+        let bucket = bucket.into();
+        self.s3 = self.s3.with_bucket_name(&bucket);
+        self.bucket = Some(bucket);
+        self
+    }
+
+    /// The key prefix the store lives under (`""` for the bucket's top).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        prefix.into().trim_matches('/').clone_into(&mut self.prefix);
+        self
+    }
+
+    /// An S3-compatible endpoint (`http://127.0.0.1:9000`); `http://` ones are allowed.
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        let endpoint = endpoint.into();
+        self.s3 = self
+            .s3
+            .with_endpoint(&endpoint)
+            .with_allow_http(endpoint.starts_with("http://"));
+        self.endpoint = Some(endpoint);
+        self
+    }
+
+    /// The region (default: `AWS_REGION`, else `us-east-1`).
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.s3 = self.s3.with_region(region);
+        self
+    }
+
+    /// Target size of a pack (default 64 MiB); packs over 16 MiB upload in parts.
+    pub fn pack_size(mut self, bytes: usize) -> Self {
+        self.pack_size = bytes.max(1);
+        self
+    }
+
+    /// The hash new blocks are addressed with (default BLAKE3, as py-hamt's HAMTs use).
+    pub fn hash_alg(mut self, hash_alg: HashAlg) -> Self {
+        self.hash_alg = hash_alg;
+        self
+    }
+
+    /// Uses this object store instead of building an S3 client (another cloud, a local
+    /// directory, memory).
+    pub fn object_store(mut self, objects: Arc<dyn ObjectStore>) -> Self {
+        self.objects = Some(objects);
+        self
+    }
+
+    /// Builds the store; nothing is requested until the first read or write.
+    ///
+    /// # Errors
+    /// [`Error::ObjectStore`] for a configuration the S3 client refuses (no bucket, say).
+    pub fn build(self) -> Result<S3Store, Error> {
+        let objects = match self.objects {
+            Some(o) => o,
+            None => Arc::new(self.s3.build()?),
+        };
+        let describe = format!(
+            "s3://{}/{}{}",
+            self.bucket.as_deref().unwrap_or("?"),
+            self.prefix,
+            self.endpoint
+                .map(|e| format!(" at {e}"))
+                .unwrap_or_default()
+        );
+        Ok(S3Store {
+            inner: Arc::new(Inner {
+                objects,
+                prefix: Path::from(self.prefix),
+                describe,
+                pack_size: self.pack_size,
+                hash_alg: self.hash_alg,
+                state: Mutex::new(State::default()),
+                refresh: tokio::sync::Mutex::new(()),
+                idle: tokio::sync::Notify::new(),
+                counters: Counters::default(),
+            }),
+        })
+    }
+}
+
+/// `64MiB`, `512KiB`, `1GiB`, `4096`.
+fn parse_size(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: usize = digits.parse().ok()?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
+/// A CAR file stored as one pack by [`S3Store::import_car`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedCar {
+    /// The roots its header names.
+    pub roots: Vec<Cid>,
+    /// Blocks it holds (each verified).
+    pub blocks: u64,
+    /// The pack object it became.
+    pub pack: String,
+}
+
+/// Where a block lives: [`S3Store::locate_block`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockLocation {
+    /// The pack object's path in the bucket.
+    pub pack: String,
+    /// Offset of the block's data in the pack.
+    pub offset: u64,
+    /// The block's length.
+    pub len: u64,
+}
+
+/// What [`S3Store::check`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Index objects, each with its pack present and long enough.
+    pub packs: u64,
+    /// Blocks those indexes name.
+    pub blocks: u64,
+    /// Bytes of those packs.
+    pub bytes: u64,
+    /// Packs with no index: left by an interrupted upload, invisible to readers; safe to
+    /// delete once no writer is running.
+    pub orphan_packs: Vec<String>,
+}
+
+impl S3Store {
+    /// Options for a store; set at least the bucket.
+    pub fn builder() -> S3StoreBuilder {
+        S3StoreBuilder {
+            s3: AmazonS3Builder::from_env(),
+            objects: None,
+            bucket: None,
+            endpoint: None,
+            prefix: String::new(),
+            pack_size: DEFAULT_PACK_SIZE,
+            hash_alg: HashAlg::Blake3,
+        }
+    }
+
+    /// Options from a URL: `s3://BUCKET/PREFIX?endpoint=URL&region=R&pack-size=64MiB`.
+    /// Credentials come from the environment, never from the URL.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`].
+    pub fn builder_from_url(text: &str) -> Result<S3StoreBuilder, Error> {
+        let bad = |reason: &str| Error::InvalidUrl {
+            url: text.into(),
+            reason: reason.into(),
+        };
+        let url = url::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+        if url.scheme() != SCHEME {
+            return Err(bad("the scheme must be s3://"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad(
+                "put credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, not the URL",
+            ));
+        }
+        let bucket = url
+            .host_str()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| bad("no bucket"))?;
+        let mut builder = Self::builder().bucket(bucket).prefix(url.path());
+        for (key, value) in url.query_pairs() {
+            builder = match key.as_ref() {
+                "endpoint" => builder.endpoint(value.as_ref()),
+                "region" => builder.region(value.as_ref()),
+                "pack-size" => builder.pack_size(
+                    parse_size(&value).ok_or_else(|| bad("pack-size must look like 64MiB"))?,
+                ),
+                other => return Err(bad(&format!("unknown parameter {other:?}"))),
+            };
+        }
+        Ok(builder)
+    }
+
+    /// Opens the store named by `url` (see [`builder_from_url`](Self::builder_from_url)).
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`], and as [`S3StoreBuilder::build`].
+    pub fn from_url(url: &str) -> Result<Self, Error> {
+        Self::builder_from_url(url)?.build()
+    }
+
+    /// Request and traffic counters since the store was built.
+    pub fn stats(&self) -> Stats {
+        let c = &self.inner.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            block_reads: get(&c.block_reads),
+            batch_reads: get(&c.batch_reads),
+            index_reads: get(&c.index_reads),
+            lists: get(&c.lists),
+            packs_written: get(&c.packs_written),
+            blocks_written: get(&c.blocks_written),
+            bytes_written: get(&c.bytes_written),
+        }
+    }
+
+    /// Blocks written but not yet durable.
+    pub fn unsynced_blocks(&self) -> usize {
+        self.state().unsynced.len()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every update of `State` is a few map operations that cannot panic half-way.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn pack_path(&self, name: &str) -> Path {
+        self.inner
+            .prefix
+            .clone()
+            .join("packs")
+            .join(format!("{name}.car"))
+    }
+
+    fn index_dir(&self) -> Path {
+        self.inner.prefix.clone().join("index")
+    }
+
+    /// Packs every buffered block and waits until every pack, this caller's and any other
+    /// task's, is uploaded with its index: afterwards all blocks written before the call are
+    /// durable.
+    ///
+    /// # Errors
+    /// [`Error::ObjectStore`] when an upload fails; the blocks stay buffered (and readable)
+    /// for the next `sync`.
+    pub async fn sync(&self) -> Result<(), Error> {
+        loop {
+            let idle = self.inner.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            let batch = {
+                let mut st = self.state();
+                if !st.open.is_empty() {
+                    st.open_bytes = 0;
+                    st.uploading += 1;
+                    Some(std::mem::take(&mut st.open))
+                } else if st.uploading == 0 {
+                    return Ok(());
+                } else {
+                    None
+                }
+            };
+            match batch {
+                Some(batch) => self.upload(batch).await?,
+                None => idle.await,
+            }
+        }
+    }
+
+    /// Uploads `batch` as one pack, then its index; the caller has counted it in `uploading`.
+    async fn upload(&self, batch: Vec<Cid>) -> Result<(), Error> {
+        let result = self.upload_pack(&batch).await;
+        {
+            let mut st = self.state();
+            st.uploading -= 1;
+            if result.is_err() {
+                // Back in line for the next pack: nothing buffered is lost.
+                let bytes: usize = batch
+                    .iter()
+                    .filter_map(|c| st.unsynced.get(c))
+                    .map(Bytes::len)
+                    .sum();
+                st.open_bytes += bytes;
+                let mut rest = std::mem::take(&mut st.open);
+                st.open = batch;
+                st.open.append(&mut rest);
+            }
+        }
+        self.inner.idle.notify_waiters();
+        result
+    }
+
+    async fn upload_pack(&self, batch: &[Cid]) -> Result<(), Error> {
+        let blocks: Vec<(Cid, Bytes)> = {
+            let st = self.state();
+            batch
+                .iter()
+                .filter_map(|c| st.unsynced.get(c).map(|b| (*c, b.clone())))
+                .collect()
+        };
+        let Some(first) = blocks.first() else {
+            return Ok(());
+        };
+        let size: usize = blocks.iter().map(|(_, b)| b.len() + 48).sum();
+        let mut car = CarWriter::new(
+            futures::io::Cursor::new(Vec::with_capacity(size + 64)),
+            vec![first.0],
+        )
+        .await?;
+        let mut entries = Vec::with_capacity(blocks.len());
+        for (cid, data) in &blocks {
+            let offset = car.write(cid, data).await?;
+            let len = u32::try_from(data.len()).map_err(|_| hamt::Error::Backend {
+                store: "s3",
+                temporary: false,
+                source: format!("block {cid} is over 4 GiB").into(),
+            })?;
+            entries.push(Entry {
+                cid: *cid,
+                offset,
+                len,
+            });
+        }
+        let pack_len = car.position();
+        let pack = Bytes::from(car.finish().await?.into_inner());
+        let index = Index { pack_len, entries };
+        let name = self.put_pack(pack, &index).await?;
+
+        let mut st = self.state();
+        st.register(name.clone(), self.pack_path(&name), &index)?;
+        for (cid, _) in &blocks {
+            st.unsynced.remove(cid);
+        }
+        drop(st);
+        bump(&self.inner.counters.blocks_written, blocks.len() as u64);
+        Ok(())
+    }
+
+    /// Writes a pack, then its index; returns the name.
+    async fn put_pack(&self, pack: Bytes, index: &Index) -> Result<String, Error> {
+        let (index_bytes, name) = index.encode();
+        let pack_path = self.pack_path(&name);
+        let pack_len = pack.len() as u64;
+        if pack.len() <= MULTIPART_THRESHOLD {
+            self.put_new(&pack_path, pack).await?;
+        } else {
+            let upload = self.inner.objects.put_multipart(&pack_path).await?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+            writer.put(pack);
+            writer.finish().await?;
+        }
+        bump(
+            &self.inner.counters.bytes_written,
+            pack_len + index_bytes.len() as u64,
+        );
+        let index_path = self.index_dir().join(format!("{name}.idx"));
+        self.put_new(&index_path, Bytes::from(index_bytes)).await?;
+        bump(&self.inner.counters.packs_written, 1);
+        Ok(name)
+    }
+
+    /// Creates a write-once object; one that exists already has this very content.
+    async fn put_new(&self, path: &Path, bytes: Bytes) -> Result<(), Error> {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .inner
+            .objects
+            .put_opts(path, PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Lists the index objects and loads those not loaded yet. Concurrent callers share one
+    /// listing: whoever waited for another's listing returns without a new one.
+    async fn refresh(&self) -> Result<(), Error> {
+        let seen = self.state().listings;
+        let _one = self.inner.refresh.lock().await;
+        if self.state().listings != seen {
+            return Ok(());
+        }
+        bump(&self.inner.counters.lists, 1);
+        let listed: Vec<_> = self
+            .inner
+            .objects
+            .list(Some(&self.index_dir()))
+            .try_collect()
+            .await?;
+        let new: Vec<(String, Path)> = {
+            let st = self.state();
+            listed
+                .into_iter()
+                .filter_map(|meta| {
+                    let name = meta.location.filename()?.strip_suffix(".idx")?.to_owned();
+                    (!st.loaded.contains(&name)).then_some((name, meta.location))
+                })
+                .collect()
+        };
+        let loaded: Vec<(String, Index)> = futures::stream::iter(new)
+            .map(|(name, path)| async move {
+                let bytes = self.inner.objects.get(&path).await?.bytes().await?;
+                bump(&self.inner.counters.index_reads, 1);
+                let index = Index::decode(&name, &bytes).map_err(|reason| Error::CorruptIndex {
+                    path: path.to_string(),
+                    reason,
+                })?;
+                Ok::<_, Error>((name, index))
+            })
+            .buffer_unordered(INDEX_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut st = self.state();
+        for (name, index) in loaded {
+            let pack = self.pack_path(&name);
+            st.register(name, pack, &index)?;
+        }
+        st.listings += 1;
+        Ok(())
+    }
+
+    /// Where `cid` is, listing the indexes again when it is not known yet. `Ok(None)` when
+    /// the store does not have it.
+    async fn locate(&self, cid: &Cid) -> Result<Option<(Path, Location)>, Error> {
+        for attempt in 0..2 {
+            {
+                let st = self.state();
+                if let Some(at) = st.index.get(cid) {
+                    let pack = st.packs[at.pack as usize].clone();
+                    return Ok(Some((pack, *at)));
+                }
+                if attempt == 1 {
+                    return Ok(None);
+                }
+            }
+            self.refresh().await?;
+        }
+        Ok(None)
+    }
+
+    /// The pack and byte range holding `cid`, or `None` when it is not in a synced pack.
+    ///
+    /// # Errors
+    /// As [`sync`](Self::sync) for the index listing.
+    pub async fn locate_block(&self, cid: &Cid) -> Result<Option<BlockLocation>, Error> {
+        Ok(self.locate(cid).await?.map(|(pack, at)| BlockLocation {
+            pack: pack.to_string(),
+            offset: at.offset,
+            len: u64::from(at.len),
+        }))
+    }
+
+    /// Stores a CAR v1 file as one pack with its index: every block is verified while the
+    /// file is read, then the file itself is uploaded unchanged, so `hamt export-car` output
+    /// becomes readable here with one upload.
+    ///
+    /// # Errors
+    /// [`Error::Io`]; [`Error::Hamt`] for a malformed CAR or a block that does not match its
+    /// CID (nothing is uploaded then); [`Error::ObjectStore`].
+    pub async fn import_car(&self, path: &FsPath) -> Result<ImportedCar, Error> {
+        let io = |source| Error::Io {
+            path: path.into(),
+            source,
+        };
+        let file = tokio::fs::File::open(path).await.map_err(io)?;
+        let mut car = CarReader::new(tokio::io::BufReader::new(file).compat()).await?;
+        let roots = car.roots().to_vec();
+        let mut entries = Vec::new();
+        while let Some((cid, data, offset)) = car.next_block_at().await? {
+            let len = u32::try_from(data.len()).map_err(|_| {
+                Error::Hamt(hamt::Error::Decode {
+                    what: "CAR",
+                    cid: Some(cid),
+                    reason: "block over 4 GiB".into(),
+                })
+            })?;
+            entries.push(Entry { cid, offset, len });
+        }
+        let pack_len = tokio::fs::metadata(path).await.map_err(io)?.len();
+        let index = Index { pack_len, entries };
+        let (index_bytes, name) = index.encode();
+        let pack_path = self.pack_path(&name);
+        let upload = self.inner.objects.put_multipart(&pack_path).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+        let mut buf = vec![0; 1 << 20];
+        let mut sent = 0u64;
+        loop {
+            let n = file.read(&mut buf).await.map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            writer.wait_for_capacity(4).await?;
+            writer.write(&buf[..n]);
+            sent += n as u64;
+        }
+        if sent != pack_len {
+            writer.abort().await?;
+            return Err(io(std::io::Error::other(
+                "the file changed while it was imported",
+            )));
+        }
+        writer.finish().await?;
+        bump(
+            &self.inner.counters.bytes_written,
+            pack_len + index_bytes.len() as u64,
+        );
+        let index_path = self.index_dir().join(format!("{name}.idx"));
+        self.put_new(&index_path, Bytes::from(index_bytes)).await?;
+        bump(&self.inner.counters.packs_written, 1);
+        bump(
+            &self.inner.counters.blocks_written,
+            index.entries.len() as u64,
+        );
+        let blocks = index.entries.len() as u64;
+        self.state().register(name, pack_path.clone(), &index)?;
+        Ok(ImportedCar {
+            roots,
+            blocks,
+            pack: pack_path.to_string(),
+        })
+    }
+
+    /// Checks that every index's pack exists and is long enough, and lists packs without an
+    /// index.
+    ///
+    /// # Errors
+    /// [`Error::CorruptIndex`], [`Error::TruncatedPack`], [`Error::ObjectStore`] (a pack
+    /// missing included).
+    pub async fn check(&self) -> Result<CheckReport, Error> {
+        let objects = &self.inner.objects;
+        let packs: HashMap<String, u64> = objects
+            .list(Some(&self.inner.prefix.clone().join("packs")))
+            .map_ok(|m| (m.location.to_string(), m.size))
+            .try_collect()
+            .await?;
+        let indexes: Vec<_> = objects.list(Some(&self.index_dir())).try_collect().await?;
+        let mut report = CheckReport::default();
+        let mut with_index = HashSet::new();
+        for meta in indexes {
+            let path = meta.location.to_string();
+            let name = meta
+                .location
+                .filename()
+                .and_then(|f| f.strip_suffix(".idx"))
+                .ok_or_else(|| Error::CorruptIndex {
+                    path: path.clone(),
+                    reason: "not named NAME.idx".into(),
+                })?
+                .to_owned();
+            let bytes = objects.get(&meta.location).await?.bytes().await?;
+            let index = Index::decode(&name, &bytes)
+                .map_err(|reason| Error::CorruptIndex { path, reason })?;
+            let pack = self.pack_path(&name).to_string();
+            let size = *packs.get(&pack).ok_or_else(|| {
+                Error::ObjectStore(object_store::Error::NotFound {
+                    path: pack.clone(),
+                    source: "an index names this pack but it is missing".into(),
+                })
+            })?;
+            if size < index.pack_len {
+                return Err(Error::TruncatedPack {
+                    path: pack,
+                    actual: size,
+                    needed: index.pack_len,
+                });
+            }
+            report.packs += 1;
+            report.blocks += index.entries.len() as u64;
+            report.bytes += size;
+            with_index.insert(pack);
+        }
+        report.orphan_packs = packs
+            .into_keys()
+            .filter(|p| !with_index.contains(p))
+            .collect();
+        report.orphan_packs.sort();
+        Ok(report)
+    }
+}
+
+impl fmt::Debug for S3Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Store")
+            .field("at", &self.inner.describe)
+            .field("pack_size", &self.inner.pack_size)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl BlockStore for S3Store {
+    fn hash_alg(&self) -> HashAlg {
+        self.inner.hash_alg
+    }
+
+    async fn put_keyed(&self, cid: &Cid, data: Bytes) -> hamt::Result<()> {
+        verify(cid, &data)?;
+        let batch = {
+            let mut st = self.state();
+            if st.index.contains_key(cid) || st.unsynced.contains_key(cid) {
+                return Ok(());
+            }
+            st.open_bytes += data.len();
+            st.unsynced.insert(*cid, data);
+            st.open.push(*cid);
+            if st.open_bytes >= self.inner.pack_size {
+                st.open_bytes = 0;
+                st.uploading += 1;
+                Some(std::mem::take(&mut st.open))
+            } else {
+                None
+            }
+        };
+        if let Some(batch) = batch {
+            self.upload(batch).await?;
+        }
+        Ok(())
+    }
+
+    async fn get(&self, cid: &Cid) -> hamt::Result<Bytes> {
+        if let Some(data) = self.state().unsynced.get(cid) {
+            return Ok(data.clone());
+        }
+        let (pack, at) = self
+            .locate(cid)
+            .await?
+            .ok_or(hamt::Error::NotFound { cid: *cid })?;
+        let range = at.offset..at.offset + u64::from(at.len);
+        let data = self
+            .inner
+            .objects
+            .get_range(&pack, range)
+            .await
+            .map_err(Error::from)?;
+        bump(&self.inner.counters.block_reads, 1);
+        verify(cid, &data)?;
+        Ok(data)
+    }
+
+    /// Blocks of one pack are fetched with one multi-range read (`object_store` merges
+    /// nearby ranges into single requests); packs are read concurrently.
+    async fn get_many(&self, cids: &[Cid]) -> hamt::Result<Vec<Bytes>> {
+        let mut out: Vec<Option<Bytes>> = vec![None; cids.len()];
+        let mut by_pack: HashMap<Path, Vec<(usize, Location)>> = HashMap::new();
+        for (i, cid) in cids.iter().enumerate() {
+            if let Some(data) = self.state().unsynced.get(cid) {
+                out[i] = Some(data.clone());
+                continue;
+            }
+            let (pack, at) = self
+                .locate(cid)
+                .await?
+                .ok_or(hamt::Error::NotFound { cid: *cid })?;
+            by_pack.entry(pack).or_default().push((i, at));
+        }
+        let fetched: Vec<(Vec<(usize, Location)>, Vec<Bytes>)> = futures::stream::iter(by_pack)
+            .map(|(pack, items)| async move {
+                let ranges: Vec<_> = items
+                    .iter()
+                    .map(|(_, at)| at.offset..at.offset + u64::from(at.len))
+                    .collect();
+                let parts = self
+                    .inner
+                    .objects
+                    .get_ranges(&pack, &ranges)
+                    .await
+                    .map_err(Error::from)?;
+                bump(&self.inner.counters.batch_reads, 1);
+                Ok::<_, hamt::Error>((items, parts))
+            })
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
+        for (items, parts) in fetched {
+            for ((i, _), data) in items.into_iter().zip(parts) {
+                verify(&cids[i], &data)?;
+                out[i] = Some(data);
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    async fn has(&self, cid: &Cid) -> hamt::Result<bool> {
+        if self.state().unsynced.contains_key(cid) {
+            return Ok(true);
+        }
+        Ok(self.locate(cid).await?.is_some())
+    }
+}
