@@ -20,6 +20,10 @@ pub(crate) enum CliError {
     #[error(transparent)]
     Kubo(#[from] hamt_store_kubo::Error),
 
+    #[cfg(feature = "s3")]
+    #[error(transparent)]
+    S3(#[from] hamt_store_s3::Error),
+
     #[cfg(feature = "zarr")]
     #[error(transparent)]
     Zarr(#[from] hamt_zarr::Error),
@@ -37,7 +41,7 @@ pub(crate) enum CliError {
     BadInput(String),
 
     #[error("unknown store URL {url:?}: expected {expected}")]
-    UnknownStore { url: String, expected: &'static str },
+    UnknownStore { url: String, expected: String },
 }
 
 impl CliError {

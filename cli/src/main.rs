@@ -142,6 +142,10 @@ enum Command {
     #[cfg(feature = "zarr")]
     #[command(subcommand)]
     Zarr(zarr::ZarrCommand),
+    /// Check an S3 store: every index's pack is present and long enough; list packs left
+    /// without an index by interrupted uploads.
+    #[cfg(feature = "s3")]
+    S3Check,
     /// Serve the store as an IPFS trustless HTTP gateway (GET /ipfs/{cid}) until SIGTERM or
     /// Ctrl-C. Logs go to stderr (`RUST_LOG` sets the level).
     #[cfg(feature = "gateway")]
@@ -187,6 +191,23 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     if let Command::Pin { root, rm, from } = &cli.command {
         let result = pin(open.kubo.as_ref(), root, *rm, from.as_deref(), &out).await;
         return result.and(open.close().await);
+    }
+    #[cfg(feature = "s3")]
+    if let Some(s3) = &open.s3 {
+        let result = match &cli.command {
+            Command::S3Check => Some(s3_check(s3, &out).await),
+            Command::ImportCar { file } => Some(s3_import_car(s3, file, &out).await),
+            _ => None,
+        };
+        if let Some(result) = result {
+            return result.and(open.close().await);
+        }
+    }
+    #[cfg(feature = "s3")]
+    if matches!(cli.command, Command::S3Check) {
+        return Err(CliError::BadInput(
+            "s3-check needs an S3 store: pass --store s3://BUCKET/PREFIX?endpoint=URL".into(),
+        ));
     }
     let result = dispatch(cli.command, store, &out).await;
     // Flush what was written even when a later step failed.
@@ -263,6 +284,8 @@ async fn dispatch(
         Command::Pin { .. } => unreachable!("handled in run"),
         #[cfg(feature = "zarr")]
         Command::Zarr(command) => zarr::run(command, store, out).await,
+        #[cfg(feature = "s3")]
+        Command::S3Check => unreachable!("handled in run"),
         Command::ImportCar { file } => {
             let f = tokio::fs::File::open(&file)
                 .await
@@ -321,6 +344,40 @@ async fn pin(
         &format!("{action} {root}"),
         &json!({ "root": root.to_string(), "action": action }),
     )
+}
+
+/// `hamt s3-check`.
+#[cfg(feature = "s3")]
+async fn s3_check(s3: &hamt_store_s3::S3Store, out: &Output) -> Result<(), CliError> {
+    let report = s3.check().await?;
+    let mut text = format!(
+        "{} packs, {} blocks, {} bytes: every index has its data",
+        report.packs, report.blocks, report.bytes
+    );
+    for orphan in &report.orphan_packs {
+        text.push_str("\norphan pack (no index, unused): ");
+        text.push_str(orphan);
+    }
+    out.line(
+        &text,
+        &json!({"packs": report.packs, "blocks": report.blocks, "bytes": report.bytes, "orphan_packs": report.orphan_packs}),
+    )
+}
+
+/// `hamt import-car` into an S3 store: the file becomes one pack, uploaded unchanged.
+#[cfg(feature = "s3")]
+async fn s3_import_car(
+    s3: &hamt_store_s3::S3Store,
+    file: &Path,
+    out: &Output,
+) -> Result<(), CliError> {
+    let imported = s3.import_car(file).await?;
+    let roots: Vec<String> = imported.roots.iter().map(ToString::to_string).collect();
+    if out.json {
+        Output::value(&json!({"roots": roots, "blocks": imported.blocks, "pack": imported.pack}))
+    } else {
+        println_checked(&roots.join("\n"))
+    }
 }
 
 /// `hamt serve`: the gateway over `store` until SIGTERM or Ctrl-C.

@@ -6,13 +6,20 @@ use hamt::{BlockStore, MemoryStore};
 
 use crate::error::CliError;
 
-/// URL schemes this build understands.
-const EXPECTED: &str = match (cfg!(feature = "sled"), cfg!(feature = "kubo")) {
-    (true, true) => "mem:, sled:PATH or kubo+http://HOST:PORT",
-    (true, false) => "mem: or sled:PATH (this build has no kubo support)",
-    (false, true) => "mem: or kubo+http://HOST:PORT (this build has no sled support)",
-    (false, false) => "mem: (this build has no sled or kubo support)",
-};
+/// URL forms this build understands.
+fn expected() -> String {
+    let mut forms = vec!["mem:"];
+    if cfg!(feature = "sled") {
+        forms.push("sled:PATH");
+    }
+    if cfg!(feature = "kubo") {
+        forms.push("kubo+http://HOST:PORT");
+    }
+    if cfg!(feature = "s3") {
+        forms.push("s3://BUCKET/PREFIX?endpoint=URL");
+    }
+    forms.join(", ")
+}
 
 /// An open store, with what must happen before the process exits.
 pub(crate) struct OpenStore {
@@ -21,9 +28,23 @@ pub(crate) struct OpenStore {
     sled: Option<hamt_store_sled::SledStore>,
     #[cfg(feature = "kubo")]
     pub(crate) kubo: Option<hamt_store_kubo::KuboStore>,
+    #[cfg(feature = "s3")]
+    pub(crate) s3: Option<hamt_store_s3::S3Store>,
 }
 
 impl OpenStore {
+    fn new(store: Arc<dyn BlockStore>) -> Self {
+        Self {
+            store,
+            #[cfg(feature = "sled")]
+            sled: None,
+            #[cfg(feature = "kubo")]
+            kubo: None,
+            #[cfg(feature = "s3")]
+            s3: None,
+        }
+    }
+
     /// Opens `url`, or the default store (a sled database in the user's data directory).
     pub(crate) fn open(url: Option<&str>) -> Result<Self, CliError> {
         let url = match url {
@@ -31,38 +52,32 @@ impl OpenStore {
             None => default_url()?,
         };
         if url == "mem:" || url == "memory:" {
-            return Ok(Self {
-                store: Arc::new(MemoryStore::new()),
-                #[cfg(feature = "sled")]
-                sled: None,
-                #[cfg(feature = "kubo")]
-                kubo: None,
-            });
+            return Ok(Self::new(Arc::new(MemoryStore::new())));
         }
         #[cfg(feature = "sled")]
         if url.starts_with("sled:") {
-            let builder = hamt_store_sled::SledStore::builder_from_url(&url)?;
-            let sled = builder.open()?;
-            return Ok(Self {
-                store: Arc::new(sled.clone()),
-                sled: Some(sled),
-                #[cfg(feature = "kubo")]
-                kubo: None,
-            });
+            let sled = hamt_store_sled::SledStore::builder_from_url(&url)?.open()?;
+            let mut open = Self::new(Arc::new(sled.clone()));
+            open.sled = Some(sled);
+            return Ok(open);
         }
         #[cfg(feature = "kubo")]
         if url.starts_with("kubo+") {
             let kubo = hamt_store_kubo::KuboStore::from_url(&url)?;
-            return Ok(Self {
-                store: Arc::new(kubo.clone()),
-                #[cfg(feature = "sled")]
-                sled: None,
-                kubo: Some(kubo),
-            });
+            let mut open = Self::new(Arc::new(kubo.clone()));
+            open.kubo = Some(kubo);
+            return Ok(open);
+        }
+        #[cfg(feature = "s3")]
+        if url.starts_with("s3://") {
+            let s3 = hamt_store_s3::S3Store::from_url(&url)?;
+            let mut open = Self::new(Arc::new(s3.clone()));
+            open.s3 = Some(s3);
+            return Ok(open);
         }
         Err(CliError::UnknownStore {
             url,
-            expected: EXPECTED,
+            expected: expected(),
         })
     }
 
@@ -71,6 +86,10 @@ impl OpenStore {
         #[cfg(feature = "sled")]
         if let Some(sled) = self.sled {
             sled.flush().await?;
+        }
+        #[cfg(feature = "s3")]
+        if let Some(s3) = self.s3 {
+            s3.sync().await?;
         }
         Ok(())
     }

@@ -439,3 +439,43 @@ fn zarr_import_info_export_round_trip() {
         "not a Zarr v3 store",
     );
 }
+
+/// `--store s3://…` against the real S3 server `cargo xtask test` starts: import, read,
+/// a CAR into another prefix as one pack, and `s3-check`.
+#[cfg(feature = "s3")]
+#[test]
+fn s3_store_import_read_car_and_check() {
+    let endpoint = std::env::var("HAMT_TEST_S3_ENDPOINT").expect(
+        "HAMT_TEST_S3_ENDPOINT is not set: run with `cargo xtask test`, which starts an S3 server",
+    );
+    let bucket = std::env::var("HAMT_TEST_S3_BUCKET").unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let store = format!("s3://{bucket}/cli-{nanos}?endpoint={endpoint}&pack-size=64KiB");
+    let root = ok(&store, &["import", sample().to_str().unwrap()]);
+    let root = root.trim();
+    let value = ok(&store, &["get", root, "temperature/berlin.csv"]);
+    assert_eq!(
+        value.as_bytes(),
+        std::fs::read(sample().join("temperature/berlin.csv")).unwrap()
+    );
+
+    let env = Env::new();
+    let car = env.root.join("map.car");
+    ok(&store, &["export-car", root, car.to_str().unwrap()]);
+    let other = format!("s3://{bucket}/cli-car-{nanos}?endpoint={endpoint}");
+    let json: serde_json::Value = serde_json::from_str(&ok(
+        &other,
+        &["--json", "import-car", car.to_str().unwrap()],
+    ))
+    .unwrap();
+    assert_eq!(json["roots"][0].as_str().unwrap(), root);
+    assert_eq!(ok(&other, &["ls", root]), ok(&store, &["ls", root]));
+    let check: serde_json::Value =
+        serde_json::from_str(&ok(&other, &["--json", "s3-check"])).unwrap();
+    assert_eq!(check["packs"], 1);
+    assert!(ok(&store, &["s3-check"]).contains("every index has its data"));
+    fails("mem:", &["s3-check"], 1, "needs an S3 store");
+}
