@@ -107,7 +107,8 @@ macro_rules! read_methods {
             Ok(self.get_pointer(key).await?.is_some())
         }
 
-        /// Every key, depth first.
+        /// Every key, depth first, in py-hamt's order (a node's bucket keys in slot order, then
+        /// its children from the highest slot down).
         pub fn keys(&self) -> impl Stream<Item = Result<String>> + '_ {
             use futures::TryStreamExt as _;
             tree::entries(self.tree(), &self.loader).map_ok(|e| e.key.into_string())

@@ -175,8 +175,10 @@ pub(crate) fn entries<'a>(
             }
             match st.stack.pop() {
                 None => return Ok(None),
+                // py-hamt's order: a node's bucket keys in slot order, then its children from
+                // the highest slot down (a stack pushed in slot order), depth first.
                 Some(Pending::Node(NodeRef::Mem(node))) => {
-                    for slot in node.slots().rev() {
+                    for slot in node.slots() {
                         match slot {
                             Slot::Bucket(b) => st.ready.extend(b.entries()),
                             Slot::Dirty(child) => st.stack.push(Pending::Node(NodeRef::Mem(child))),
@@ -185,7 +187,7 @@ pub(crate) fn entries<'a>(
                     }
                 }
                 Some(Pending::Node(NodeRef::Shared(node))) => {
-                    for slot in node.slots().rev() {
+                    for slot in node.slots() {
                         match slot {
                             Slot::Bucket(b) => st.ready.extend(b.entries()),
                             Slot::Link(cid) => st.stack.push(Pending::Cid(cid.clone())),
