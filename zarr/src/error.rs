@@ -66,6 +66,33 @@ pub enum Error {
         reason: String,
     },
 
+    /// A sharded-store root manifest that cannot be used (unknown version, wrong shard
+    /// counts, fields of the wrong type).
+    #[error("invalid sharded Zarr manifest: {reason}")]
+    Manifest {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A shard block that cannot be used (truncated, wrong length, entries that are not CIDs).
+    #[error("shard {shard} of array {array:?} is invalid: {reason}")]
+    Shard {
+        /// The array's path.
+        array: String,
+        /// The shard's number.
+        shard: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A write the sharded layout does not allow (an array outside any group, a chunk of an
+    /// array with no metadata, a changed chunk shape).
+    #[error("{reason}")]
+    Layout {
+        /// What was refused and why.
+        reason: String,
+    },
+
     /// A directory that is not a Zarr v3 store.
     #[error("{path}: not a Zarr v3 store ({reason})")]
     NotZarr {

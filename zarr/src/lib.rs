@@ -5,6 +5,7 @@ mod crypto;
 mod dir;
 mod error;
 mod info;
+mod sharded;
 mod store;
 
 pub use crate::blocking::{BlockingHamtStore, TokioBlockOn, blocking};
@@ -12,5 +13,9 @@ pub use crate::crypto::{Encryption, EncryptionKey, NONCE_LEN, OVERHEAD, TAG_LEN}
 pub use crate::dir::{Copied, export_dir, import_dir, scan_dir};
 pub use crate::error::{Error, Result};
 pub use crate::info::{ArrayInfo, DatasetInfo, NodeInfo, dataset_info};
+pub use crate::sharded::{
+    DEFAULT_CACHE_BYTES, ReadMode, SPARSE_PROMOTE_THRESHOLD, ShardStats, ShardedStore,
+    ShardedStoreBuilder, V1, V2, Version, hamt_to_sharded,
+};
 pub use crate::store::{HamtStore, HamtStoreBuilder};
 pub use zarrs_storage;

@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use hamt_zarr::HamtStore;
 use ndarray::ArrayD;
 use zarrs::array::{ArrayBuilder, data_type};
 use zarrs::group::GroupBuilder;
@@ -29,11 +28,14 @@ pub const CHUNKS: [u64; 3] = [2, 5, 4];
 /// Writes a group at `prefix` (`""` or `"name/"`) holding `temp` (f32), `precip` (f64),
 /// `count` (i32) on a (time, lat, lon) grid, and the three coordinate arrays. Returns what
 /// each array holds, keyed by path.
-pub async fn write_dataset(
-    store: &Arc<HamtStore>,
+pub async fn write_dataset<S>(
+    store: &Arc<S>,
     prefix: &str,
     scale: f64,
-) -> BTreeMap<String, Expected> {
+) -> BTreeMap<String, Expected>
+where
+    S: ?Sized + zarrs::storage::AsyncReadableWritableStorageTraits + 'static,
+{
     let group_path = format!("/{}", prefix.trim_end_matches('/'));
     let mut group = GroupBuilder::new()
         .build(store.clone(), &group_path)
