@@ -32,7 +32,17 @@ pub(crate) enum ZarrCommand {
         #[command(flatten)]
         crypt: Crypt,
     },
-    /// List the groups and arrays of the dataset at ROOT: shapes, chunk grid, data type.
+    /// Convert the HAMT dataset at ROOT into py-hamt's sharded layout (`sharded_zarr_v2`),
+    /// reusing every chunk block; print the new root (the one py-hamt's converter gives).
+    Shard {
+        /// Root CID of the HAMT dataset.
+        root: String,
+        /// Chunks per shard (py-hamt's converter defaults to 6250).
+        #[arg(long, default_value_t = 6250)]
+        chunks_per_shard: u64,
+    },
+    /// List the groups and arrays of the dataset at ROOT (a HAMT or a sharded root): shapes,
+    /// chunk grid, data type.
     Info {
         /// Root CID of the dataset.
         root: String,
@@ -131,7 +141,20 @@ pub(crate) async fn run(
                 &json!({"root": root, "keys": copied.keys, "bytes": copied.bytes, "dir": dir}),
             )
         }
+        ZarrCommand::Shard {
+            root,
+            chunks_per_shard,
+        } => {
+            let sharded = hamt_zarr::hamt_to_sharded(store, cid(&root)?, chunks_per_shard).await?;
+            out.line(
+                &sharded.to_string(),
+                &json!({"root": sharded.to_string(), "from": root, "chunks_per_shard": chunks_per_shard}),
+            )
+        }
         ZarrCommand::Info { root, crypt } => {
+            if let Ok(sharded) = hamt_zarr::ShardedStore::open(store.clone(), cid(&root)?).await {
+                return sharded_info(&sharded, &root, out);
+            }
             let zarr = crypt.open(store, Some(&root)).await?;
             let info = hamt_zarr::dataset_info(&zarr).await?;
             if out.json {
@@ -160,6 +183,35 @@ pub(crate) async fn run(
             }
         }
     }
+}
+
+/// `hamt zarr info` of a sharded root: its arrays as the manifest records them.
+fn sharded_info(
+    sharded: &hamt_zarr::ShardedStore,
+    root: &str,
+    out: &Output,
+) -> Result<(), CliError> {
+    let arrays = sharded.arrays();
+    if out.json {
+        let arrays: Vec<_> = arrays
+            .iter()
+            .map(|(path, shape, chunks, cps)| {
+                json!({"path": path, "shape": shape, "chunk_shape": chunks, "chunks_per_shard": cps})
+            })
+            .collect();
+        return Output::value(&json!({"root": root, "layout": "sharded", "arrays": arrays}));
+    }
+    let dims = |v: &[u64]| format!("{v:?}").replace('[', "(").replace(']', ")");
+    let mut lines = vec![format!("sharded ({:?} manifest)", sharded.version())];
+    for (path, shape, chunks, cps) in arrays {
+        lines.push(format!(
+            "{path}  array {}  chunks {}  {cps} chunks per shard",
+            dims(&shape),
+            dims(&chunks)
+        ));
+    }
+    let text = lines.join("\n") + "\n";
+    crate::print_checked(&text)
 }
 
 async fn import(

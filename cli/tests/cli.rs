@@ -399,6 +399,15 @@ fn zarr_import_info_export_round_trip() {
     );
     assert_eq!(String::from_utf8_lossy(&same).trim(), "identical");
 
+    // Converted to py-hamt's sharded layout, reusing every chunk block.
+    let sharded = ok(&store, &["zarr", "shard", root, "--chunks-per-shard", "4"]);
+    let info = ok(&store, &["zarr", "info", sharded.trim()]);
+    assert!(info.starts_with("sharded (V2 manifest)"), "{info}");
+    assert!(
+        info.contains("temp  array (6, 10, 12)  chunks (2, 5, 4)  4 chunks per shard"),
+        "{info}"
+    );
+
     // The same dataset encrypted reads back only with its key.
     let key = env.root.join("key");
     std::fs::write(&key, "11".repeat(32)).unwrap();
