@@ -1,6 +1,8 @@
-//! Reads every chunk of a float32 dataset of ≥ 1000 chunks three ways, same run, same chunk
-//! bytes: `zarrs` over a plain directory store, `zarrs` over [`HamtStore`] on sled, and
-//! py-hamt + zarr-python over the same HAMT (blocks loaded into memory from a CAR first).
+//! Reads every chunk of a float32 dataset of ≥ 1000 chunks several ways, same run, same
+//! chunk bytes: `zarrs` over a plain directory store, over [`HamtStore`] on sled, over
+//! [`ShardedStore`] (py-hamt's sharded layout, converted from that HAMT) on the same sled in
+//! each read mode, and py-hamt + zarr-python over the same HAMT (blocks loaded into memory from
+//! a CAR first). Also counts block-store fetches per chunk read.
 //! Run by `cargo xtask bench zarr`, which passes `HAMT_BENCH_PYTHON`.
 //!
 //! `zarr_read [--quick]`
@@ -11,12 +13,45 @@ use std::time::Instant;
 use futures::{StreamExt as _, TryStreamExt as _};
 use hamt::BlockStore;
 use hamt_store_sled::SledStore;
-use hamt_zarr::HamtStore;
+use hamt_zarr::{HamtStore, ReadMode, ShardedStore};
 use tokio_util::compat::TokioAsyncWriteCompatExt as _;
 use zarrs::array::{Array, ArrayBuilder, data_type};
 use zarrs::filesystem::FilesystemStore;
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Counts the fetches a reader makes.
+#[derive(Debug)]
+struct Counting {
+    inner: Arc<dyn BlockStore>,
+    gets: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl BlockStore for Counting {
+    async fn put_keyed(&self, cid: &hamt::Cid, data: bytes::Bytes) -> hamt::Result<()> {
+        self.inner.put_keyed(cid, data).await
+    }
+
+    async fn get(&self, cid: &hamt::Cid) -> hamt::Result<bytes::Bytes> {
+        self.gets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.get(cid).await
+    }
+}
+
+/// Reads every chunk of `/data` one by one through `store`; returns (seconds, checksum).
+async fn chunk_by_chunk<S>(store: Arc<S>, chunks: &[Vec<u64>]) -> BoxResult<f64>
+where
+    S: ?Sized + zarrs::storage::AsyncReadableStorageTraits + 'static,
+{
+    let array = Array::async_open(store, "/data").await?;
+    let mut sum = 0.0;
+    for idx in chunks {
+        let c: Vec<f32> = array.async_retrieve_chunk(idx).await?;
+        sum += checksum(&c);
+    }
+    Ok(sum)
+}
 
 /// Best of `reps` runs of `f`, in seconds, with the value of the last run.
 async fn best<T, F, Fut>(reps: usize, mut f: F) -> BoxResult<(f64, T)>
@@ -170,6 +205,52 @@ async fn main() -> BoxResult<()> {
         Ok(checksum(&v))
     })
     .await?;
+    // The same dataset in py-hamt's sharded layout, converted from the HAMT (chunk blocks
+    // shared), read in each mode from a cold store, counting block fetches.
+    let cps = if quick { 16 } else { 256 };
+    let sharded_root = hamt_zarr::hamt_to_sharded(sled.clone(), root, cps).await?;
+    let counting = Arc::new(Counting {
+        inner: sled.clone(),
+        gets: std::sync::atomic::AtomicU64::new(0),
+    });
+    let mut sharded_rows = Vec::new();
+    for mode in [ReadMode::Sparse, ReadMode::Full, ReadMode::Auto] {
+        let (secs, sum) = best(reps, || {
+            let counting = counting.clone();
+            let chunks = &chunks;
+            async move {
+                let store = ShardedStore::builder(counting)
+                    .root(sharded_root)
+                    .read_only()
+                    .read_mode(mode)
+                    .build()
+                    .await?;
+                chunk_by_chunk(Arc::new(store), chunks).await
+            }
+        })
+        .await?;
+        if (sum - want).abs() > 1e-6 * want.abs().max(1.0) {
+            return Err(format!("sharded {mode:?}: checksum {sum} != {want}").into());
+        }
+        counting.gets.store(0, std::sync::atomic::Ordering::Relaxed);
+        let store = ShardedStore::builder(counting.clone())
+            .root(sharded_root)
+            .read_only()
+            .read_mode(mode)
+            .build()
+            .await?;
+        chunk_by_chunk(Arc::new(store), &chunks).await?;
+        let fetches = counting.gets.load(std::sync::atomic::Ordering::Relaxed);
+        sharded_rows.push((mode, secs, fetches));
+    }
+    counting.gets.store(0, std::sync::atomic::Ordering::Relaxed);
+    chunk_by_chunk(
+        Arc::new(HamtStore::open(counting.clone(), root).await?),
+        &chunks,
+    )
+    .await?;
+    let hamt_fetches = counting.gets.load(std::sync::atomic::Ordering::Relaxed);
+
     for (what, got) in [
         ("fs chunks", fs_sum),
         ("fs all", fs_all),
@@ -231,6 +312,12 @@ async fn main() -> BoxResult<()> {
         "zarrs, HamtStore on sled (cold cache), 32 in flight",
         hamt_conc_s,
     );
+    for (mode, secs, _) in &sharded_rows {
+        row(
+            &format!("zarrs, ShardedStore {mode:?} ({cps}/shard), chunk by chunk"),
+            *secs,
+        );
+    }
     row("zarrs, directory store, whole array", fs_all_s);
     row(
         "zarrs, HamtStore on sled (cold cache), whole array",
@@ -241,6 +328,23 @@ async fn main() -> BoxResult<()> {
         "py-hamt + zarr-python, HAMT in memory, whole array",
         py_hamt_s,
     );
+    #[allow(clippy::cast_precision_loss)]
+    let per_chunk = |n: u64| n as f64 / c as f64;
+    print!(
+        "block fetches per chunk read, cold store: HamtStore {:.3}",
+        per_chunk(hamt_fetches)
+    );
+    for (mode, _, fetches) in &sharded_rows {
+        print!(", ShardedStore {mode:?} {:.3}", per_chunk(*fetches));
+    }
+    println!();
+    if let Some((_, secs, _)) = sharded_rows.iter().find(|r| r.0 == ReadMode::Full) {
+        println!(
+            "ratios chunk by chunk: ShardedStore (Full)/HamtStore {:.2}x, ShardedStore (Full)/directory {:.2}x",
+            secs / hamt_chunks_s,
+            secs / fs_chunks_s
+        );
+    }
     println!(
         "ratios: HamtStore/directory chunk by chunk {:.2}x, whole array {:.2}x; py-hamt/HamtStore whole array {:.1}x",
         hamt_chunks_s / fs_chunks_s,
