@@ -60,10 +60,11 @@ fn backend(e: object_store::Error) -> hamt::Error {
     }
 }
 
+/// 1 KiB, distinct for every `i` (the store deduplicates equal blocks).
 fn value(i: usize) -> Vec<u8> {
-    (0..1024)
-        .map(|j| u8::try_from((i * 13 + j) % 251).unwrap_or(0))
-        .collect()
+    let mut v = format!("{i:016}").into_bytes();
+    v.extend((16..1024).map(|j| u8::try_from((i * 13 + j) % 251).unwrap_or(0)));
+    v
 }
 
 #[tokio::main]
