@@ -91,7 +91,7 @@ fn test(crates: &[String]) -> Result<()> {
     let python = python_env()?;
     let wants = |name: &str| crates.is_empty() || crates.iter().any(|c| c == name);
     // Started before the tests and stopped when this guard drops, even on failure.
-    let node = if wants("hamt-store-kubo") || wants("hamt-cli") {
+    let node = if wants("hamt-store-kubo") || wants("hamt-store-embedded") || wants("hamt-cli") {
         Some(IpfsNode::start()?)
     } else {
         None
