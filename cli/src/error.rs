@@ -24,6 +24,10 @@ pub(crate) enum CliError {
     #[error(transparent)]
     S3(#[from] hamt_store_s3::Error),
 
+    #[cfg(feature = "embedded")]
+    #[error(transparent)]
+    Embedded(#[from] hamt_store_embedded::Error),
+
     #[cfg(feature = "zarr")]
     #[error(transparent)]
     Zarr(#[from] hamt_zarr::Error),

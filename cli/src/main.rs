@@ -125,9 +125,10 @@ enum Command {
         /// The CAR file to read.
         file: PathBuf,
     },
-    /// Pin ROOT and everything under it on the Kubo node of `--store kubo+http://…`
-    /// (`--rm` unpins; `--from OLD` moves the pin from an older root).
-    #[cfg(feature = "kubo")]
+    /// Pin ROOT and everything under it on the node of `--store kubo+http://…` or
+    /// `--store ipfs-embedded:PATH` (`--rm` unpins; `--from OLD` moves the pin from an older
+    /// root).
+    #[cfg(any(feature = "kubo", feature = "embedded"))]
     Pin {
         /// Root CID to pin.
         root: String,
@@ -184,9 +185,14 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
-    let open = OpenStore::open(cli.store.as_deref())?;
+    let open = OpenStore::open(cli.store.as_deref()).await?;
     let store = open.store.clone();
     let out = Output { json: cli.json };
+    #[cfg(feature = "embedded")]
+    if let (Command::Pin { root, rm, from }, Some(node)) = (&cli.command, &open.embedded) {
+        let result = pin_embedded(node, root, *rm, from.as_deref(), &out).await;
+        return result.and(open.close().await);
+    }
     #[cfg(feature = "kubo")]
     if let Command::Pin { root, rm, from } = &cli.command {
         let result = pin(open.kubo.as_ref(), root, *rm, from.as_deref(), &out).await;
@@ -280,8 +286,11 @@ async fn dispatch(
             concurrency,
             timeout,
         } => serve(store, &listen, token, concurrency, timeout).await,
-        #[cfg(feature = "kubo")]
-        Command::Pin { .. } => unreachable!("handled in run"),
+        // With the kubo feature `run` handles every pin; without it, only embedded ones.
+        #[cfg(any(feature = "kubo", feature = "embedded"))]
+        Command::Pin { .. } => Err(CliError::BadInput(
+            "pinning needs a kubo+http://… or ipfs-embedded:… store".into(),
+        )),
         #[cfg(feature = "zarr")]
         Command::Zarr(command) => zarr::run(command, store, out).await,
         #[cfg(feature = "s3")]
@@ -339,6 +348,34 @@ async fn pin(
     } else {
         kubo.pin(&root).await?;
         "pinned"
+    };
+    out.line(
+        &format!("{action} {root}"),
+        &json!({ "root": root.to_string(), "action": action }),
+    )
+}
+
+/// `hamt pin` on an embedded node: a recursive pin that `gc` respects.
+#[cfg(feature = "embedded")]
+async fn pin_embedded(
+    node: &hamt_store_embedded::EmbeddedStore,
+    root: &str,
+    rm: bool,
+    from: Option<&str>,
+    out: &Output,
+) -> Result<(), CliError> {
+    let root = cid(root)?;
+    let action = if rm {
+        node.unpin(&root).await?;
+        "unpinned"
+    } else {
+        node.pin(&root).await?;
+        if let Some(old) = from {
+            node.unpin(&cid(old)?).await?;
+            "pin moved to"
+        } else {
+            "pinned"
+        }
     };
     out.line(
         &format!("{action} {root}"),

@@ -18,6 +18,9 @@ fn expected() -> String {
     if cfg!(feature = "s3") {
         forms.push("s3://BUCKET/PREFIX?endpoint=URL");
     }
+    if cfg!(feature = "embedded") {
+        forms.push("ipfs-embedded:PATH, ipfs-embedded:mem");
+    }
     forms.join(", ")
 }
 
@@ -30,6 +33,8 @@ pub(crate) struct OpenStore {
     pub(crate) kubo: Option<hamt_store_kubo::KuboStore>,
     #[cfg(feature = "s3")]
     pub(crate) s3: Option<hamt_store_s3::S3Store>,
+    #[cfg(feature = "embedded")]
+    pub(crate) embedded: Option<hamt_store_embedded::EmbeddedStore>,
 }
 
 impl OpenStore {
@@ -42,11 +47,13 @@ impl OpenStore {
             kubo: None,
             #[cfg(feature = "s3")]
             s3: None,
+            #[cfg(feature = "embedded")]
+            embedded: None,
         }
     }
 
     /// Opens `url`, or the default store (a sled database in the user's data directory).
-    pub(crate) fn open(url: Option<&str>) -> Result<Self, CliError> {
+    pub(crate) async fn open(url: Option<&str>) -> Result<Self, CliError> {
         let url = match url {
             Some(u) => u.to_owned(),
             None => default_url()?,
@@ -75,6 +82,13 @@ impl OpenStore {
             open.s3 = Some(s3);
             return Ok(open);
         }
+        #[cfg(feature = "embedded")]
+        if url.starts_with("ipfs-embedded:") {
+            let node = hamt_store_embedded::EmbeddedStore::from_url(&url).await?;
+            let mut open = Self::new(Arc::new(node.clone()));
+            open.embedded = Some(node);
+            return Ok(open);
+        }
         Err(CliError::UnknownStore {
             url,
             expected: expected(),
@@ -90,6 +104,10 @@ impl OpenStore {
         #[cfg(feature = "s3")]
         if let Some(s3) = self.s3 {
             s3.sync().await?;
+        }
+        #[cfg(feature = "embedded")]
+        if let Some(node) = self.embedded {
+            node.shutdown().await;
         }
         Ok(())
     }

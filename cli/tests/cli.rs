@@ -488,3 +488,28 @@ fn s3_store_import_read_car_and_check() {
     assert!(ok(&store, &["s3-check"]).contains("every index has its data"));
     fails("mem:", &["s3-check"], 1, "needs an S3 store");
 }
+
+/// `--store ipfs-embedded:PATH`: an IPFS node inside the `hamt` process, repo on disk.
+#[cfg(feature = "embedded")]
+#[test]
+fn embedded_ipfs_store_import_read_pin_and_car() {
+    let env = Env::new();
+    let store = format!("ipfs-embedded:{}", env.root.join("ipfs").display());
+    let root = ok(&store, &["import", sample().to_str().unwrap()]);
+    let root = root.trim();
+    let value = ok(&store, &["get", root, "temperature/berlin.csv"]);
+    assert_eq!(
+        value.as_bytes(),
+        std::fs::read(sample().join("temperature/berlin.csv")).unwrap()
+    );
+    assert_eq!(ok(&store, &["pin", root]).trim(), format!("pinned {root}"));
+    let car = env.root.join("map.car");
+    ok(&store, &["export-car", root, car.to_str().unwrap()]);
+    let sled = env.store("db");
+    assert_eq!(
+        ok(&sled, &["import-car", car.to_str().unwrap()]).trim(),
+        root
+    );
+    assert_eq!(ok(&sled, &["ls", root]), ok(&store, &["ls", root]));
+    fails(&sled, &["pin", root], 1, "pinning needs");
+}
