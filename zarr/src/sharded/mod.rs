@@ -577,12 +577,10 @@ impl ShardedStore {
     /// # Errors
     /// Store failures; [`Error::Shard`] for a shard that does not decode.
     pub async fn get_value(&self, key: &str) -> Result<Option<Bytes>> {
-        let (route, key, meta) = {
+        let (route, meta) = {
             let st = self.state();
             let key = Self::effective_key(&st, key);
-            let route = route_of(&st, &key);
-            let meta = st.m.metadata.get(&key).copied();
-            (route, key, meta)
+            (route_of(&st, &key), st.m.metadata.get(&key).copied())
         };
         let pointer = match route {
             Route::Invalid => return Ok(None),
@@ -600,7 +598,6 @@ impl ShardedStore {
         let Some(cid) = pointer else {
             return Ok(None);
         };
-        let _ = key;
         self.chunk_fetches.fetch_add(1, Ordering::Relaxed);
         Ok(Some(hamt::unixfs::read_value(&self.blocks, &cid).await?))
     }
