@@ -451,3 +451,50 @@ async fn zarrs_reads_and_writes_through_the_sharded_store() {
         }
     }
 }
+
+#[tokio::test]
+async fn writes_survive_a_tiny_shard_cache() {
+    // A budget smaller than one shard: every clean shard is evicted as soon as another
+    // arrives, and no write may be lost.
+    let blocks = Arc::new(MemoryStore::new());
+    let st = ShardedStore::builder(blocks.clone())
+        .chunks_per_shard(4)
+        .cache_bytes(1)
+        .build()
+        .await
+        .unwrap();
+    st.set_value(
+        "g/zarr.json",
+        br#"{"zarr_format":3,"node_type":"group","attributes":{}}"#.to_vec(),
+    )
+    .await
+    .unwrap();
+    st.set_value("g/v/zarr.json", array_json("[64]", "[1]"))
+        .await
+        .unwrap();
+    let root = st.flush().await.unwrap();
+    let st = ShardedStore::builder(blocks.clone())
+        .root(root)
+        .cache_bytes(1)
+        .build()
+        .await
+        .unwrap();
+    for i in 0..64u8 {
+        st.set_value(&format!("g/v/c/{i}"), f32s(f32::from(i), 1))
+            .await
+            .unwrap();
+    }
+    let root = st.flush().await.unwrap();
+    let read = ShardedStore::open(blocks, root).await.unwrap();
+    for i in 0..64u8 {
+        assert_eq!(
+            read.get_value(&format!("g/v/c/{i}"))
+                .await
+                .unwrap()
+                .unwrap()
+                .as_ref(),
+            f32s(f32::from(i), 1),
+            "{i}"
+        );
+    }
+}

@@ -826,20 +826,35 @@ impl ShardedStore {
                         index.cps,
                     )
                 };
-                self.load_shard(&shard_key, shard_cid, cps).await?;
+                let loaded = self.load_shard(&shard_key, shard_cid, cps).await?;
                 let mut st = self.state();
-                if let Some(cached) = st.cache.get(&shard_key) {
-                    let slot = usize::try_from(slot).unwrap_or(usize::MAX);
-                    if cached.entries.get(slot).copied().flatten() != Some(cid) {
-                        Arc::make_mut(&mut cached.entries)[slot] = Some(cid);
-                        cached.dirty = true;
-                    }
-                }
+                Self::set_entry(&mut st, shard_key, loaded, slot, Some(cid));
                 if st.m.metadata.remove(key).is_some() {
                     st.dirty = true;
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Sets one entry of a shard, marking it dirty when it changes. The shard may have left
+    /// the cache since `loaded` was read (only clean shards are evicted, so `loaded` is then
+    /// still its content); it goes back in, dirty, so no write is lost.
+    fn set_entry(
+        st: &mut State,
+        key: ShardKey,
+        loaded: Arc<Entries>,
+        slot: u64,
+        value: Option<Cid>,
+    ) {
+        let current = st.cache.get(&key).map_or(loaded, |c| c.entries.clone());
+        let Some(slot) = usize::try_from(slot).ok().filter(|&s| s < current.len()) else {
+            return;
+        };
+        if current[slot] != value {
+            let mut entries = (*current).clone();
+            entries[slot] = value;
+            st.cache.insert(key, Arc::new(entries), true);
         }
     }
 
@@ -1087,15 +1102,8 @@ impl ShardedStore {
                     ((path.clone(), shard), linear % index.cps, cid, index.cps)
                 });
                 if let Some((shard_key, slot, cid, cps)) = registered {
-                    self.load_shard(&shard_key, cid, cps).await?;
-                    let mut st = self.state();
-                    if let Some(cached) = st.cache.get(&shard_key) {
-                        let slot = usize::try_from(slot).unwrap_or(usize::MAX);
-                        if cached.entries.get(slot).copied().flatten().is_some() {
-                            Arc::make_mut(&mut cached.entries)[slot] = None;
-                            cached.dirty = true;
-                        }
-                    }
+                    let loaded = self.load_shard(&shard_key, cid, cps).await?;
+                    Self::set_entry(&mut self.state(), shard_key, loaded, slot, None);
                 }
                 let mut st = self.state();
                 if st.m.metadata.remove(key).is_some() {
