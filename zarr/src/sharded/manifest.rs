@@ -29,7 +29,7 @@ impl ArrayIndex {
     /// A new index with every shard unwritten.
     pub(crate) fn new(shape: Vec<u64>, chunk_shape: Vec<u64>, cps: u64) -> Result<Self, String> {
         let (chunks_per_dim, total_chunks) = geometry(&shape, &chunk_shape, cps)?;
-        let shards = num_shards(total_chunks, cps);
+        let shards = checked_shards(total_chunks, cps)?;
         Ok(Self {
             shape,
             chunk_shape,
@@ -120,6 +120,14 @@ impl ArrayIndex {
         let Some(Ipld::List(cids)) = map.get("shard_cids") else {
             return Err("shard_cids is not a list".into());
         };
+        let (_, total) = geometry(&shape, &chunk_shape, cps)?;
+        if num_shards(total, cps) != cids.len() as u64 {
+            return Err(format!(
+                "inconsistent number of shards for array '{path}': expected {}, found {}",
+                num_shards(total, cps),
+                cids.len()
+            ));
+        }
         let mut index = Self::new(shape, chunk_shape, cps)?;
         if cids.len() != index.shard_cids.len() {
             return Err(format!(
@@ -145,6 +153,21 @@ pub(crate) fn num_shards(total_chunks: u64, cps: u64) -> u64 {
     } else {
         total_chunks.div_ceil(cps)
     }
+}
+
+/// Most shards one array may have: its shard list is held in memory (16 Mi shards of the
+/// default 6250 chunks is 10^11 chunks), so a manifest or metadata document claiming more is
+/// refused rather than allocated.
+const MAX_SHARDS: u64 = 1 << 24;
+
+fn checked_shards(total_chunks: u64, cps: u64) -> Result<u64, String> {
+    let shards = num_shards(total_chunks, cps);
+    if shards > MAX_SHARDS {
+        return Err(format!(
+            "{shards} shards is more than the {MAX_SHARDS} supported"
+        ));
+    }
+    Ok(shards)
 }
 
 fn geometry(shape: &[u64], chunk_shape: &[u64], cps: u64) -> Result<(Vec<u64>, u64), String> {
@@ -362,5 +385,24 @@ impl Manifest {
         let mut groups = self.arrays.keys().filter_map(|p| p.split('/').next());
         let first = groups.next()?;
         groups.all(|g| g == first).then_some(first)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_geometry_is_refused_not_allocated() {
+        assert!(ArrayIndex::new(vec![u64::MAX], vec![1], 1).is_err());
+        assert!(ArrayIndex::new(vec![1 << 40, 1 << 40], vec![1, 1], 1).is_err());
+        assert!(ArrayIndex::new(vec![4], vec![0], 1).is_err());
+        assert!(ArrayIndex::new(vec![4], vec![2], 0).is_err());
+        assert!(ArrayIndex::new(vec![4, 4], vec![2], 1).is_err());
+        let ok = ArrayIndex::new(vec![10, 7], vec![3, 2], 5).unwrap();
+        assert_eq!((ok.total_chunks, ok.shard_cids.len()), (16, 4));
+        assert_eq!(ok.linear(&[3, 3]), Some(15));
+        assert_eq!(ok.linear(&[4, 0]), None);
+        assert_eq!(ArrayIndex::coords(&ok.chunks_per_dim, 15), [3, 3]);
     }
 }
