@@ -208,6 +208,10 @@ async fn read_varint<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Option<u64>
         }
         value |= u64::from(byte[0] & 0x7f) << (7 * i);
         if byte[0] & 0x80 == 0 {
+            // Offsets are computed from the minimal encoding: a padded one would shift them.
+            if varint_len(value) != i + 1 {
+                return Err(car_err("non-minimal length varint"));
+            }
             return Ok(Some(value));
         }
     }

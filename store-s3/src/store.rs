@@ -84,8 +84,10 @@ struct State {
     open_bytes: usize,
     /// Packs being uploaded right now.
     uploading: usize,
-    /// Completed index listings; `0` until the first one.
-    listings: u64,
+    /// Index listings started, and the start number of the latest one completed: a listing
+    /// started after a miss answers that miss.
+    listings_started: u64,
+    listed_through: u64,
 }
 
 impl State {
@@ -439,8 +441,22 @@ impl S3Store {
         }
     }
 
-    /// Uploads `batch` as one pack, then its index; the caller has counted it in `uploading`.
+    /// Uploads `batch` on its own task, so that a caller whose future is dropped (a timeout,
+    /// a sibling failing in `try_join`) cannot strand it: the task still finishes, and on
+    /// failure puts the batch back in line; the caller has counted it in `uploading`.
     async fn upload(&self, batch: Vec<Cid>) -> Result<(), Error> {
+        let this = self.clone();
+        match tokio::spawn(async move { this.upload_now(batch).await }).await {
+            Ok(result) => result,
+            Err(e) => Err(Error::Hamt(hamt::Error::Backend {
+                store: "s3",
+                temporary: true,
+                source: Box::new(e),
+            })),
+        }
+    }
+
+    async fn upload_now(&self, batch: Vec<Cid>) -> Result<(), Error> {
         let result = self.upload_pack(&batch).await;
         {
             let mut st = self.state();
@@ -551,11 +567,16 @@ impl S3Store {
     /// Lists the index objects and loads those not loaded yet. Concurrent callers share one
     /// listing: whoever waited for another's listing returns without a new one.
     async fn refresh(&self) -> Result<(), Error> {
-        let seen = self.state().listings;
+        let seen = self.state().listings_started;
         let _one = self.inner.refresh.lock().await;
-        if self.state().listings != seen {
-            return Ok(());
-        }
+        let mine = {
+            let mut st = self.state();
+            if st.listed_through > seen {
+                return Ok(());
+            }
+            st.listings_started += 1;
+            st.listings_started
+        };
         bump(&self.inner.counters.lists, 1);
         let listed: Vec<_> = self
             .inner
@@ -591,7 +612,7 @@ impl S3Store {
             let pack = self.pack_path(&name);
             st.register(name, pack, &index)?;
         }
-        st.listings += 1;
+        st.listed_through = st.listed_through.max(mine);
         Ok(())
     }
 
@@ -658,23 +679,32 @@ impl S3Store {
         let pack_path = self.pack_path(&name);
         let upload = self.inner.objects.put_multipart(&pack_path).await?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-        let mut file = tokio::fs::File::open(path).await.map_err(io)?;
-        let mut buf = vec![0; 1 << 20];
-        let mut sent = 0u64;
-        loop {
-            let n = file.read(&mut buf).await.map_err(io)?;
-            if n == 0 {
-                break;
+        let streamed = async {
+            let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+            let mut buf = vec![0; 1 << 20];
+            let mut sent = 0u64;
+            loop {
+                let n = file.read(&mut buf).await.map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                writer.wait_for_capacity(4).await?;
+                writer.write(&buf[..n]);
+                sent += n as u64;
             }
-            writer.wait_for_capacity(4).await?;
-            writer.write(&buf[..n]);
-            sent += n as u64;
+            if sent == pack_len {
+                Ok(())
+            } else {
+                Err(io(std::io::Error::other(
+                    "the file changed while it was imported",
+                )))
+            }
         }
-        if sent != pack_len {
-            writer.abort().await?;
-            return Err(io(std::io::Error::other(
-                "the file changed while it was imported",
-            )));
+        .await;
+        if let Err(e) = streamed {
+            // An unfinished multipart upload is billed and invisible: end it.
+            let _ = writer.abort().await;
+            return Err(e);
         }
         writer.finish().await?;
         bump(
