@@ -61,8 +61,9 @@ pub struct HamtStore {
     tree: Tree,
     blocks: Arc<dyn BlockStore>,
     encryption: Option<Encryption>,
-    /// Decrypted `zarr.json` values: Zarr reads them far more often than anything else.
-    metadata: Mutex<HashMap<String, Bytes>>,
+    /// Decrypted `zarr.json` values by the CID of their block: Zarr reads them far more
+    /// often than anything else. Keyed by CID, an entry can never be stale.
+    metadata: Mutex<HashMap<Cid, Bytes>>,
 }
 
 /// Options for opening a [`HamtStore`]: [`HamtStore::builder`].
@@ -203,17 +204,17 @@ impl HamtStore {
     /// # Errors
     /// Store failures; [`Error::Decryption`] when the value does not authenticate.
     pub async fn get_value(&self, key: &str) -> Result<Option<Bytes>> {
-        let is_metadata = key.ends_with(METADATA_SUFFIX);
-        if is_metadata && let Some(hit) = self.cache().get(key).cloned() {
-            return Ok(Some(hit));
-        }
         let Some(cid) = self.get_pointer(key).await? else {
             return Ok(None);
         };
+        let is_metadata = key.ends_with(METADATA_SUFFIX);
+        if is_metadata && let Some(hit) = self.cache().get(&cid).cloned() {
+            return Ok(Some(hit));
+        }
         let raw = hamt::unixfs::read_value(&self.blocks, &cid).await?;
         let value = self.open_value(key, raw)?;
         if is_metadata {
-            self.cache().insert(key.to_owned(), value.clone());
+            self.cache().insert(cid, value.clone());
         }
         Ok(Some(value))
     }
@@ -272,7 +273,7 @@ impl HamtStore {
         let cid = self.blocks.put(Codec::Raw, stored).await?;
         tree.write().await.insert_pointer(key, cid).await?;
         if key.ends_with(METADATA_SUFFIX) {
-            self.cache().insert(key.to_owned(), plain);
+            self.cache().insert(cid, plain);
         }
         Ok(())
     }
@@ -287,7 +288,6 @@ impl HamtStore {
             return Err(Error::ReadOnly);
         };
         tree.write().await.insert_pointer(key, cid).await?;
-        self.cache().remove(key);
         Ok(())
     }
 
@@ -299,9 +299,7 @@ impl HamtStore {
         let Tree::Writer(tree) = &self.tree else {
             return Err(Error::ReadOnly);
         };
-        let removed = tree.write().await.remove(key).await?.is_some();
-        self.cache().remove(key);
-        Ok(removed)
+        Ok(tree.write().await.remove(key).await?.is_some())
     }
 
     /// Removes every key under `prefix` (`""` for all); returns how many.
@@ -317,8 +315,6 @@ impl HamtStore {
         for key in &keys {
             tree.remove(key).await?;
         }
-        drop(tree);
-        self.cache().retain(|k, _| !k.starts_with(prefix));
         Ok(keys.len())
     }
 
@@ -375,7 +371,7 @@ impl HamtStore {
         }
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Bytes>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Cid, Bytes>> {
         // The map holds plain values; a panic elsewhere cannot leave it half-updated.
         self.metadata.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -430,25 +426,12 @@ impl AsyncWritableStorageTraits for HamtStore {
 
     async fn set_partial_many<'a>(
         &'a self,
-        key: &StoreKey,
-        offset_values: zarrs_storage::OffsetBytesIterator<'a>,
+        _key: &StoreKey,
+        _offset_values: zarrs_storage::OffsetBytesIterator<'a>,
     ) -> Result<(), StorageError> {
-        // A value is an immutable block: read, patch, write back.
-        let mut value = self
-            .get_value(key.as_str())
-            .await?
-            .map(|b| b.to_vec())
-            .unwrap_or_default();
-        for (offset, part) in offset_values {
-            let start = usize::try_from(offset)
-                .map_err(|_| StorageError::Other(format!("offset {offset} too large")))?;
-            let end = start + part.len();
-            if value.len() < end {
-                value.resize(end, 0);
-            }
-            value[start..end].copy_from_slice(&part);
-        }
-        Ok(self.set_value(key.as_str(), value).await?)
+        Err(StorageError::Unsupported(
+            "partial writes: a value is an immutable block".into(),
+        ))
     }
 
     async fn erase(&self, key: &StoreKey) -> Result<(), StorageError> {

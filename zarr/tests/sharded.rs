@@ -498,3 +498,31 @@ async fn writes_survive_a_tiny_shard_cache() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_shrink_keeps_unflushed_chunk_writes() {
+    let blocks = Arc::new(MemoryStore::new());
+    let (st, _) = example_a(blocks.clone()).await;
+    // Shard 0 of g/temp was flushed; overwrite one of its chunks, then shrink (slow path).
+    st.set_value("g/temp/c/0/0", f32s(99.0, 2)).await.unwrap();
+    st.resize("g/temp", vec![2, 4]).await.unwrap();
+    let root = st.flush().await.unwrap();
+    let read = ShardedStore::open(blocks, root).await.unwrap();
+    assert_eq!(
+        read.get_value("g/temp/c/0/0")
+            .await
+            .unwrap()
+            .unwrap()
+            .as_ref(),
+        f32s(99.0, 2)
+    );
+    assert_eq!(
+        read.get_value("g/temp/c/1/0")
+            .await
+            .unwrap()
+            .unwrap()
+            .as_ref(),
+        f32s(10.0, 2)
+    );
+    assert_eq!(read.get_value("g/temp/c/2/1").await.unwrap(), None);
+}

@@ -72,7 +72,7 @@ impl ArrayIndex {
     pub(crate) fn resize(&mut self, shape: Vec<u64>) -> Result<(), String> {
         let (chunks_per_dim, total_chunks) = geometry(&shape, &self.chunk_shape, self.cps)?;
         let shards =
-            usize::try_from(num_shards(total_chunks, self.cps)).map_err(|e| e.to_string())?;
+            usize::try_from(checked_shards(total_chunks, self.cps)?).map_err(|e| e.to_string())?;
         self.shard_cids.resize(shards, None);
         self.shape = shape;
         self.chunks_per_dim = chunks_per_dim;
@@ -160,6 +160,10 @@ pub(crate) fn num_shards(total_chunks: u64, cps: u64) -> u64 {
 /// refused rather than allocated.
 const MAX_SHARDS: u64 = 1 << 24;
 
+/// Most chunks per shard: a shard is decoded whole in full mode (py-hamt's converter
+/// defaults to 6250).
+const MAX_CHUNKS_PER_SHARD: u64 = 1 << 20;
+
 fn checked_shards(total_chunks: u64, cps: u64) -> Result<u64, String> {
     let shards = num_shards(total_chunks, cps);
     if shards > MAX_SHARDS {
@@ -173,6 +177,11 @@ fn checked_shards(total_chunks: u64, cps: u64) -> Result<u64, String> {
 fn geometry(shape: &[u64], chunk_shape: &[u64], cps: u64) -> Result<(Vec<u64>, u64), String> {
     if cps == 0 {
         return Err("chunks_per_shard must be a positive integer".into());
+    }
+    if cps > MAX_CHUNKS_PER_SHARD {
+        return Err(format!(
+            "chunks_per_shard {cps} is more than the {MAX_CHUNKS_PER_SHARD} supported"
+        ));
     }
     if shape.len() != chunk_shape.len() {
         return Err("array_shape and chunk_shape must have the same rank".into());
@@ -398,6 +407,7 @@ mod tests {
         assert!(ArrayIndex::new(vec![1 << 40, 1 << 40], vec![1, 1], 1).is_err());
         assert!(ArrayIndex::new(vec![4], vec![0], 1).is_err());
         assert!(ArrayIndex::new(vec![4], vec![2], 0).is_err());
+        assert!(ArrayIndex::new(vec![1], vec![1], 1 << 40).is_err());
         assert!(ArrayIndex::new(vec![4, 4], vec![2], 1).is_err());
         let ok = ArrayIndex::new(vec![10, 7], vec![3, 2], 5).unwrap();
         assert_eq!((ok.total_chunks, ok.shard_cids.len()), (16, 4));

@@ -653,6 +653,10 @@ impl ShardedStore {
                 reason,
             });
         }
+        if shard_cid.is_none() && !self.state().cache.map.contains_key(&key) {
+            // An unwritten shard holds no chunk: nothing to fetch or build.
+            return Ok(None);
+        }
         let entries = self.load_shard(&key, shard_cid, cps).await?;
         Ok(entries
             .get(usize::try_from(slot).unwrap_or(usize::MAX))
@@ -684,9 +688,23 @@ impl ShardedStore {
             }
         };
         let entries = Arc::new(entries);
-        self.state()
-            .cache
-            .insert(key.clone(), entries.clone(), false);
+        let entries = {
+            let mut st = self.state();
+            // A writer may have changed the shard while it was fetched: what it holds wins.
+            let current = st.m.arrays.get(&key.0).and_then(|a| {
+                a.shard_cids
+                    .get(usize::try_from(key.1).unwrap_or(usize::MAX))
+                    .copied()
+            });
+            if let Some(cached) = st.cache.get(key) {
+                cached.entries.clone()
+            } else {
+                if current == Some(cid) {
+                    st.cache.insert(key.clone(), entries.clone(), false);
+                }
+                entries
+            }
+        };
         lock(&self.loading).remove(key);
         Ok(entries)
     }
@@ -1019,22 +1037,33 @@ impl ShardedStore {
             st.dirty = true;
             return Ok(());
         }
-        // Every stored chunk, by its coordinates in the old grid.
+        // Every stored chunk, by its coordinates in the old grid; whether each old shard had
+        // unflushed changes (its stored CID is then stale).
         let mut old_shards = Vec::with_capacity(old.shard_cids.len());
         for (i, cid) in old.shard_cids.iter().enumerate() {
             let key: ShardKey = (path.to_owned(), i as u64);
-            let cached = self.state().cache.get(&key).map(|c| c.entries.clone());
+            let cached = self
+                .state()
+                .cache
+                .get(&key)
+                .map(|c| (c.entries.clone(), c.dirty));
             let entries = match (cached, cid) {
                 (Some(e), _) => Some(e),
-                (None, Some(_)) => Some(self.load_shard(&key, *cid, old.cps).await?),
+                (None, Some(_)) => Some((self.load_shard(&key, *cid, old.cps).await?, false)),
                 (None, None) => None,
             };
             old_shards.push(entries);
         }
-        let cps = usize::try_from(index.cps).unwrap_or(usize::MAX);
-        let mut new_shards: Vec<Entries> = vec![vec![None; cps]; index.shard_cids.len()];
+        // Only shards that receive a chunk are built.
+        let cps = usize::try_from(index.cps).map_err(|e| Error::Layout {
+            reason: e.to_string(),
+        })?;
+        let mut new_shards: std::collections::BTreeMap<u64, Entries> =
+            std::collections::BTreeMap::new();
         for (s, entries) in old_shards.iter().enumerate() {
-            let Some(entries) = entries else { continue };
+            let Some((entries, _)) = entries else {
+                continue;
+            };
             for (slot, cid) in entries.iter().enumerate() {
                 let Some(cid) = cid else { continue };
                 let linear = s as u64 * old.cps + slot as u64;
@@ -1043,27 +1072,34 @@ impl ShardedStore {
                 }
                 let coords = ArrayIndex::coords(&old.chunks_per_dim, linear);
                 if let Some(new_linear) = index.linear(&coords) {
-                    let (ns, nslot) = (new_linear / index.cps, new_linear % index.cps);
-                    new_shards[usize::try_from(ns).unwrap_or(0)]
-                        [usize::try_from(nslot).unwrap_or(0)] = Some(*cid);
+                    let shard = new_shards
+                        .entry(new_linear / index.cps)
+                        .or_insert_with(|| vec![None; cps]);
+                    if let Some(entry) = usize::try_from(new_linear % index.cps)
+                        .ok()
+                        .and_then(|n| shard.get_mut(n))
+                    {
+                        *entry = Some(*cid);
+                    }
                 }
             }
         }
         let mut st = self.state();
         st.cache.retain(|(p, _)| p != path);
-        for (i, entries) in new_shards.into_iter().enumerate() {
-            let unchanged = old_shards
-                .get(i)
+        for slot in &mut index.shard_cids {
+            *slot = None;
+        }
+        for (i, entries) in new_shards {
+            let Ok(at) = usize::try_from(i) else { continue };
+            let clean_same = old_shards
+                .get(at)
                 .and_then(Option::as_ref)
-                .is_some_and(|o| **o == entries);
-            if entries.iter().all(Option::is_none) {
-                index.shard_cids[i] = None;
-            } else if unchanged && old.shard_cids.get(i).copied().flatten().is_some() {
-                index.shard_cids[i] = old.shard_cids[i];
-            } else {
-                index.shard_cids[i] = None;
-                st.cache
-                    .insert((path.to_owned(), i as u64), Arc::new(entries), true);
+                .is_some_and(|(o, dirty)| !dirty && **o == entries);
+            match old.shard_cids.get(at).copied().flatten() {
+                Some(cid) if clean_same => index.shard_cids[at] = Some(cid),
+                _ => st
+                    .cache
+                    .insert((path.to_owned(), i), Arc::new(entries), true),
             }
         }
         st.m.arrays.insert(path.to_owned(), index);
