@@ -107,7 +107,7 @@ impl OpenStore {
         }
         #[cfg(feature = "embedded")]
         if let Some(node) = self.embedded {
-            node.shutdown().await;
+            node.shutdown().await?;
         }
         Ok(())
     }

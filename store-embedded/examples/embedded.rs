@@ -27,13 +27,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = map.flush().await?;
     node.pin(&root).await?;
     println!("published and pinned {root} as peer {}", node.peer_id());
-    node.shutdown().await;
+    node.shutdown().await?;
     drop((map, node));
 
     let node = EmbeddedStore::from_url(&url).await?;
     let reader = HamtReader::open(Arc::new(node.clone()), root).await?;
     let value = reader.get("temperature/lima").await?.ok_or("key missing")?;
     println!("after a restart: {}", String::from_utf8_lossy(&value));
-    node.shutdown().await;
+    node.shutdown().await?;
     Ok(())
 }

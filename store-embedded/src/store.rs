@@ -98,10 +98,7 @@ impl EmbeddedStoreBuilder {
             let text = format!("{e:#}");
             match &self.path {
                 // rust-ipfs reports its repo lock as "already being used by an IPFS instance".
-                Some(path)
-                    if text.contains("already being used")
-                        || text.to_ascii_lowercase().contains("lock") =>
-                {
+                Some(path) if text.contains("already being used") => {
                     Error::Locked { path: path.clone() }
                 }
                 _ => Error::Node(text),
@@ -186,8 +183,9 @@ fn node_err(e: impl fmt::Display) -> hamt::Error {
     Error::Node(e.to_string()).into()
 }
 
-/// Waits (up to 10 s) until rust-ipfs's background tasks have let go of the repo lock.
-async fn wait_for_unlock(repo: &Path) {
+/// Waits (up to 10 s) until rust-ipfs's background tasks have let go of the repo lock;
+/// false when they have not.
+async fn wait_for_unlock(repo: &Path) -> bool {
     let lock = repo.join("repo_lock");
     for _ in 0..100 {
         let free = std::fs::OpenOptions::new()
@@ -195,10 +193,11 @@ async fn wait_for_unlock(repo: &Path) {
             .open(&lock)
             .is_ok_and(|f| f.try_lock().is_ok());
         if free {
-            return;
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    false
 }
 
 impl EmbeddedStore {
@@ -318,7 +317,11 @@ impl EmbeddedStore {
 
     /// Stops the node and waits until the repo is released (another process may open it
     /// then); this store and its clones fail from then on.
-    pub async fn shutdown(&self) {
+    ///
+    /// # Errors
+    /// [`Error::Locked`] when the repo is still held 10 s later (a handle from
+    /// [`ipfs`](Self::ipfs) kept alive, or a read still in flight).
+    pub async fn shutdown(&self) -> Result<(), Error> {
         let taken = self
             .inner
             .ipfs
@@ -327,10 +330,13 @@ impl EmbeddedStore {
             .take();
         if let Some(ipfs) = taken {
             ipfs.exit_daemon().await;
-            if let Some(path) = &self.inner.path {
-                wait_for_unlock(path).await;
+            if let Some(path) = &self.inner.path
+                && !wait_for_unlock(path).await
+            {
+                return Err(Error::Locked { path: path.clone() });
             }
         }
+        Ok(())
     }
 }
 
@@ -357,11 +363,16 @@ impl BlockStore for EmbeddedStore {
                 .timeout(self.inner.fetch_timeout)
                 .providers(self.inner.peers.clone());
         }
+        // A block no peer sent in time may exist elsewhere: a temporary failure, not NotFound.
         let block = get.await.map_err(|e| {
             if local {
                 node_err(e)
             } else {
-                hamt::Error::NotFound { cid: *cid }
+                hamt::Error::Backend {
+                    store: "ipfs-embedded",
+                    temporary: true,
+                    source: format!("no peer sent {cid}: {e}").into(),
+                }
             }
         })?;
         let (_, data) = block.into_inner();

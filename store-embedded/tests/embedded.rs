@@ -47,7 +47,7 @@ fn check(map: &BTreeMap<String, Bytes>, n: usize) {
 async fn conformance_in_memory() {
     let node = EmbeddedStore::from_url("ipfs-embedded:mem").await.unwrap();
     test_suite::run_all(Arc::new(node.clone()), None).await;
-    node.shutdown().await;
+    node.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,11 +62,11 @@ async fn conformance_on_disk_and_persistence_across_restarts() {
     let err = EmbeddedStore::from_url(&url).await.unwrap_err();
     assert!(matches!(err, Error::Locked { .. }), "{err}");
 
-    node.shutdown().await;
+    node.shutdown().await.unwrap();
     drop(node);
     let reopened = EmbeddedStore::from_url(&url).await.unwrap();
     check(&read_map(Arc::new(reopened.clone()), root).await, 2000);
-    reopened.shutdown().await;
+    reopened.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +91,7 @@ async fn pins_survive_gc_and_unpinned_blocks_do_not() {
     node.unpin(&root).await.unwrap();
     assert!(node.gc().await.unwrap() > 500);
     assert!(!store.has(&root).await.unwrap());
-    node.shutdown().await;
+    node.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,8 +113,8 @@ async fn a_second_node_reads_every_key_over_bitswap_by_root_alone() {
     check(&read_map(Arc::new(b.clone()), root).await, 1000);
     // B keeps what it fetched.
     assert!(b.has(&root).await.unwrap());
-    b.shutdown().await;
-    a.shutdown().await;
+    b.shutdown().await.unwrap();
+    a.shutdown().await.unwrap();
 }
 
 /// Every block of the HAMT at `root` in `from`, through a CAR file, into `to`.
@@ -162,7 +162,7 @@ async fn cars_move_between_this_node_and_the_javascript_ipfs_node() {
     let got = read_map(embedded, other).await;
     assert_eq!(got.len(), 300);
     assert_eq!(got["k/450"].as_ref(), value(450).as_slice());
-    node.shutdown().await;
+    node.shutdown().await.unwrap();
 }
 
 #[tokio::test]
