@@ -5,6 +5,7 @@ mod crypto;
 mod dir;
 mod error;
 mod info;
+mod keys;
 mod sharded;
 mod store;
 

@@ -1,6 +1,6 @@
 //! [`HamtStore`]: a Zarr v3 store whose keys and values live in a HAMT.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -231,28 +231,7 @@ impl HamtStore {
         let Some(value) = self.get_value(key).await? else {
             return Ok(None);
         };
-        let len = value.len() as u64;
-        ranges
-            .into_iter()
-            .map(|range| {
-                let valid = match range {
-                    ByteRange::FromStart(start, length) => length
-                        .map_or(Some(start), |n| start.checked_add(n))
-                        .is_some_and(|end| end <= len),
-                    ByteRange::Suffix(n) => n <= len,
-                };
-                if !valid {
-                    return Err(Error::InvalidRange {
-                        key: key.into(),
-                        range: range.to_string(),
-                        len,
-                    });
-                }
-                let r = range.to_range_usize(len);
-                Ok(value.slice(r))
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
+        crate::keys::slice_ranges(key, &value, ranges).map(Some)
     }
 
     /// Sets `key` to `value`, encrypting it when encryption applies to the key.
@@ -465,21 +444,7 @@ impl AsyncListableStorageTraits for HamtStore {
 
     async fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
         let base = prefix.as_str();
-        let mut keys = Vec::new();
-        let mut dirs = BTreeSet::new();
-        for key in self.keys_with_prefix(base).await? {
-            match key[base.len()..].find('/') {
-                Some(slash) => {
-                    dirs.insert(key[..=base.len() + slash].to_owned());
-                }
-                None => keys.push(store_key(key)?),
-            }
-        }
-        let prefixes = dirs
-            .into_iter()
-            .map(|d| StorePrefix::new(d).map_err(StorageError::from))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(StoreKeysPrefixes::new(keys, prefixes))
+        crate::keys::children(base, self.keys_with_prefix(base).await?)
     }
 
     async fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {

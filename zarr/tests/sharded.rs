@@ -124,6 +124,28 @@ async fn every_read_mode_reads_the_same_chunks() {
             ReadMode::Full => assert_eq!((stats.sparse_fetches, stats.shard_fetches), (0, 4)),
             _ => assert_eq!(stats.shard_fetches, 0, "{mode:?}"),
         }
+        let root_dir = hamt_zarr::zarrs_storage::AsyncListableStorageTraits::list_dir(
+            &st,
+            &hamt_zarr::zarrs_storage::StorePrefix::root(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            root_dir
+                .keys()
+                .iter()
+                .map(hamt_zarr::zarrs_storage::StoreKey::as_str)
+                .collect::<Vec<_>>(),
+            ["zarr.json"]
+        );
+        assert_eq!(
+            root_dir
+                .prefixes()
+                .iter()
+                .map(hamt_zarr::zarrs_storage::StorePrefix::as_str)
+                .collect::<Vec<_>>(),
+            ["g/"]
+        );
         let mut keys = st.keys().await.unwrap();
         keys.sort();
         assert_eq!(

@@ -6,7 +6,7 @@ mod manifest;
 mod pyjson;
 mod shard;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -1294,9 +1294,9 @@ impl fmt::Debug for ShardedStore {
 }
 
 mod storage {
-    use super::{BTreeSet, Bytes, Error, ShardedStore};
+    use super::{Bytes, Error, ShardedStore};
     use futures::StreamExt as _;
-    use zarrs_storage::byte_range::{ByteRange, ByteRangeIterator};
+    use zarrs_storage::byte_range::ByteRangeIterator;
     use zarrs_storage::{
         AsyncListableStorageTraits, AsyncMaybeBytesIterator, AsyncReadableStorageTraits,
         AsyncWritableStorageTraits, MaybeBytes, StorageError, StoreKey, StoreKeys,
@@ -1331,27 +1331,10 @@ mod storage {
             let Some(value) = self.get_value(key.as_str()).await? else {
                 return Ok(None);
             };
-            let len = value.len() as u64;
-            let parts = byte_ranges
-                .map(|r: ByteRange| {
-                    let ok = match r {
-                        ByteRange::FromStart(s, l) => l
-                            .map_or(Some(s), |l| s.checked_add(l))
-                            .is_some_and(|e| e <= len),
-                        ByteRange::Suffix(n) => n <= len,
-                    };
-                    if ok {
-                        Ok(value.slice(r.to_range_usize(len)))
-                    } else {
-                        Err(StorageError::from(Error::InvalidRange {
-                            key: key.to_string(),
-                            range: r.to_string(),
-                            len,
-                        }))
-                    }
-                })
-                .collect::<Vec<Result<Bytes, StorageError>>>();
-            Ok(Some(futures::stream::iter(parts).boxed()))
+            let parts = crate::keys::slice_ranges(key.as_str(), &value, byte_ranges)?;
+            Ok(Some(
+                futures::stream::iter(parts.into_iter().map(Ok)).boxed(),
+            ))
         }
 
         async fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
@@ -1408,21 +1391,7 @@ mod storage {
 
         async fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
             let base = prefix.as_str();
-            let mut keys = Vec::new();
-            let mut dirs = BTreeSet::new();
-            for key in self.sorted_keys(base).await? {
-                match key[base.len()..].find('/') {
-                    Some(slash) => {
-                        dirs.insert(key[..=base.len() + slash].to_owned());
-                    }
-                    None => keys.push(StoreKey::new(key).map_err(StorageError::from)?),
-                }
-            }
-            let prefixes = dirs
-                .into_iter()
-                .map(|d| StorePrefix::new(d).map_err(StorageError::from))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(StoreKeysPrefixes::new(keys, prefixes))
+            crate::keys::children(base, self.sorted_keys(base).await?)
         }
 
         async fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {
