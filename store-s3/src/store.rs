@@ -520,7 +520,6 @@ impl S3Store {
             st.unsynced.remove(cid);
         }
         drop(st);
-        bump(&self.inner.counters.blocks_written, blocks.len() as u64);
         Ok(())
     }
 
@@ -528,7 +527,6 @@ impl S3Store {
     async fn put_pack(&self, pack: Bytes, index: &Index) -> Result<String, Error> {
         let (index_bytes, name) = index.encode();
         let pack_path = self.pack_path(&name);
-        let pack_len = pack.len() as u64;
         if pack.len() <= MULTIPART_THRESHOLD {
             self.put_new(&pack_path, pack).await?;
         } else {
@@ -537,14 +535,24 @@ impl S3Store {
             writer.put(pack);
             writer.finish().await?;
         }
-        bump(
-            &self.inner.counters.bytes_written,
-            pack_len + index_bytes.len() as u64,
-        );
+        self.publish_index(&name, index, index_bytes).await?;
+        Ok(name)
+    }
+
+    /// Writes the index of a pack that is complete, which makes the pack visible; counts it.
+    async fn publish_index(
+        &self,
+        name: &str,
+        index: &Index,
+        index_bytes: Vec<u8>,
+    ) -> Result<(), Error> {
+        let c = &self.inner.counters;
+        bump(&c.bytes_written, index.pack_len + index_bytes.len() as u64);
         let index_path = self.index_dir().join(format!("{name}.idx"));
         self.put_new(&index_path, Bytes::from(index_bytes)).await?;
-        bump(&self.inner.counters.packs_written, 1);
-        Ok(name)
+        bump(&c.packs_written, 1);
+        bump(&c.blocks_written, index.entries.len() as u64);
+        Ok(())
     }
 
     /// Creates a write-once object; one that exists already has this very content.
@@ -707,17 +715,7 @@ impl S3Store {
             return Err(e);
         }
         writer.finish().await?;
-        bump(
-            &self.inner.counters.bytes_written,
-            pack_len + index_bytes.len() as u64,
-        );
-        let index_path = self.index_dir().join(format!("{name}.idx"));
-        self.put_new(&index_path, Bytes::from(index_bytes)).await?;
-        bump(&self.inner.counters.packs_written, 1);
-        bump(
-            &self.inner.counters.blocks_written,
-            index.entries.len() as u64,
-        );
+        self.publish_index(&name, &index, index_bytes).await?;
         let blocks = index.entries.len() as u64;
         self.state().register(name, pack_path.clone(), &index)?;
         Ok(ImportedCar {
