@@ -709,6 +709,11 @@ impl ShardedStore {
         Ok(entries)
     }
 
+    /// Where `key` goes, as the manifest stands now.
+    fn route(&self, key: &str) -> Route {
+        route_of(&self.state(), key)
+    }
+
     fn check_writable(&self) -> Result<()> {
         if self.read_only {
             Err(Error::ReadOnly)
@@ -757,10 +762,7 @@ impl ShardedStore {
         }
         self.register_metadata(key, &raw).await?;
         self.ensure_parent_groups(key).await?;
-        let route = {
-            let st = self.state();
-            route_of(&st, key)
-        };
+        let route = self.route(key);
         if route == Route::Invalid {
             return Ok(());
         }
@@ -783,10 +785,7 @@ impl ShardedStore {
     pub async fn set_pointer(&self, key: &str, cid: Cid) -> Result<()> {
         self.check_writable()?;
         let _w = self.writer.lock().await;
-        let route = {
-            let st = self.state();
-            route_of(&st, key)
-        };
+        let route = self.route(key);
         let mut cid = cid;
         if route == Route::Meta && self.version() == Version::V2 {
             let root_doc = key == "zarr.json" && self.state().m.grouped_only();
@@ -803,10 +802,7 @@ impl ShardedStore {
             }
             self.ensure_parent_groups(key).await?;
         }
-        let route = {
-            let st = self.state();
-            route_of(&st, key)
-        };
+        let route = self.route(key);
         if route == Route::Invalid {
             return Ok(());
         }
@@ -1114,10 +1110,7 @@ impl ShardedStore {
     pub async fn delete(&self, key: &str) -> Result<()> {
         self.check_writable()?;
         let _w = self.writer.lock().await;
-        let route = {
-            let st = self.state();
-            route_of(&st, key)
-        };
+        let route = self.route(key);
         match route {
             Route::Invalid => {}
             Route::Meta => {
