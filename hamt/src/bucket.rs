@@ -1,36 +1,50 @@
-//! Buckets packed into one allocation.
+//! Buckets kept as their DAG-CBOR bytes.
 //!
-//! A bucket holds at most `max_bucket_size` (usually 4) keys, and a large tree has one
-//! bucket per few keys, so its in-memory form decides the tree's footprint. A bucket here is
-//! a single boxed byte string: a count, then per entry the key's length (LEB128), the key,
-//! the CID's length and the CID in binary, entries in DAG-CBOR key order. That is about
-//! the size of the encoded bucket, one allocation instead of one per key plus one per bucket.
+//! A bucket is a CBOR map `{key: CID}` of at most `max_bucket_size` (usually 4) entries, keys
+//! in DAG-CBOR order. A large tree has one bucket per few keys, so the bucket's in-memory
+//! form decides the tree's footprint and how much work a load and a flush do. Here a bucket
+//! is exactly its canonical encoding, stored inside its node's one buffer (see
+//! [`Node`](crate::node::Node)): decoding a node only validates its buckets, encoding one
+//! copies them, and no bucket costs an allocation of its own.
+//!
+//! Everything in this module that reads a bucket trusts it: buckets are validated by
+//! [`validate`] when a node is decoded, or written by [`write_bucket`] and friends.
 
 use std::cmp::Ordering;
 
 use crate::link::Link;
 use crate::node::Entry;
 
-/// A non-empty bucket; see the module docs for the layout.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Bucket(Box<[u8]>);
+/// A bucket's canonical CBOR encoding, borrowed from its node.
+#[derive(Clone, Copy)]
+pub(crate) struct BucketRef<'a>(&'a [u8]);
 
-impl std::fmt::Debug for Bucket {
+impl std::fmt::Debug for BucketRef<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.iter().map(|e| e.key)).finish()
+        f.debug_list()
+            .entries(self.iter().map(|e| e.key()))
+            .finish()
     }
 }
 
 /// One entry, borrowed from a bucket.
 #[derive(Clone, Copy)]
 pub(crate) struct EntryRef<'a> {
-    /// The key (valid UTF-8: checked when the bucket was built).
-    pub(crate) key: &'a str,
+    /// The key's bytes (valid UTF-8: checked when the bucket was built).
+    key: &'a [u8],
     /// The binary CID of the value.
     pub(crate) cid: &'a [u8],
+    /// Where the entry starts and ends in the bucket's bytes.
+    span: (usize, usize),
 }
 
-impl EntryRef<'_> {
+impl<'a> EntryRef<'a> {
+    /// The key.
+    pub(crate) fn key(&self) -> &'a str {
+        // Keys are checked as UTF-8 before they enter a bucket.
+        std::str::from_utf8(self.key).unwrap_or_default()
+    }
+
     pub(crate) fn link(&self) -> Link {
         // The bytes were parsed as a CID when the bucket was built.
         Link::from_bytes(self.cid).expect("bucket CIDs are validated on construction")
@@ -38,7 +52,7 @@ impl EntryRef<'_> {
 
     pub(crate) fn to_entry(self) -> Entry {
         Entry {
-            key: self.key.into(),
+            key: self.key().into(),
             value: self.link(),
         }
     }
@@ -46,12 +60,14 @@ impl EntryRef<'_> {
 
 /// DAG-CBOR's map key order: shorter keys first, then bytewise.
 pub(crate) fn key_order(a: &str, b: &str) -> Ordering {
-    a.len()
-        .cmp(&b.len())
-        .then_with(|| a.as_bytes().cmp(b.as_bytes()))
+    bytes_order(a.as_bytes(), b.as_bytes())
 }
 
-/// What [`Bucket::insert`] did.
+fn bytes_order(a: &[u8], b: &[u8]) -> Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// What inserting into a bucket did.
 pub(crate) enum Insert {
     /// The key was there; its old value.
     Replaced(Link),
@@ -61,144 +77,285 @@ pub(crate) enum Insert {
     Full,
 }
 
-fn push_entry(out: &mut Vec<u8>, key: &str, cid: &[u8]) {
-    crate::varint::push(out, key.len() as u64);
-    out.extend_from_slice(key.as_bytes());
-    // CIDs this crate can hold are at most 1 + 3 varints + 64 digest bytes long.
-    out.push(u8::try_from(cid.len()).expect("a CID is shorter than 256 bytes"));
-    out.extend_from_slice(cid);
+/// Where a key goes in a bucket, as byte offsets into the bucket's encoding.
+pub(crate) enum Place {
+    /// The key is there, encoded at `start..end`, with value `old`.
+    Found { start: usize, end: usize, old: Link },
+    /// The key is not there; its entry would go at `at`.
+    Missing { at: usize },
 }
 
-impl Bucket {
-    /// Builds a bucket from `(key, binary CID)` pairs already in key order, without
-    /// duplicates.
-    fn from_sorted<'a>(len: usize, entries: impl Iterator<Item = (&'a str, &'a [u8])>) -> Self {
-        let mut out = Vec::with_capacity(1 + len * 64);
-        out.push(u8::try_from(len).expect("buckets hold fewer than 256 keys"));
-        for (key, cid) in entries {
-            push_entry(&mut out, key, cid);
-        }
-        Bucket(out.into_boxed_slice())
-    }
-
-    /// A bucket of owned entries, in any order, without duplicate keys.
-    pub(crate) fn from_entries(mut entries: Vec<Entry>) -> Self {
-        entries.sort_by(|a, b| key_order(&a.key, &b.key));
-        let cids: Vec<Vec<u8>> = entries
-            .iter()
-            .map(|e| {
-                let mut b = Vec::with_capacity(e.value.encoded_len());
-                e.value.write_bytes(&mut b);
-                b
-            })
-            .collect();
-        Self::from_sorted(
-            entries.len(),
-            entries
-                .iter()
-                .zip(&cids)
-                .map(|(e, c)| (&*e.key, c.as_slice())),
-        )
-    }
-
-    /// A bucket of `(key, binary CID)` pairs as decoded; the keys must be distinct. The
-    /// CIDs must already be validated.
-    pub(crate) fn from_decoded(mut entries: Vec<(&str, &[u8])>) -> Option<Self> {
-        entries.sort_by(|a, b| key_order(a.0, b.0));
-        if entries.windows(2).any(|w| w[0].0 == w[1].0) {
-            return None;
-        }
-        Some(Self::from_sorted(entries.len(), entries.into_iter()))
-    }
-
-    /// A bucket of one entry.
-    pub(crate) fn single(key: &str, value: &Link) -> Self {
-        value.with_bytes(|cid| Self::from_sorted(1, std::iter::once((key, cid))))
+impl<'a> BucketRef<'a> {
+    /// A bucket whose bytes were validated or written by this module.
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        BucketRef(bytes)
     }
 
     /// Number of entries.
     pub(crate) fn len(&self) -> usize {
-        usize::from(self.0[0])
+        usize::try_from(head(self.0).0).unwrap_or(usize::MAX)
     }
 
-    /// Heap bytes held.
-    pub(crate) fn byte_len(&self) -> usize {
-        self.0.len()
+    /// Length of the map header.
+    pub(crate) fn header_len(&self) -> usize {
+        head(self.0).1
     }
 
     /// The entries in key order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = EntryRef<'_>> {
-        let mut rest = &self.0[1..];
+    pub(crate) fn iter(&self) -> impl Iterator<Item = EntryRef<'a>> + use<'a> {
+        let bytes = self.0;
+        let mut pos = head(bytes).1;
         std::iter::from_fn(move || {
-            if rest.is_empty() {
+            if pos >= bytes.len() {
                 return None;
             }
-            // The layout was written by `push_entry`, so it parses.
-            let key_len = crate::varint::take(&mut rest).expect("bucket layout");
+            let start = pos;
+            let (key_len, h) = head(&bytes[pos..]);
             let key_len = usize::try_from(key_len).expect("a key held in memory");
-            let (key, after) = rest.split_at(key_len);
-            let cid_len = usize::from(after[0]);
-            let (cid, after) = after[1..].split_at(cid_len);
-            rest = after;
-            // Keys are checked as UTF-8 before they enter a bucket.
-            let key = std::str::from_utf8(key).unwrap_or_default();
-            Some(EntryRef { key, cid })
+            let key = &bytes[pos + h..pos + h + key_len];
+            pos += h + key_len + 2; // the key, then tag 42
+            let (cid_len, h) = head(&bytes[pos..]);
+            let cid_len = usize::try_from(cid_len).expect("a CID held in memory");
+            // Skip the identity multibase prefix.
+            let cid = &bytes[pos + h + 1..pos + h + cid_len];
+            pos += h + cid_len;
+            Some(EntryRef {
+                key,
+                cid,
+                span: (start, pos),
+            })
         })
     }
 
     /// The owned entries in key order.
-    pub(crate) fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
+    pub(crate) fn entries(&self) -> impl Iterator<Item = Entry> + use<'a> {
         self.iter().map(EntryRef::to_entry)
     }
 
     /// The value link of `key`.
     pub(crate) fn find(&self, key: &str) -> Option<Link> {
+        let key = key.as_bytes();
         self.iter().find(|e| e.key == key).map(|e| e.link())
     }
 
-    /// Sets `key` to `value` unless that would take the bucket past `max` entries.
-    pub(crate) fn insert(&mut self, key: &str, value: &Link, max: usize) -> Insert {
-        let old = self.find(key);
-        if old.is_none() && self.len() >= max {
-            return Insert::Full;
+    /// Where `key` is, or would go.
+    pub(crate) fn place(&self, key: &str) -> Place {
+        let key = key.as_bytes();
+        for e in self.iter() {
+            match bytes_order(key, e.key) {
+                Ordering::Less => return Place::Missing { at: e.span.0 },
+                Ordering::Equal => {
+                    return Place::Found {
+                        start: e.span.0,
+                        end: e.span.1,
+                        old: e.link(),
+                    };
+                }
+                Ordering::Greater => {}
+            }
         }
-        let len = self.len() + usize::from(old.is_none());
-        let mut out = Vec::with_capacity(self.0.len() + key.len() + 48);
-        out.push(u8::try_from(len).expect("buckets hold fewer than 256 keys"));
-        let mut placed = false;
-        value.with_bytes(|cid| {
-            for e in self.iter() {
-                if !placed && key_order(key, e.key) != Ordering::Greater {
-                    push_entry(&mut out, key, cid);
-                    placed = true;
-                }
-                if e.key != key {
-                    push_entry(&mut out, e.key, e.cid);
-                }
+        Place::Missing { at: self.0.len() }
+    }
+}
+
+/// Appends a CBOR header of major type `major` and argument `len`, in its shortest form.
+pub(crate) fn write_header(out: &mut Vec<u8>, major: u8, len: u64) {
+    let m = major << 5;
+    // Each arm's bound makes its cast lossless.
+    #[allow(clippy::cast_possible_truncation)]
+    match len {
+        0..=23 => out.push(m | len as u8),
+        24..=0xff => out.extend_from_slice(&[m | 0x18, len as u8]),
+        0x100..=0xffff => {
+            out.push(m | 0x19);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.push(m | 0x1a);
+            out.extend_from_slice(&(len as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(m | 0x1b);
+            out.extend_from_slice(&len.to_be_bytes());
+        }
+    }
+}
+
+/// Length of the shortest CBOR header for `len`.
+pub(crate) fn header_len(len: u64) -> usize {
+    match len {
+        0..=23 => 1,
+        24..=0xff => 2,
+        0x100..=0xffff => 3,
+        0x1_0000..=0xffff_ffff => 5,
+        _ => 9,
+    }
+}
+
+/// Appends one bucket entry: the key as text, then the CID (tag 42, identity prefix).
+pub(crate) fn write_entry(out: &mut Vec<u8>, key: &[u8], cid: &[u8]) {
+    write_header(out, 3, key.len() as u64);
+    out.extend_from_slice(key);
+    out.extend_from_slice(&[0xd8, 0x2a]);
+    write_header(out, 2, cid.len() as u64 + 1);
+    out.push(0x00);
+    out.extend_from_slice(cid);
+}
+
+/// Appends a bucket of `(key, binary CID)` pairs already in key order, without duplicates.
+pub(crate) fn write_sorted<'e>(
+    out: &mut Vec<u8>,
+    len: usize,
+    entries: impl Iterator<Item = (&'e [u8], &'e [u8])>,
+) {
+    write_header(out, 5, len as u64);
+    for (key, cid) in entries {
+        write_entry(out, key, cid);
+    }
+}
+
+/// Appends a bucket of owned entries, in any order, without duplicate keys.
+pub(crate) fn write_bucket(out: &mut Vec<u8>, entries: &mut [Entry]) {
+    entries.sort_by(|a, b| key_order(&a.key, &b.key));
+    write_header(out, 5, entries.len() as u64);
+    for e in entries.iter() {
+        write_header(out, 3, e.key.len() as u64);
+        out.extend_from_slice(e.key.as_bytes());
+        out.extend_from_slice(&[0xd8, 0x2a]);
+        write_header(out, 2, e.value.encoded_len() as u64 + 1);
+        out.push(0x00);
+        e.value.write_bytes(out);
+    }
+}
+
+/// The argument and header length of the CBOR header at the front of trusted `bytes`.
+fn head(bytes: &[u8]) -> (u64, usize) {
+    let info = bytes[0] & 0x1f;
+    let be = |n: usize| {
+        bytes[1..=n]
+            .iter()
+            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
+    };
+    match info {
+        0..=23 => (u64::from(info), 1),
+        24 => (be(1), 2),
+        25 => (be(2), 3),
+        26 => (be(4), 5),
+        _ => (be(8), 9),
+    }
+}
+
+/// A validating reader over untrusted bytes.
+pub(crate) struct Reader<'a> {
+    pub(crate) data: &'a [u8],
+    pub(crate) pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn remaining(&self) -> usize {
+        self.data.len() - self.pos
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
+        if n > self.remaining() {
+            return Err("truncated");
+        }
+        let s = &self.data[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn byte(&mut self) -> Result<u8, &'static str> {
+        Ok(self.take(1)?[0])
+    }
+
+    /// The next header as `(major, argument, minimal)`.
+    pub(crate) fn header(&mut self) -> Result<(u8, u64, bool), &'static str> {
+        let first = self.byte()?;
+        let major = first >> 5;
+        let info = first & 0x1f;
+        let mut be = |n: usize| -> Result<u64, &'static str> {
+            Ok(self
+                .take(n)?
+                .iter()
+                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+        };
+        let len = match info {
+            0..=23 => u64::from(info),
+            24 => be(1)?,
+            25 => be(2)?,
+            26 => be(4)?,
+            27 => be(8)?,
+            _ => return Err("indefinite lengths are not DAG-CBOR"),
+        };
+        let minimal = header_len(len)
+            == usize::from(match info {
+                0..=23 => 1u8,
+                24 => 2,
+                25 => 3,
+                26 => 5,
+                _ => 9,
+            });
+        Ok((major, len, minimal))
+    }
+
+    fn len(&mut self, expect_major: u8, what: &'static str) -> Result<(usize, bool), &'static str> {
+        let (major, len, minimal) = self.header()?;
+        if major != expect_major {
+            return Err(what);
+        }
+        Ok((usize::try_from(len).map_err(|_| "truncated")?, minimal))
+    }
+
+    /// A CID (tag 42, identity multibase prefix), checked to parse; returns its binary form
+    /// and whether its headers were minimal.
+    pub(crate) fn cid(&mut self) -> Result<(&'a [u8], bool), &'static str> {
+        if self.take(2)? != [0xd8, 0x2a] {
+            return Err("expected a CID (tag 42)");
+        }
+        let (len, minimal) = self.len(2, "CID is not a byte string")?;
+        let bytes = self.take(len)?;
+        match bytes.split_first() {
+            Some((0, cid)) => {
+                Link::from_bytes(cid).map_err(|_| "invalid CID")?;
+                Ok((cid, minimal))
             }
-            if !placed {
-                push_entry(&mut out, key, cid);
-            }
-        });
-        *self = Bucket(out.into_boxed_slice());
-        match old {
-            Some(old) => Insert::Replaced(old),
-            None => Insert::Added,
+            _ => Err("CID lacks the identity multibase prefix"),
         }
     }
 
-    /// Removes `key`, returning its value and the rest (`None` when nothing is left).
-    pub(crate) fn remove(&self, key: &str) -> Option<(Link, Option<Bucket>)> {
-        let old = self.find(key)?;
-        let rest = self.len() - 1;
-        let bucket = (rest > 0).then(|| {
-            Self::from_sorted(
-                rest,
-                self.iter().filter(|e| e.key != key).map(|e| (e.key, e.cid)),
-            )
-        });
-        Some((old, bucket))
+    /// Checks the bucket of `count` entries whose map header was just read; returns whether
+    /// it is canonical (shortest headers, keys in order).
+    pub(crate) fn bucket(&mut self, count: u64) -> Result<bool, &'static str> {
+        if count > 255 {
+            return Err("bucket of more than 255 keys");
+        }
+        let mut canonical = true;
+        let mut prev: Option<&[u8]> = None;
+        for _ in 0..count {
+            let (len, minimal) = self.len(3, "bucket key is not a string")?;
+            let key = self.take(len)?;
+            std::str::from_utf8(key).map_err(|_| "bucket key is not UTF-8")?;
+            let (_, cid_minimal) = self.cid()?;
+            canonical &= minimal && cid_minimal;
+            if let Some(prev) = prev {
+                match bytes_order(prev, key) {
+                    Ordering::Less => {}
+                    Ordering::Equal => return Err("duplicate key in a bucket"),
+                    Ordering::Greater => canonical = false,
+                }
+            }
+            prev = Some(key);
+        }
+        Ok(canonical)
     }
+}
+
+/// Re-encodes a valid but non-canonical bucket in canonical form.
+pub(crate) fn canonicalize(out: &mut Vec<u8>, bucket: BucketRef<'_>) {
+    let mut entries: Vec<EntryRef<'_>> = bucket.iter().collect();
+    entries.sort_by(|a, b| bytes_order(a.key, b.key));
+    write_sorted(out, entries.len(), entries.iter().map(|e| (e.key, e.cid)));
 }
 
 #[cfg(test)]
@@ -210,33 +367,103 @@ mod tests {
         Link::from_cid(&HashAlg::Blake3.cid(Codec::Raw, &[n]))
     }
 
+    fn bucket(keys: &[&str]) -> Vec<u8> {
+        let mut entries: Vec<Entry> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| Entry {
+                key: (*k).into(),
+                value: link(u8::try_from(i).unwrap()),
+            })
+            .collect();
+        let mut out = Vec::new();
+        write_bucket(&mut out, &mut entries);
+        out
+    }
+
     #[test]
-    fn insert_find_remove_keep_key_order() {
+    fn find_and_place_follow_key_order() {
         let long_key = "k".repeat(300);
-        let mut b = Bucket::single("bb", &link(1));
-        assert!(matches!(b.insert("a", &link(2), 4), Insert::Added));
-        assert!(matches!(b.insert(&long_key, &link(3), 4), Insert::Added));
-        assert!(matches!(b.insert("ab", &link(4), 4), Insert::Added));
-        assert!(matches!(b.insert("zz", &link(5), 4), Insert::Full));
-        assert!(matches!(b.insert("a", &link(6), 4), Insert::Replaced(l) if l == link(2)));
-        let keys: Vec<&str> = b.iter().map(|e| e.key).collect();
+        let bytes = bucket(&["bb", "a", &long_key, "ab"]);
+        let b = BucketRef::new(&bytes);
+        assert_eq!(b.len(), 4);
+        let keys: Vec<&str> = b.iter().map(|e| e.key()).collect();
         assert_eq!(keys, vec!["a", "ab", "bb", long_key.as_str()]);
-        assert_eq!(b.find("a"), Some(link(6)));
-        assert_eq!(b.find(&long_key), Some(link(3)));
+        assert_eq!(b.find("bb"), Some(link(0)));
+        assert_eq!(b.find(&long_key), Some(link(2)));
         assert_eq!(b.find("c"), None);
-        let (old, rest) = b.remove("ab").unwrap();
-        assert_eq!(old, link(4));
-        let rest = rest.unwrap();
-        assert_eq!(rest.len(), 3);
-        assert!(rest.remove("zz").is_none());
-        let (_, none) = Bucket::single("x", &link(1)).remove("x").unwrap();
-        assert!(none.is_none());
+        assert!(matches!(b.place(""), Place::Missing { at } if at == b.header_len()));
+        let second = b.iter().nth(1).unwrap().span.0;
+        assert!(matches!(b.place("b"), Place::Missing { at } if at == second));
+        let long_start = b.iter().nth(3).unwrap().span.0;
+        assert!(matches!(b.place("zzzz"), Place::Missing { at } if at == long_start));
+        assert!(matches!(b.place(&"l".repeat(300)), Place::Missing { at } if at == bytes.len()));
+        assert!(matches!(b.place("ab"), Place::Found { old, .. } if old == link(3)));
+        let mut r = Reader {
+            data: &bytes,
+            pos: 0,
+        };
+        let (_, n, _) = r.header().unwrap();
+        assert!(r.bucket(n).unwrap());
+        assert_eq!(r.remaining(), 0);
+    }
+
+    #[test]
+    fn non_canonical_buckets_are_detected_and_fixed() {
+        // {"b": cid, "a": cid}: out of order.
+        let mut bytes = vec![0xa2];
+        write_entry(&mut bytes, b"b", &{
+            let mut v = Vec::new();
+            link(1).write_bytes(&mut v);
+            v
+        });
+        write_entry(&mut bytes, b"a", &{
+            let mut v = Vec::new();
+            link(2).write_bytes(&mut v);
+            v
+        });
+        let mut r = Reader {
+            data: &bytes,
+            pos: 0,
+        };
+        let (_, n, _) = r.header().unwrap();
+        assert!(!r.bucket(n).unwrap());
+        let mut fixed = Vec::new();
+        canonicalize(&mut fixed, BucketRef::new(&bytes));
+        let keys: Vec<&str> = BucketRef::new(&fixed).iter().map(|e| e.key()).collect();
+        assert_eq!(keys, ["a", "b"]);
+        // A duplicate key is an error.
+        let mut dup = vec![0xa2];
+        let mut cid = Vec::new();
+        link(1).write_bytes(&mut cid);
+        write_entry(&mut dup, b"a", &cid);
+        write_entry(&mut dup, b"a", &cid);
+        let mut r = Reader { data: &dup, pos: 0 };
+        let (_, n, _) = r.header().unwrap();
+        assert!(r.bucket(n).is_err());
+        // A non-minimal key header is not canonical.
+        let mut wide = vec![0xa1, 0x78, 0x01, b'a'];
+        wide.extend_from_slice(&[0xd8, 0x2a, 0x58, 0x25, 0x00]);
+        wide.extend_from_slice(&cid);
+        let mut r = Reader {
+            data: &wide,
+            pos: 0,
+        };
+        let (_, n, _) = r.header().unwrap();
+        assert!(!r.bucket(n).unwrap());
     }
 
     #[test]
     fn long_cids_fit() {
         let cid = cid::Cid::new_v0(HashAlg::Sha2_256.digest(b"v0")).unwrap();
-        let b = Bucket::single("k", &Link::from_cid(&cid));
-        assert_eq!(b.find("k").unwrap().to_cid(), cid);
+        let mut out = Vec::new();
+        write_bucket(
+            &mut out,
+            &mut [Entry {
+                key: "k".into(),
+                value: Link::from_cid(&cid),
+            }],
+        );
+        assert_eq!(BucketRef::new(&out).find("k").unwrap().to_cid(), cid);
     }
 }

@@ -94,7 +94,7 @@ impl Loader {
         }
         let cid = link.to_cid();
         let bytes = self.store.get(&cid).await?;
-        let node = Arc::new(Node::decode(&bytes, Some(cid))?);
+        let node = Arc::new(Node::decode(bytes, Some(cid))?);
         self.cache.insert(link.clone(), node.clone());
         Ok(node)
     }

@@ -105,7 +105,7 @@ pub fn diff(store: Arc<dyn BlockStore>, old: Cid, new: Cid) -> impl Stream<Item 
     })
 }
 
-async fn slot_entries(slot: Option<&Slot>, loader: &Loader) -> Result<Vec<Entry>> {
+async fn slot_entries(slot: Option<Slot<'_>>, loader: &Loader) -> Result<Vec<Entry>> {
     let mut entries = match slot {
         None => Vec::new(),
         Some(Slot::Bucket(b)) => b.entries().collect(),

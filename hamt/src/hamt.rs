@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::block::{Block, Codec, HashAlg};
-use crate::bucket::{Bucket, Insert};
+use crate::bucket::Insert;
 use crate::cache::{Loader, NodeCache};
 use crate::error::{Error, Result};
 use crate::link::Link;
@@ -211,7 +211,7 @@ impl Hamt {
     ) -> Result<Self> {
         let config = config.validate()?;
         let bytes = store.get(&root).await?;
-        let node = Node::decode(&bytes, Some(root))?;
+        let node = Node::decode(bytes, Some(root))?;
         Ok(Self::from_parts(store, config, node, Some(root), None))
     }
 
@@ -370,24 +370,13 @@ impl Hamt {
             if entries.is_empty() {
                 parent.clear(index);
             } else {
-                parent.set(index, Slot::Bucket(Bucket::from_entries(entries)));
+                parent.set_bucket(index, &mut entries);
             }
         } else {
             self.materialize(&hash, HASH_LEN).await?;
             let depth = route_depth(&self.root, &hash);
             let node = route_mut(&mut self.root, &hash, depth);
-            let index = hash[depth];
-            let rest = match node.get(index) {
-                Some(Slot::Bucket(bucket)) => bucket.remove(key).map(|(_, rest)| rest),
-                _ => None,
-            };
-            match rest {
-                Some(Some(bucket)) => node.set(index, Slot::Bucket(bucket)),
-                Some(None) => {
-                    node.clear(index);
-                }
-                None => {}
-            }
+            node.bucket_remove(hash[depth], key);
         }
         self.root_cid = None;
         self.changes += 1;
@@ -415,7 +404,7 @@ impl Hamt {
             let child = self.loader.load(&link).await?;
             let child = Arc::unwrap_or_clone(child);
             let node = route_mut(&mut self.root, hash, depth);
-            node.set(hash[depth], Slot::Dirty(Box::new(child)));
+            node.set_dirty(hash[depth], child);
         }
     }
 
@@ -452,7 +441,7 @@ impl Hamt {
         let hash_alg = self.loader.store.hash_alg();
         let store = self.loader.store.clone();
         // Links in the order `seal` consumes them: each subtree's nodes children first.
-        let mut links: Vec<Link> = Vec::new();
+        let mut links: Vec<(Link, Bytes)> = Vec::new();
         let mut child_links: Vec<Link> = Vec::new();
         // The root's changed subtrees are encoded a window at a time, on all cores, and
         // stored before the next window, so memory holds one window's blocks, not the tree's.
@@ -460,7 +449,7 @@ impl Hamt {
             .root
             .slots()
             .filter_map(|s| match s {
-                Slot::Dirty(child) => Some(&**child),
+                Slot::Dirty(child) => Some(child),
                 _ => None,
             })
             .collect();
@@ -468,7 +457,11 @@ impl Hamt {
         for window in children.chunks(FLUSH_WINDOW) {
             let mut batch = Vec::new();
             for (blocks, link) in encode_subtrees(window, hash_alg, parallel) {
-                links.extend(blocks.iter().map(|b| Link::from_cid(b.cid())));
+                links.extend(
+                    blocks
+                        .iter()
+                        .map(|b| (Link::from_cid(b.cid()), b.data().clone())),
+                );
                 batch.extend(blocks);
                 child_links.push(link);
             }
@@ -482,10 +475,11 @@ impl Hamt {
         });
         let root_block = Block::new(hash_alg, Codec::DagCbor, Bytes::from(bytes));
         let root = *root_block.cid();
-        links.push(Link::from_cid(&root));
+        let root_bytes = root_block.data().clone();
         store.put_blocks(vec![root_block]).await?;
         let mut links = links.into_iter();
         seal(&mut self.root, &mut links, &self.loader.cache);
+        self.root.rebase(root_bytes);
         self.root_cid = Some(root);
         self.changes = 0;
         Ok(root)
@@ -531,9 +525,9 @@ fn route_depth(root: &Node, hash: &[u8; HASH_LEN]) -> usize {
 fn route_mut<'a>(root: &'a mut Node, hash: &[u8; HASH_LEN], depth: usize) -> &'a mut Node {
     let mut node = root;
     for &index in &hash[..depth] {
-        match node.get_mut(index) {
-            Some(Slot::Dirty(child)) => node = child,
-            _ => unreachable!("route_mut is only called on materialized routes"),
+        match node.child_mut(index) {
+            Some(child) => node = child,
+            None => unreachable!("route_mut is only called on materialized routes"),
         }
     }
     node
@@ -548,24 +542,30 @@ fn insert_in(
     max: usize,
 ) -> Result<Option<Link>> {
     let index = hash[depth];
-    match node.get_mut(index) {
+    if let Some(child) = node.child_mut(index) {
+        return insert_in(child, depth + 1, hash, key, value, max);
+    }
+    match node.get(index) {
         None => {
-            node.set(index, Slot::Bucket(Bucket::single(key, &value)));
+            node.set_single(index, key, &value);
             Ok(None)
         }
-        Some(Slot::Dirty(child)) => insert_in(child, depth + 1, hash, key, value, max),
         Some(Slot::Link(link)) => Err(too_deep(Some(link.to_cid()))),
-        Some(Slot::Bucket(bucket)) => match bucket.insert(key, &value, max) {
+        Some(Slot::Dirty(_)) => unreachable!("dirty children are handled above"),
+        Some(Slot::Bucket(_)) => match node.bucket_insert(index, key, &value, max) {
             Insert::Replaced(old) => Ok(Some(old)),
             Insert::Added => Ok(None),
             Insert::Full => {
+                let Some(Slot::Bucket(bucket)) = node.get(index) else {
+                    unreachable!("the slot holds a full bucket")
+                };
                 let mut all: Vec<Entry> = bucket.entries().collect();
                 all.push(Entry {
                     key: key.into(),
                     value,
                 });
                 let child = build(all, depth + 1, max)?;
-                node.set(index, Slot::Dirty(Box::new(child)));
+                node.set_dirty(index, child);
                 Ok(None)
             }
         },
@@ -593,12 +593,11 @@ fn build(entries: Vec<Entry>, depth: usize, max: usize) -> Result<Node> {
         while let Some((_, e)) = groups.next_if(|(i, _)| *i == index) {
             group.push(e);
         }
-        let slot = if group.len() <= max {
-            Slot::Bucket(Bucket::from_entries(group))
+        if group.len() <= max {
+            node.set_bucket(index, &mut group);
         } else {
-            Slot::Dirty(Box::new(build(group, depth + 1, max)?))
-        };
-        node.set(index, slot);
+            node.set_dirty(index, build(group, depth + 1, max)?);
+        }
     }
     Ok(node)
 }
@@ -652,18 +651,16 @@ fn encode_subtrees(nodes: &[&Node], hash_alg: HashAlg, parallel: bool) -> Vec<(V
 
 /// Replaces dirty children with links, consuming CIDs in the order `encode_tree` made them,
 /// and moves the now clean nodes into the cache.
-fn seal(node: &mut Node, cids: &mut impl Iterator<Item = Link>, cache: &NodeCache) {
-    for slot in node.slots_mut() {
-        if let Slot::Dirty(child) = slot {
-            seal(child, cids, cache);
-            let Some(cid) = cids.next() else {
-                unreachable!("encode_tree made one CID per dirty node")
-            };
-            if let Slot::Dirty(child) = std::mem::replace(slot, Slot::Link(cid.clone())) {
-                cache.insert(cid, Arc::new(*child));
-            }
-        }
-    }
+fn seal(node: &mut Node, blocks: &mut impl Iterator<Item = (Link, Bytes)>, cache: &NodeCache) {
+    node.seal_children(&mut |mut child| {
+        seal(&mut child, blocks, cache);
+        let Some((link, block)) = blocks.next() else {
+            unreachable!("encode_tree made one block per dirty node")
+        };
+        child.rebase(block);
+        cache.insert(link.clone(), Arc::new(*child));
+        link
+    });
 }
 
 fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {

@@ -5,16 +5,22 @@
 //! - a map `{key: value-CID}` of at most `max_bucket_size` entries: a bucket,
 //! - a one-element list `[CID]`: a link to a child node one level deeper.
 //!
-//! In memory only occupied slots are kept (a 256-bit bitmap plus a dense vector), and a
-//! child that was changed since the last flush is held inline as [`Slot::Dirty`].
+//! In memory only occupied slots are kept (a 256-bit bitmap plus a dense vector of cells),
+//! and a child that was changed since the last flush is held inline as a dirty child.
+//! Buckets are kept as their canonical CBOR bytes in one buffer per node (see
+//! [`bucket`](crate::bucket)): a node read from the store shares the block's bytes and
+//! costs two allocations however many keys it holds; a changed bucket is appended to an
+//! owned buffer, which is compacted when more than half of it is stale. Encoding copies
+//! bucket bytes as they are, and after a flush a node is re-pointed at its own block.
 //!
 //! Encoding and decoding are written by hand for this fixed shape: it is the hot path of
 //! every HAMT operation, and the output is checked against `serde_ipld_dagcbor` in tests.
 
+use bytes::Bytes;
 use cid::Cid;
 
-use crate::bucket::Bucket;
 pub(crate) use crate::bucket::key_order;
+use crate::bucket::{self, BucketRef, Insert, Place, Reader};
 use crate::error::{Error, Result};
 use crate::link::Link;
 
@@ -36,23 +42,60 @@ pub(crate) struct Entry {
     pub(crate) value: Link,
 }
 
-/// An occupied slot.
-#[derive(Debug, Clone)]
-pub(crate) enum Slot {
+/// An occupied slot, as readers see it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Slot<'a> {
     /// Entries in DAG-CBOR key order; never empty.
-    Bucket(Bucket),
+    Bucket(BucketRef<'a>),
     /// A child node as stored.
-    Link(Link),
+    Link(&'a Link),
     /// A child node changed since the last flush.
+    Dirty(&'a Node),
+}
+
+/// An occupied slot, as held.
+#[derive(Debug, Clone)]
+enum Cell {
+    /// A bucket: its byte range in the node's buffer.
+    Bucket(usize, usize),
+    Link(Link),
     Dirty(Box<Node>),
+}
+
+/// A node's bucket bytes: the block it was read from, or an owned buffer once changed.
+#[derive(Debug, Clone)]
+enum Buf {
+    Shared(Bytes),
+    Owned(Vec<u8>),
+}
+
+impl Default for Buf {
+    fn default() -> Self {
+        Buf::Owned(Vec::new())
+    }
+}
+
+impl Buf {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Buf::Shared(b) => b,
+            Buf::Owned(v) => v,
+        }
+    }
 }
 
 /// A HAMT node.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Node {
     bitmap: [u64; 4],
-    slots: Vec<Slot>,
+    cells: Vec<Cell>,
+    buf: Buf,
+    /// Bytes of an owned buffer no bucket uses any more.
+    stale: usize,
 }
+
+/// Compact an owned buffer once this many bytes, and more than half of it, are stale.
+const COMPACT_MIN: usize = 512;
 
 impl Node {
     fn rank(&self, index: u8) -> usize {
@@ -67,103 +110,314 @@ impl Node {
         self.bitmap[usize::from(index / 64)] & (1 << (index % 64)) != 0
     }
 
+    fn view<'a>(&'a self, cell: &'a Cell) -> Slot<'a> {
+        match cell {
+            Cell::Bucket(start, end) => {
+                Slot::Bucket(BucketRef::new(&self.buf.as_slice()[*start..*end]))
+            }
+            Cell::Link(link) => Slot::Link(link),
+            Cell::Dirty(child) => Slot::Dirty(child),
+        }
+    }
+
     /// The slot at `index`, if occupied.
-    pub(crate) fn get(&self, index: u8) -> Option<&Slot> {
-        self.is_set(index).then(|| &self.slots[self.rank(index)])
+    pub(crate) fn get(&self, index: u8) -> Option<Slot<'_>> {
+        self.is_set(index)
+            .then(|| self.view(&self.cells[self.rank(index)]))
     }
 
-    /// The slot at `index`, mutably, if occupied.
-    pub(crate) fn get_mut(&mut self, index: u8) -> Option<&mut Slot> {
-        if self.is_set(index) {
-            let rank = self.rank(index);
-            Some(&mut self.slots[rank])
-        } else {
-            None
-        }
-    }
-
-    /// Puts `slot` at `index`, replacing what was there.
-    pub(crate) fn set(&mut self, index: u8, slot: Slot) {
-        let rank = self.rank(index);
-        if self.is_set(index) {
-            self.slots[rank] = slot;
-        } else {
-            self.bitmap[usize::from(index / 64)] |= 1 << (index % 64);
-            self.slots.insert(rank, slot);
-        }
-    }
-
-    /// Empties the slot at `index`, returning what was there.
-    pub(crate) fn clear(&mut self, index: u8) -> Option<Slot> {
+    /// The dirty child at `index`, mutably.
+    pub(crate) fn child_mut(&mut self, index: u8) -> Option<&mut Node> {
         if !self.is_set(index) {
             return None;
         }
         let rank = self.rank(index);
+        match &mut self.cells[rank] {
+            Cell::Dirty(child) => Some(child),
+            _ => None,
+        }
+    }
+
+    /// Puts `cell` at `index`, replacing what was there.
+    fn set(&mut self, index: u8, cell: Cell) {
+        let rank = self.rank(index);
+        if self.is_set(index) {
+            let old = std::mem::replace(&mut self.cells[rank], cell);
+            self.release(&old);
+        } else {
+            self.bitmap[usize::from(index / 64)] |= 1 << (index % 64);
+            self.cells.insert(rank, cell);
+        }
+    }
+
+    /// Accounts for a bucket no longer in use.
+    fn release(&mut self, cell: &Cell) {
+        if let (Cell::Bucket(start, end), Buf::Owned(_)) = (cell, &self.buf) {
+            self.stale += end - start;
+        }
+    }
+
+    /// Links `index` to a stored child.
+    #[cfg(test)]
+    pub(crate) fn set_link(&mut self, index: u8, link: Link) {
+        self.set(index, Cell::Link(link));
+    }
+
+    /// Puts a changed child at `index`.
+    pub(crate) fn set_dirty(&mut self, index: u8, child: Node) {
+        self.set(index, Cell::Dirty(Box::new(child)));
+    }
+
+    /// Puts a bucket of `entries` (any order, distinct keys, at least one) at `index`.
+    pub(crate) fn set_bucket(&mut self, index: u8, entries: &mut [Entry]) {
+        let buf = self.owned();
+        let start = buf.len();
+        bucket::write_bucket(buf, entries);
+        let end = buf.len();
+        self.set(index, Cell::Bucket(start, end));
+        self.maybe_compact();
+    }
+
+    /// Puts a bucket of one entry at `index`.
+    pub(crate) fn set_single(&mut self, index: u8, key: &str, value: &Link) {
+        let buf = self.owned();
+        let start = buf.len();
+        bucket::write_header(buf, 5, 1);
+        value.with_bytes(|cid| bucket::write_entry(buf, key.as_bytes(), cid));
+        let end = buf.len();
+        self.set(index, Cell::Bucket(start, end));
+        self.maybe_compact();
+    }
+
+    /// Sets `key` to `value` in the bucket at `index` unless that would take it past `max`
+    /// entries. The slot must hold a bucket.
+    pub(crate) fn bucket_insert(
+        &mut self,
+        index: u8,
+        key: &str,
+        value: &Link,
+        max: usize,
+    ) -> Insert {
+        let rank = self.rank(index);
+        let Some(Slot::Bucket(old)) = self.get(index) else {
+            unreachable!("bucket_insert is only called on buckets")
+        };
+        let (len, header) = (old.len(), old.header_len());
+        let place = old.place(key);
+        let (at, after, replaced, new_len) = match place {
+            Place::Found { start, end, old } => (start, end, Some(old), len),
+            Place::Missing { .. } if len >= max => return Insert::Full,
+            Place::Missing { at } => (at, at, None, len + 1),
+        };
+        self.owned();
+        // `owned` may have compacted the buffer: find the bucket again.
+        let Cell::Bucket(start, end) = self.cells[rank] else {
+            unreachable!("the cell is a bucket")
+        };
+        let Buf::Owned(buf) = &mut self.buf else {
+            unreachable!("owned() made the buffer owned")
+        };
+        let new_start = buf.len();
+        bucket::write_header(buf, 5, new_len as u64);
+        buf.extend_from_within(start + header..start + at);
+        value.with_bytes(|cid| bucket::write_entry(buf, key.as_bytes(), cid));
+        buf.extend_from_within(start + after..end);
+        let new_end = buf.len();
+        self.cells[rank] = Cell::Bucket(new_start, new_end);
+        self.stale += end - start;
+        self.maybe_compact();
+        match replaced {
+            Some(old) => Insert::Replaced(old),
+            None => Insert::Added,
+        }
+    }
+
+    /// Removes `key` from the bucket at `index` (emptying the slot with its last key);
+    /// returns its value.
+    pub(crate) fn bucket_remove(&mut self, index: u8, key: &str) -> Option<Link> {
+        let rank = self.rank(index);
+        let Some(Slot::Bucket(old)) = self.get(index) else {
+            return None;
+        };
+        let (len, header) = (old.len(), old.header_len());
+        let Place::Found {
+            start: at,
+            end: after,
+            old,
+        } = old.place(key)
+        else {
+            return None;
+        };
+        if len == 1 {
+            self.clear(index);
+            return Some(old);
+        }
+        self.owned();
+        let Cell::Bucket(start, end) = self.cells[rank] else {
+            unreachable!("the cell is a bucket")
+        };
+        let Buf::Owned(buf) = &mut self.buf else {
+            unreachable!("owned() made the buffer owned")
+        };
+        let new_start = buf.len();
+        bucket::write_header(buf, 5, len as u64 - 1);
+        buf.extend_from_within(start + header..start + at);
+        buf.extend_from_within(start + after..end);
+        let new_end = buf.len();
+        self.cells[rank] = Cell::Bucket(new_start, new_end);
+        self.stale += end - start;
+        self.maybe_compact();
+        Some(old)
+    }
+
+    /// Empties the slot at `index`; true when it was occupied.
+    pub(crate) fn clear(&mut self, index: u8) -> bool {
+        if !self.is_set(index) {
+            return false;
+        }
+        let rank = self.rank(index);
         self.bitmap[usize::from(index / 64)] &= !(1 << (index % 64));
-        Some(self.slots.remove(rank))
+        let old = self.cells.remove(rank);
+        self.release(&old);
+        true
+    }
+
+    /// The buffer, made owned: a shared block is copied, keeping only its buckets.
+    fn owned(&mut self) -> &mut Vec<u8> {
+        if let Buf::Shared(_) = self.buf {
+            self.compact();
+        }
+        match &mut self.buf {
+            Buf::Owned(v) => v,
+            Buf::Shared(_) => unreachable!("compact() makes the buffer owned"),
+        }
+    }
+
+    fn maybe_compact(&mut self) {
+        if let Buf::Owned(v) = &self.buf
+            && self.stale >= COMPACT_MIN
+            && self.stale * 2 > v.len()
+        {
+            self.compact();
+        }
+    }
+
+    /// Copies the live buckets into a fresh owned buffer.
+    fn compact(&mut self) {
+        let old = std::mem::take(&mut self.buf);
+        let old = old.as_slice();
+        let live: usize = self
+            .cells
+            .iter()
+            .map(|c| match c {
+                Cell::Bucket(s, e) => e - s,
+                _ => 0,
+            })
+            .sum();
+        let mut buf = Vec::with_capacity(live + live / 2 + 64);
+        for cell in &mut self.cells {
+            if let Cell::Bucket(start, end) = cell {
+                let new_start = buf.len();
+                buf.extend_from_slice(&old[*start..*end]);
+                *cell = Cell::Bucket(new_start, buf.len());
+            }
+        }
+        self.buf = Buf::Owned(buf);
+        self.stale = 0;
     }
 
     /// The occupied slots in index order.
-    pub(crate) fn slots(&self) -> impl DoubleEndedIterator<Item = &Slot> {
-        self.slots.iter()
+    pub(crate) fn slots(&self) -> impl DoubleEndedIterator<Item = Slot<'_>> {
+        self.cells.iter().map(|c| self.view(c))
     }
 
     /// The occupied slots with their indices.
     #[cfg(test)]
-    pub(crate) fn indexed_slots(&self) -> impl Iterator<Item = (u8, &Slot)> {
-        (0..=255u8)
-            .filter(|&i| self.is_set(i))
-            .zip(self.slots.iter())
+    pub(crate) fn indexed_slots(&self) -> impl Iterator<Item = (u8, Slot<'_>)> {
+        (0..=255u8).filter(|&i| self.is_set(i)).zip(self.slots())
     }
 
-    /// The occupied slots, mutably.
-    pub(crate) fn slots_mut(&mut self) -> impl Iterator<Item = &mut Slot> {
-        self.slots.iter_mut()
+    /// Replaces each dirty child, in index order, with the link `seal` returns for it.
+    pub(crate) fn seal_children(&mut self, seal: &mut impl FnMut(Box<Node>) -> Link) {
+        for cell in &mut self.cells {
+            if matches!(cell, Cell::Dirty(_)) {
+                let Cell::Dirty(child) = std::mem::replace(cell, Cell::Link(Link::Short([0; 36])))
+                else {
+                    unreachable!("matched above")
+                };
+                *cell = Cell::Link(seal(child));
+            }
+        }
+    }
+
+    /// Points a node without dirty children at `block`, its own encoding, dropping the
+    /// owned buffer: the node then shares the block's memory with whoever else holds it.
+    pub(crate) fn rebase(&mut self, block: Bytes) {
+        let mut pos = 3;
+        let bitmap = self.bitmap;
+        let mut cells = self.cells.iter_mut();
+        for index in 0..=255u8 {
+            if bitmap[usize::from(index / 64)] & (1 << (index % 64)) == 0 {
+                pos += 1; // {}
+                continue;
+            }
+            match cells.next() {
+                Some(Cell::Bucket(start, end)) => {
+                    let len = *end - *start;
+                    *start = pos;
+                    *end = pos + len;
+                    pos += len;
+                }
+                Some(Cell::Link(link)) => {
+                    let len = link.encoded_len() + 1;
+                    pos += 3 + bucket::header_len(len as u64) + len;
+                }
+                Some(Cell::Dirty(_)) | None => {
+                    unreachable!("rebase is only called on clean nodes")
+                }
+            }
+        }
+        debug_assert_eq!(pos, block.len(), "the block is this node's encoding");
+        self.buf = Buf::Shared(block);
+        self.stale = 0;
     }
 
     /// True when no slot is occupied.
     pub(crate) fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.cells.is_empty()
     }
 
     /// An estimate of the memory this node takes, for the cache budget.
     pub(crate) fn mem_size(&self) -> usize {
-        let mut size = std::mem::size_of::<Self>() + self.slots.capacity() * size_of::<Slot>();
-        for slot in &self.slots {
-            if let Slot::Bucket(bucket) = slot {
-                // The allocator's per-allocation overhead included.
-                size += bucket.byte_len() + 16;
-            }
-        }
-        size
+        let buf = match &self.buf {
+            Buf::Shared(b) => b.len(),
+            Buf::Owned(v) => v.capacity(),
+        };
+        // The allocator's per-allocation overhead included.
+        std::mem::size_of::<Self>() + self.cells.capacity() * size_of::<Cell>() + buf + 32
     }
 
     /// Encodes the node as DAG-CBOR. `child_cid` gives the CID of each inline (dirty) child;
-    /// it is only called for [`Slot::Dirty`] slots.
+    /// it is only called for dirty slots.
     pub(crate) fn encode_with(&self, mut child_cid: impl FnMut(&Node) -> Link) -> Vec<u8> {
-        let mut out = Vec::with_capacity(3 + WIDTH + self.slots.len() * 64);
+        let data = self.buf.as_slice();
+        let live = data.len() - self.stale;
+        let mut out = Vec::with_capacity(3 + WIDTH + live + self.cells.len() * 42);
         out.extend_from_slice(&[0x99, 0x01, 0x00]); // array(256)
-        let mut slots = self.slots.iter();
+        let mut cells = self.cells.iter();
         for index in 0..=255u8 {
             if !self.is_set(index) {
                 out.push(0xa0); // {}
                 continue;
             }
-            let Some(slot) = slots.next() else { break };
-            match slot {
-                Slot::Bucket(bucket) => {
-                    write_header(&mut out, 5, bucket.len() as u64);
-                    for entry in bucket.iter() {
-                        write_header(&mut out, 3, entry.key.len() as u64);
-                        out.extend_from_slice(entry.key.as_bytes());
-                        write_cid_bytes(&mut out, entry.cid);
-                    }
-                }
-                Slot::Link(link) => {
+            let Some(cell) = cells.next() else { break };
+            match cell {
+                Cell::Bucket(start, end) => out.extend_from_slice(&data[*start..*end]),
+                Cell::Link(link) => {
                     out.push(0x81);
                     write_link(&mut out, link);
                 }
-                Slot::Dirty(child) => {
+                Cell::Dirty(child) => {
                     out.push(0x81);
                     write_link(&mut out, &child_cid(child));
                 }
@@ -178,164 +432,66 @@ impl Node {
         self.encode_with(|_| unreachable!("encode() is only called on clean nodes"))
     }
 
-    /// Decodes a node from DAG-CBOR. `cid` names the block in errors.
-    pub(crate) fn decode(data: &[u8], cid: Option<Cid>) -> Result<Node> {
+    /// Decodes a node from DAG-CBOR, sharing `data`. `cid` names the block in errors.
+    pub(crate) fn decode(data: Bytes, cid: Option<Cid>) -> Result<Node> {
         let err = |reason: &str| Error::decode("HAMT node", cid, reason);
-        let mut r = Reader { data, pos: 0 };
-        let (major, len) = r.header().map_err(err)?;
+        let mut r = Reader {
+            data: &data[..],
+            pos: 0,
+        };
+        let (major, len, _) = r.header().map_err(err)?;
         if major != 4 || len != WIDTH as u64 {
             return Err(err("not a list of 256 slots"));
         }
         let mut node = Node::default();
+        let mut fix = Vec::new();
         for index in 0..=255u8 {
-            let (major, len) = r.header().map_err(err)?;
-            match major {
-                5 if len == 0 => {}
+            let start = r.pos;
+            let (major, len, _) = r.header().map_err(err)?;
+            let cell = match major {
+                5 if len == 0 => continue,
                 5 => {
-                    let count =
-                        u8::try_from(len).map_err(|_| err("bucket of more than 255 keys"))?;
-                    let mut entries = Vec::with_capacity(usize::from(count));
-                    for _ in 0..count {
-                        let key = r.text().map_err(err)?;
-                        let cid = r.cid_bytes().map_err(err)?;
-                        entries.push((key, cid));
+                    if !r.bucket(len).map_err(err)? {
+                        fix.push(index);
                     }
-                    let bucket = Bucket::from_decoded(entries)
-                        .ok_or_else(|| err("duplicate key in a bucket"))?;
-                    node.set(index, Slot::Bucket(bucket));
+                    Cell::Bucket(start, r.pos)
                 }
                 4 if len == 1 => {
-                    let link = r.link().map_err(err)?;
-                    node.set(index, Slot::Link(link));
+                    let (cid, _) = r.cid().map_err(err)?;
+                    Cell::Link(Link::from_bytes(cid).map_err(|_| err("invalid CID"))?)
                 }
                 _ => return Err(err("a slot is neither a bucket nor a link")),
-            }
+            };
+            node.bitmap[usize::from(index / 64)] |= 1 << (index % 64);
+            node.cells.push(cell);
         }
         if r.remaining() != 0 {
             return Err(err("trailing bytes after the node"));
+        }
+        node.buf = Buf::Shared(data);
+        // Buckets another writer left out of DAG-CBOR order are rewritten in order, so this
+        // node encodes canonically once changed.
+        for index in fix {
+            let Some(Slot::Bucket(b)) = node.get(index) else {
+                continue;
+            };
+            let mut bytes = Vec::new();
+            bucket::canonicalize(&mut bytes, b);
+            let buf = node.owned();
+            let start = buf.len();
+            buf.extend_from_slice(&bytes);
+            let end = buf.len();
+            node.set(index, Cell::Bucket(start, end));
         }
         Ok(node)
     }
 }
 
-fn write_header(out: &mut Vec<u8>, major: u8, len: u64) {
-    let m = major << 5;
-    // Each arm's bound makes its cast lossless.
-    #[allow(clippy::cast_possible_truncation)]
-    match len {
-        0..=23 => out.push(m | len as u8),
-        24..=0xff => out.extend_from_slice(&[m | 0x18, len as u8]),
-        0x100..=0xffff => {
-            out.push(m | 0x19);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        0x1_0000..=0xffff_ffff => {
-            out.push(m | 0x1a);
-            out.extend_from_slice(&(len as u32).to_be_bytes());
-        }
-        _ => {
-            out.push(m | 0x1b);
-            out.extend_from_slice(&len.to_be_bytes());
-        }
-    }
-}
-
-fn write_cid_bytes(out: &mut Vec<u8>, cid: &[u8]) {
-    out.extend_from_slice(&[0xd8, 0x2a]); // tag 42
-    write_header(out, 2, cid.len() as u64 + 1);
-    out.push(0x00); // multibase identity prefix
-    out.extend_from_slice(cid);
-}
-
 fn write_link(out: &mut Vec<u8>, link: &Link) {
     out.extend_from_slice(&[0xd8, 0x2a]); // tag 42
-    write_header(out, 2, link.encoded_len() as u64 + 1);
+    bucket::write_header(out, 2, link.encoded_len() as u64 + 1);
     out.push(0x00); // multibase identity prefix
     link.write_bytes(out);
-}
-
-struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn remaining(&self) -> usize {
-        self.data.len() - self.pos
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
-        if n > self.remaining() {
-            return Err("truncated");
-        }
-        let s = &self.data[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
-    }
-
-    fn byte(&mut self) -> Result<u8, &'static str> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn header(&mut self) -> Result<(u8, u64), &'static str> {
-        let first = self.byte()?;
-        let major = first >> 5;
-        let info = first & 0x1f;
-        let len = match info {
-            0..=23 => u64::from(info),
-            24 => u64::from(self.byte()?),
-            25 => u64::from(u16::from_be_bytes(
-                self.take(2)?.try_into().map_err(|_| "truncated")?,
-            )),
-            26 => u64::from(u32::from_be_bytes(
-                self.take(4)?.try_into().map_err(|_| "truncated")?,
-            )),
-            27 => u64::from_be_bytes(self.take(8)?.try_into().map_err(|_| "truncated")?),
-            _ => return Err("indefinite lengths are not DAG-CBOR"),
-        };
-        Ok((major, len))
-    }
-
-    fn len(&mut self, expect_major: u8, what: &'static str) -> Result<usize, &'static str> {
-        let (major, len) = self.header()?;
-        if major != expect_major {
-            return Err(what);
-        }
-        usize::try_from(len).map_err(|_| "truncated")
-    }
-
-    fn text(&mut self) -> Result<&'a str, &'static str> {
-        let len = self.len(3, "bucket key is not a string")?;
-        std::str::from_utf8(self.take(len)?).map_err(|_| "bucket key is not UTF-8")
-    }
-
-    /// The binary form of a CID, checked to parse.
-    fn cid_bytes(&mut self) -> Result<&'a [u8], &'static str> {
-        if self.take(2)? != [0xd8, 0x2a] {
-            return Err("expected a CID (tag 42)");
-        }
-        let len = self.len(2, "CID is not a byte string")?;
-        let bytes = self.take(len)?;
-        match bytes.split_first() {
-            Some((0, cid)) => {
-                Link::from_bytes(cid).map_err(|_| "invalid CID")?;
-                Ok(cid)
-            }
-            _ => Err("CID lacks the identity multibase prefix"),
-        }
-    }
-
-    fn link(&mut self) -> Result<Link, &'static str> {
-        if self.take(2)? != [0xd8, 0x2a] {
-            return Err("expected a CID (tag 42)");
-        }
-        let len = self.len(2, "CID is not a byte string")?;
-        let bytes = self.take(len)?;
-        match bytes.split_first() {
-            Some((0, cid)) => Link::from_bytes(cid).map_err(|_| "invalid CID"),
-            _ => Err("CID lacks the identity multibase prefix"),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -346,6 +502,10 @@ mod tests {
 
     use super::*;
     use crate::block::{Codec, HashAlg};
+
+    fn dec(bytes: &[u8]) -> Result<Node> {
+        Node::decode(Bytes::copy_from_slice(bytes), None)
+    }
 
     fn cid(n: u8) -> Link {
         Link::from_cid(&HashAlg::Blake3.cid(Codec::Raw, &[n]))
@@ -378,21 +538,18 @@ mod tests {
             "a-much-longer-key-than-the-others-123456789",
         ];
         keys.sort_by(|a, b| key_order(a, b));
-        node.set(
-            3,
-            Slot::Bucket(Bucket::from_entries(
-                keys.iter()
-                    .enumerate()
-                    .map(|(i, k)| Entry {
-                        key: (*k).into(),
-                        value: cid(u8::try_from(i).unwrap()),
-                    })
-                    .collect(),
-            )),
-        );
-        node.set(0, Slot::Link(cid(9)));
-        node.set(255, Slot::Link(cid(10)));
-        node.set(128, Slot::Bucket(Bucket::single("é", &cid(11))));
+        let mut entries: Vec<Entry> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| Entry {
+                key: (*k).into(),
+                value: cid(u8::try_from(i).unwrap()),
+            })
+            .collect();
+        node.set_bucket(3, &mut entries);
+        node.set_link(0, cid(9));
+        node.set_link(255, cid(10));
+        node.set_single(128, "é", &cid(11));
         node
     }
 
@@ -413,7 +570,7 @@ mod tests {
     fn decode_round_trips() {
         let node = sample();
         let bytes = node.encode();
-        let back = Node::decode(&bytes, None).unwrap();
+        let back = dec(&bytes).unwrap();
         assert_eq!(back.encode(), bytes);
         assert!(back.get(1).is_none());
         assert!(matches!(back.get(0), Some(Slot::Link(_))));
@@ -423,34 +580,122 @@ mod tests {
     fn bad_nodes_are_decode_errors() {
         let good = sample().encode();
         for cut in [0, 1, 3, 10, good.len() - 1] {
-            assert!(matches!(
-                Node::decode(&good[..cut], None),
-                Err(Error::Decode { .. })
-            ));
+            assert!(matches!(dec(&good[..cut]), Err(Error::Decode { .. })));
         }
         let mut trailing = good.clone();
         trailing.push(0);
-        assert!(Node::decode(&trailing, None).is_err());
+        assert!(dec(&trailing).is_err());
         // A list of 255 slots, a map, an integer.
-        assert!(Node::decode(&[0x98, 0xff], None).is_err());
-        assert!(Node::decode(&[0xa0], None).is_err());
-        assert!(Node::decode(&[0x01], None).is_err());
+        assert!(dec(&[0x98, 0xff]).is_err());
+        assert!(dec(&[0xa0]).is_err());
+        assert!(dec(&[0x01]).is_err());
         // A huge claimed bucket length must not allocate.
         let mut huge = vec![0x99, 0x01, 0x00, 0xbb];
         huge.extend_from_slice(&u64::MAX.to_be_bytes());
-        assert!(Node::decode(&huge, None).is_err());
+        assert!(dec(&huge).is_err());
     }
 
     #[test]
     fn slot_bitmap_operations() {
         let mut node = Node::default();
         for i in [200u8, 3, 64, 63, 0, 255] {
-            node.set(i, Slot::Link(cid(i)));
+            node.set_link(i, cid(i));
         }
         let idx: Vec<u8> = node.indexed_slots().map(|(i, _)| i).collect();
         assert_eq!(idx, vec![0, 3, 63, 64, 200, 255]);
-        assert!(node.clear(64).is_some());
-        assert!(node.clear(64).is_none());
+        assert!(node.clear(64));
+        assert!(!node.clear(64));
         assert!(matches!(node.get(200), Some(Slot::Link(c)) if *c == cid(200)));
+    }
+
+    /// A node built from scratch with the model's entries, one bucket per slot.
+    fn from_model(model: &BTreeMap<u8, BTreeMap<String, u8>>) -> Node {
+        let mut node = Node::default();
+        for (index, bucket) in model {
+            let mut entries: Vec<Entry> = bucket
+                .iter()
+                .map(|(k, v)| Entry {
+                    key: k.as_str().into(),
+                    value: cid(*v),
+                })
+                .collect();
+            node.set_bucket(*index, &mut entries);
+        }
+        node
+    }
+
+    #[test]
+    fn edits_on_shared_and_owned_buffers_match_a_fresh_build() {
+        let mut model: BTreeMap<u8, BTreeMap<String, u8>> = BTreeMap::new();
+        let mut node = Node::default();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for step in 0..4000u32 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let index = u8::try_from(state % 7).unwrap() * 37;
+            let key = format!("k{}", (state >> 8) % 23);
+            let value = u8::try_from((state >> 16) % 200).unwrap();
+            let slot = model.entry(index).or_default();
+            if (state >> 24) % 3 == 0 {
+                let expect = slot.remove(&key).map(cid);
+                if slot.is_empty() {
+                    model.remove(&index);
+                }
+                assert_eq!(node.bucket_remove(index, &key), expect);
+            } else if slot.is_empty() {
+                slot.insert(key.clone(), value);
+                node.set_single(index, &key, &cid(value));
+            } else {
+                let had = slot.insert(key.clone(), value).map(cid);
+                match node.bucket_insert(index, &key, &cid(value), 255) {
+                    Insert::Replaced(old) => assert_eq!(Some(old), had),
+                    Insert::Added => assert_eq!(had, None),
+                    Insert::Full => unreachable!(),
+                }
+            }
+            let expect = from_model(&model).encode();
+            assert_eq!(node.encode(), expect, "step {step}");
+            // Every so often, go through the store's path: decode (shared), or rebase.
+            match step % 97 {
+                0 => node = dec(&expect).unwrap(),
+                1 => node.rebase(Bytes::from(expect.clone())),
+                _ => {}
+            }
+            assert_eq!(node.encode(), expect, "step {step}");
+        }
+        let live = node.encode().len();
+        assert!(
+            node.mem_size() < 3 * live + 4096,
+            "stale bytes are compacted away: {} for {live}",
+            node.mem_size()
+        );
+    }
+
+    #[test]
+    fn out_of_order_buckets_are_read_and_rewritten_in_order() {
+        let mut bytes = vec![0x99, 0x01, 0x00, 0xa2];
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        cid(1).write_bytes(&mut a);
+        cid(2).write_bytes(&mut b);
+        bucket::write_entry(&mut bytes, b"b", &a);
+        bucket::write_entry(&mut bytes, b"a", &b);
+        bytes.extend(std::iter::repeat_n(0xa0, 255));
+        let node = dec(&bytes).unwrap();
+        let mut sorted = Node::default();
+        sorted.set_bucket(
+            0,
+            &mut [
+                Entry {
+                    key: "b".into(),
+                    value: cid(1),
+                },
+                Entry {
+                    key: "a".into(),
+                    value: cid(2),
+                },
+            ],
+        );
+        assert_eq!(node.encode(), sorted.encode());
     }
 }
