@@ -637,7 +637,7 @@ mod tests {
             let key = format!("k{}", (state >> 8) % 23);
             let value = u8::try_from((state >> 16) % 200).unwrap();
             let slot = model.entry(index).or_default();
-            if (state >> 24) % 3 == 0 {
+            if (state >> 24).is_multiple_of(3) {
                 let expect = slot.remove(&key).map(cid);
                 if slot.is_empty() {
                     model.remove(&index);
