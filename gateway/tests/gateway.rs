@@ -120,6 +120,17 @@ async fn raw_blocks_plain_and_negotiated() {
 }
 
 #[tokio::test]
+async fn identity_cids_are_served_from_the_cid() {
+    let (_store, gw) = setup();
+    let cid = hamt::identity_cid(Codec::Raw, b"inline").unwrap();
+    let r = get(&gw, &format!("/ipfs/{cid}"), &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(&r.body[..], b"inline");
+    let r = get(&gw, &format!("/ipfs/{cid}?format=raw"), &[]).await;
+    assert_eq!(&r.body[..], b"inline");
+}
+
+#[tokio::test]
 async fn ranges_as_py_hamt_sends_them() {
     let (store, gw) = setup();
     let cid = store

@@ -171,6 +171,23 @@ pub fn verify(cid: &Cid, data: &[u8]) -> Result<()> {
     }
 }
 
+/// The bytes an identity CID carries inside itself, when `cid` is one (multihash `0x00`):
+/// such a CID names its data without a block to fetch.
+pub fn inline_data(cid: &Cid) -> Option<&[u8]> {
+    (cid.hash().code() == IDENTITY).then(|| cid.hash().digest())
+}
+
+/// Most bytes an identity CID can carry here (the `cid` crate's multihash size).
+pub const MAX_INLINE: usize = 64;
+
+/// The identity CID of `data` under `codec`: a CID that holds the data itself. `None` when
+/// `data` is longer than [`MAX_INLINE`].
+pub fn identity_cid(codec: Codec, data: &[u8]) -> Option<Cid> {
+    Multihash::wrap(IDENTITY, data)
+        .ok()
+        .map(|mh| Cid::new_v1(codec.code(), mh))
+}
+
 /// True when [`verify`] can check blocks named by `cid` (BLAKE3-256, SHA2-256 or identity).
 pub fn can_verify(cid: &Cid) -> bool {
     let mh = cid.hash();

@@ -254,7 +254,8 @@ pub async fn export_car<W: AsyncWrite + Unpin>(
 }
 
 /// The CIDs a block links to: every link of a DAG-CBOR block, the `Links` of a DAG-PB
-/// block, none for raw blocks.
+/// block, none for raw blocks. Identity CIDs are left out: they hold their data, and there is
+/// no block to fetch or copy.
 ///
 /// # Errors
 /// [`Error::Decode`] for a block that does not parse; [`Error::UnsupportedCodec`].
@@ -268,7 +269,9 @@ pub fn links(cid: &Cid, data: &[u8]) -> Result<Vec<Cid>> {
             let mut stack = vec![&ipld];
             while let Some(node) = stack.pop() {
                 match node {
-                    ipld_core::ipld::Ipld::Link(c) => out.push(*c),
+                    ipld_core::ipld::Ipld::Link(c) if crate::block::inline_data(c).is_none() => {
+                        out.push(*c);
+                    }
                     ipld_core::ipld::Ipld::List(l) => stack.extend(l.iter().rev()),
                     ipld_core::ipld::Ipld::Map(m) => stack.extend(m.values().rev()),
                     _ => {}

@@ -8,7 +8,7 @@ use futures::Stream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::block::{Block, Codec, HashAlg};
+use crate::block::{Block, Codec, HashAlg, MAX_INLINE, identity_cid};
 use crate::bucket::Insert;
 use crate::cache::{Loader, NodeCache};
 use crate::error::{Error, Result};
@@ -22,6 +22,7 @@ use crate::tree::{self, NodeRef, Stats, too_deep};
 pub struct Config {
     max_bucket_size: usize,
     cache_bytes: usize,
+    inline_values: usize,
 }
 
 impl Default for Config {
@@ -29,6 +30,7 @@ impl Default for Config {
         Self {
             max_bucket_size: 4,
             cache_bytes: 256 << 20,
+            inline_values: 0,
         }
     }
 }
@@ -56,13 +58,43 @@ impl Config {
         self
     }
 
+    /// Stores values of at most `max_len` bytes (up to [`MAX_INLINE`], 64) inside the tree's
+    /// nodes as identity CIDs, instead of as blocks of their own; 0, the default, turns this
+    /// off.
+    ///
+    /// An identity CID carries its data, so a small value costs no block write or read, the
+    /// way `fvm_ipld_hamt` keeps values in its nodes, and the tree is still py-hamt's format:
+    /// every bucket maps keys to CIDs. py-hamt reads such a tree through Kubo (whose gateway
+    /// answers identity CIDs itself, as `ipfs add --inline` relies on), but not through its
+    /// in-memory store, and the root CID differs from py-hamt's for the same data. Leave it
+    /// off when a tree must match py-hamt's root.
+    #[must_use]
+    pub fn inline_values(mut self, max_len: usize) -> Self {
+        self.inline_values = max_len;
+        self
+    }
+
     fn validate(self) -> Result<Self> {
         if !(1..=255).contains(&self.max_bucket_size) {
             return Err(Error::InvalidConfig(
                 "max_bucket_size must be between 1 and 255".into(),
             ));
         }
+        if self.inline_values > MAX_INLINE {
+            return Err(Error::InvalidConfig(format!(
+                "inline_values must be at most {MAX_INLINE} bytes"
+            )));
+        }
         Ok(self)
+    }
+
+    /// The identity CID `value` is stored as, when it is small enough to inline.
+    fn inline(self, value: &[u8]) -> Option<Cid> {
+        if value.len() <= self.inline_values {
+            identity_cid(Codec::Raw, value)
+        } else {
+            None
+        }
     }
 }
 
@@ -268,7 +300,11 @@ impl Hamt {
     /// Store failures; [`Error::HashExhausted`] in the astronomically unlikely case that more
     /// than `max_bucket_size` keys share a whole 256-bit hash.
     pub async fn insert(&mut self, key: &str, value: impl Into<Bytes>) -> Result<Option<Cid>> {
-        let cid = self.loader.store.put(Codec::Raw, value.into()).await?;
+        let value = value.into();
+        let cid = match self.config.inline(&value) {
+            Some(cid) => cid,
+            None => self.loader.store.put(Codec::Raw, value).await?,
+        };
         self.insert_pointer(key, cid).await
     }
 
@@ -322,13 +358,23 @@ impl Hamt {
         const BATCH: usize = 4096;
         let mut pairs = pairs.into_iter().peekable();
         while pairs.peek().is_some() {
-            let (keys, values): (Vec<K>, Vec<(Codec, Bytes)>) = pairs
-                .by_ref()
-                .take(BATCH)
-                .map(|(k, v)| (k, (Codec::Raw, v.into())))
-                .unzip();
-            let cids = self.loader.store.put_many(values).await?;
-            for (key, cid) in keys.iter().zip(cids) {
+            let mut keys = Vec::with_capacity(BATCH);
+            let mut inline = Vec::with_capacity(BATCH);
+            let mut stored = Vec::new();
+            for (key, value) in pairs.by_ref().take(BATCH) {
+                let value: Bytes = value.into();
+                let cid = self.config.inline(&value);
+                if cid.is_none() {
+                    stored.push((Codec::Raw, value));
+                }
+                keys.push(key);
+                inline.push(cid);
+            }
+            let mut cids = self.loader.store.put_many(stored).await?.into_iter();
+            for (key, cid) in keys.iter().zip(inline) {
+                let Some(cid) = cid.or_else(|| cids.next()) else {
+                    unreachable!("put_many returns one CID per block")
+                };
                 self.insert_pointer(key.as_ref(), cid).await?;
             }
         }

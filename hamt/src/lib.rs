@@ -16,7 +16,9 @@ mod tree;
 pub mod unixfs;
 mod varint;
 
-pub use crate::block::{Block, Codec, HashAlg, can_verify, parse_cid, verify};
+pub use crate::block::{
+    Block, Codec, HashAlg, MAX_INLINE, can_verify, identity_cid, inline_data, parse_cid, verify,
+};
 pub use crate::diff::{Change, diff};
 pub use crate::error::{BoxError, Error, Result};
 pub use crate::hamt::{Config, Hamt, HamtReader};

@@ -164,13 +164,49 @@ impl<S: BlockStore + ?Sized> BlockStore for Arc<S> {
 
 /// A block store in memory: a hash map behind a lock.
 ///
-/// Blocks are verified when they are stored, so reads need no re-hashing. Cloning gives
-/// another handle to the same blocks.
+/// Blocks are verified when they are stored, so reads need no re-hashing. Small blocks
+/// (HAMT values, usually) are copied into shared 64 KiB chunks rather than each kept in an
+/// allocation of its own, so a million of them cost a few hundred allocations and reading one
+/// hands out a reference-counted slice. Cloning gives another handle to the same blocks.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
-    blocks: Arc<RwLock<FastMap<Link, Bytes>>>,
+    blocks: Arc<RwLock<Blocks>>,
     hash_alg: HashAlg,
     verify_reads: bool,
+}
+
+#[derive(Debug, Default)]
+struct Blocks {
+    map: FastMap<Link, Bytes>,
+    /// The chunk small blocks are being copied into.
+    chunk: bytes::BytesMut,
+}
+
+/// Blocks up to this size are packed into chunks.
+const PACK_MAX: usize = 256;
+/// Size of a chunk of packed blocks.
+const CHUNK: usize = 64 << 10;
+
+impl Blocks {
+    fn insert(&mut self, link: Link, data: Bytes) {
+        let data = if data.len() <= PACK_MAX {
+            if self.chunk.capacity() - self.chunk.len() < data.len() {
+                self.chunk = bytes::BytesMut::with_capacity(CHUNK);
+            }
+            self.chunk.extend_from_slice(&data);
+            self.chunk.split().freeze()
+        } else {
+            data
+        };
+        self.map.insert(link, data);
+    }
+}
+
+impl std::ops::Deref for Blocks {
+    type Target = FastMap<Link, Bytes>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
 }
 
 impl MemoryStore {
@@ -218,10 +254,10 @@ impl MemoryStore {
     /// Stores bytes under a CID without checking them, so tests can simulate a corrupted
     /// backend.
     pub fn insert_unchecked(&self, cid: Cid, data: Bytes) {
-        self.write().insert(Link::from_cid(&cid), data);
+        self.write().map.insert(Link::from_cid(&cid), data);
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, FastMap<Link, Bytes>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Blocks> {
         // A panic while holding the lock cannot leave the map half-written (each operation is
         // one insert or lookup), so a poisoned lock is safe to keep using.
         self.blocks
@@ -229,7 +265,7 @@ impl MemoryStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, FastMap<Link, Bytes>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Blocks> {
         self.blocks
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -272,7 +308,9 @@ impl BlockStore for MemoryStore {
             verify(cid, data)?;
         }
         let mut map = self.write();
-        map.extend(blocks.into_iter().map(|(c, d)| (Link::from_cid(&c), d)));
+        for (cid, data) in blocks {
+            map.insert(Link::from_cid(&cid), data);
+        }
         Ok(())
     }
 
@@ -283,16 +321,18 @@ impl BlockStore for MemoryStore {
             .collect();
         let cids = hashed.iter().map(|(c, _)| *c).collect();
         let mut map = self.write();
-        map.extend(hashed.into_iter().map(|(c, d)| (Link::from_cid(&c), d)));
+        for (cid, data) in hashed {
+            map.insert(Link::from_cid(&cid), data);
+        }
         Ok(cids)
     }
 
     async fn put_blocks(&self, blocks: Vec<Block>) -> Result<()> {
         let mut map = self.write();
-        map.extend(blocks.into_iter().map(|b| {
-            let (cid, data) = b.into_parts();
-            (Link::from_cid(&cid), data)
-        }));
+        for block in blocks {
+            let (cid, data) = block.into_parts();
+            map.insert(Link::from_cid(&cid), data);
+        }
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use cid::Cid;
 use futures::future::BoxFuture;
 use futures::{Stream, TryStreamExt as _};
 
-use crate::block::{Codec, HashAlg};
+use crate::block::{Codec, HashAlg, inline_data};
 use crate::cache::Loader;
 use crate::error::{Error, Result};
 use crate::link::Link;
@@ -231,12 +231,28 @@ pub(crate) fn values<'a>(
         .map_err(|e| e.1)
         .map_ok(move |chunk| async move {
             let cids: Vec<Cid> = chunk.iter().map(|e| e.value.to_cid()).collect();
-            let mut values = loader.store.get_many(&cids).await?;
-            // Values Kubo stored as UnixFS files come back as their bytes, as from `get`.
-            for (value, cid) in values.iter_mut().zip(&cids) {
-                if cid.codec() == Codec::DagPb.code() {
-                    *value = crate::unixfs::cat(&loader.store, cid, u64::MAX).await?;
-                }
+            // Inline (identity) values need no fetch.
+            let stored: Vec<Cid> = cids
+                .iter()
+                .filter(|c| inline_data(c).is_none())
+                .copied()
+                .collect();
+            let mut fetched = loader.store.get_many(&stored).await?.into_iter();
+            let mut values = Vec::with_capacity(cids.len());
+            for cid in &cids {
+                let value = match inline_data(cid) {
+                    Some(data) => Bytes::copy_from_slice(data),
+                    // Values Kubo stored as UnixFS files come back as their bytes, as from
+                    // `get`.
+                    None if cid.codec() == Codec::DagPb.code() => {
+                        fetched.next();
+                        crate::unixfs::cat(&loader.store, cid, u64::MAX).await?
+                    }
+                    None => fetched
+                        .next()
+                        .ok_or_else(|| Error::NotFound { cid: *cid })?,
+                };
+                values.push(value);
             }
             let pairs = chunk
                 .into_iter()

@@ -81,12 +81,15 @@ impl<'a> UnixFsData<'a> {
 }
 
 /// The bytes of a value block; a value Kubo stored as a UnixFS file (over its 1 MiB
-/// chunker size, so with a DAG-PB CID) is reassembled from its chunks.
+/// chunker size, so with a DAG-PB CID) is reassembled from its chunks, and an identity CID's
+/// value is the data it carries.
 ///
 /// # Errors
 /// As [`BlockStore::get`] and [`cat`].
 pub async fn read_value(store: &Arc<dyn BlockStore>, cid: &Cid) -> Result<Bytes> {
-    if cid.codec() == Codec::DagPb.code() {
+    if let Some(data) = crate::block::inline_data(cid) {
+        Ok(Bytes::copy_from_slice(data))
+    } else if cid.codec() == Codec::DagPb.code() {
         cat(store, cid, u64::MAX).await
     } else {
         store.get(cid).await

@@ -286,6 +286,70 @@ async fn car_export_import_round_trip() {
     assert!(hamt::car::CarReader::new(&b"\x02\xa0"[..]).await.is_err());
 }
 
+#[tokio::test]
+async fn small_values_inline_as_identity_cids() {
+    let mem = Arc::new(MemoryStore::new());
+    let s: Arc<dyn BlockStore> = mem.clone();
+    let config = Config::new().inline_values(32);
+    let mut map = Hamt::with_config(s.clone(), config).unwrap();
+    let big = vec![7u8; 33];
+    for i in 0..500u32 {
+        map.insert(&format!("small{i}"), i.to_le_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+    map.extend((0..500u32).map(|i| (format!("batch{i}"), vec![1u8; 32])))
+        .await
+        .unwrap();
+    map.insert("big", big.clone()).await.unwrap();
+    let root = map.flush().await.unwrap();
+    let stats = map.stats().await.unwrap();
+    // One value block (the 33-byte value, stored once) plus the nodes: nothing else.
+    assert_eq!(mem.len() as u64, stats.nodes + 1);
+    let pointer = map.get_pointer("small7").await.unwrap().unwrap();
+    assert_eq!(hamt::inline_data(&pointer), Some(&7u32.to_le_bytes()[..]));
+    assert_eq!(pointer.codec(), Codec::Raw.code());
+
+    // Any reader, with any configuration, reads them: by key, by iteration, after a CAR
+    // round trip that leaves the identity CIDs out.
+    let reader = HamtReader::open(s.clone(), root).await.unwrap();
+    assert_eq!(reader.get("big").await.unwrap().as_deref(), Some(&big[..]));
+    assert_eq!(
+        reader.get("small499").await.unwrap().as_deref(),
+        Some(&499u32.to_le_bytes()[..])
+    );
+    let all: BTreeMap<String, hamt::Bytes> = reader.iter().try_collect().await.unwrap();
+    assert_eq!(all.len(), 1001);
+    assert_eq!(all["batch3"].as_ref(), &[1u8; 32]);
+    let mut car = Vec::new();
+    let blocks = hamt::car::export_car(&s, root, &mut car).await.unwrap();
+    assert_eq!(blocks, stats.nodes + 1);
+    let mut reader = hamt::car::CarReader::new(&car[..]).await.unwrap();
+    let fresh = store();
+    while let Some((cid, data)) = reader.next_block().await.unwrap() {
+        fresh.put_keyed(&cid, data).await.unwrap();
+    }
+    let copy = HamtReader::open(fresh, root).await.unwrap();
+    assert_eq!(
+        copy.get("small1").await.unwrap().as_deref(),
+        Some(&1u32.to_le_bytes()[..])
+    );
+
+    // The same data without inlining is a different tree; removing works on both.
+    let mut plain = Hamt::new(store());
+    plain
+        .extend(all.iter().map(|(k, v)| (k.as_str(), v.clone())))
+        .await
+        .unwrap();
+    assert_ne!(plain.flush().await.unwrap(), root);
+    assert!(map.remove("small7").await.unwrap().is_some());
+    assert_eq!(map.get("small7").await.unwrap(), None);
+    assert!(matches!(
+        Hamt::with_config(store(), Config::new().inline_values(65)),
+        Err(Error::InvalidConfig(_))
+    ));
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .build()
