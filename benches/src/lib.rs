@@ -97,11 +97,17 @@ pub mod fvm {
     }
 }
 
-/// This project's HAMT in py-hamt's format (each value its own block), over `MemoryStore`.
+/// This project's HAMT over `MemoryStore`: in py-hamt's format (each value its own block) by
+/// default, or with values of up to 64 bytes inlined as identity CIDs ([`INLINE`]).
 pub mod ours {
     use futures::TryStreamExt as _;
+    use hamt::Config;
 
     use super::{Arc, BlockStore, Cid, Data, Hamt, HamtReader, MemoryStore};
+
+    /// The configuration of the inline-values measurement: values up to 64 bytes are kept in
+    /// the nodes, as `fvm_ipld_hamt` keeps every value.
+    pub const INLINE: usize = hamt::MAX_INLINE;
 
     /// A fresh in-memory store.
     pub fn store() -> Arc<dyn BlockStore> {
@@ -110,7 +116,12 @@ pub mod ours {
 
     /// Inserts every pair and flushes; returns the root.
     pub async fn insert_flush(store: Arc<dyn BlockStore>, data: &Data) -> Cid {
-        let mut map = Hamt::new(store);
+        insert_flush_with(store, data, Config::new()).await
+    }
+
+    /// Inserts every pair with `config` and flushes; returns the root.
+    pub async fn insert_flush_with(store: Arc<dyn BlockStore>, data: &Data, config: Config) -> Cid {
+        let mut map = Hamt::with_config(store, config).expect("config");
         for (k, v) in &data.pairs {
             map.insert(k, v.clone()).await.expect("insert");
         }

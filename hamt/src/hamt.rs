@@ -400,6 +400,11 @@ impl Hamt {
             };
             let mut collapse = None;
             for (depth, node) in path.iter().enumerate().skip(1) {
+                // Counting first: on most routes the subtree is far too big, and building its
+                // first entries would be wasted.
+                if tree::count(node, max + 1, &self.loader).await?.is_none() {
+                    continue;
+                }
                 if let Some(entries) = tree::collect(node, max + 1, &self.loader).await? {
                     collapse = Some((depth, entries));
                     break;

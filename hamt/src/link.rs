@@ -5,13 +5,18 @@ use std::hash::{BuildHasherDefault, Hasher};
 use cid::{Cid, Version};
 use multihash::Multihash;
 
-/// A CID as stored in a node. The usual CIDv1 with one-byte codec and hash codes and a
-/// 32-byte digest (every node and value py-hamt writes) is kept inline as its 36 binary
-/// bytes, which is also exactly how it is encoded; anything else is boxed. A [`Cid`] takes 88
-/// bytes and must be re-serialized for every encode; this takes 40 and is copied out as is.
+/// A CID as stored in a node. A CIDv1 with one-byte codec and hash codes and a digest of at
+/// most 32 bytes (every node and value py-hamt writes, and inlined identity values) is kept
+/// inline as its binary bytes, which is also exactly how it is encoded; anything else is
+/// boxed. A [`Cid`] takes 88 bytes and must be re-serialized for every encode; this takes 40
+/// and is copied out as is.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) enum Link {
-    Short([u8; 36]),
+    /// The binary CID in `bytes[..len]`, the rest zero.
+    Short {
+        len: u8,
+        bytes: [u8; 36],
+    },
     Long(Box<Cid>),
 }
 
@@ -19,9 +24,9 @@ impl std::hash::Hash for Link {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         match self {
             // Eight bytes of a cryptographic digest are already a good hash.
-            Link::Short(b) => {
+            Link::Short { bytes, .. } => {
                 let mut word = [0u8; 8];
-                word.copy_from_slice(&b[4..12]);
+                word.copy_from_slice(&bytes[4..12]);
                 state.write_u64(u64::from_le_bytes(word));
             }
             Link::Long(cid) => cid.hash(state),
@@ -36,19 +41,29 @@ impl std::fmt::Debug for Link {
 }
 
 impl Link {
+    /// A placeholder, never a real CID.
+    pub(crate) const EMPTY: Link = Link::Short {
+        len: 0,
+        bytes: [0; 36],
+    };
+
     pub(crate) fn from_cid(cid: &Cid) -> Self {
         let mh = cid.hash();
         match (
             cid.version(),
             u8::try_from(cid.codec()),
             u8::try_from(mh.code()),
-            mh.size(),
+            u8::try_from(mh.size()),
         ) {
-            (Version::V1, Ok(codec @ 0..0x80), Ok(code @ 0..0x80), 32) => {
+            (Version::V1, Ok(codec @ 0..0x80), Ok(code @ 0..0x80), Ok(size @ 0..=32)) => {
                 let mut bytes = [0u8; 36];
-                bytes[..4].copy_from_slice(&[1, codec, code, 32]);
-                bytes[4..].copy_from_slice(mh.digest());
-                Link::Short(bytes)
+                bytes[..4].copy_from_slice(&[1, codec, code, size]);
+                let len = 4 + usize::from(size);
+                bytes[4..len].copy_from_slice(mh.digest());
+                Link::Short {
+                    len: size + 4,
+                    bytes,
+                }
             }
             _ => Link::Long(Box::new(*cid)),
         }
@@ -56,32 +71,36 @@ impl Link {
 
     pub(crate) fn to_cid(&self) -> Cid {
         match self {
-            Link::Short(b) => {
-                let mh = Multihash::wrap(u64::from(b[2]), &b[4..])
-                    .expect("a 32-byte digest fits a 64-byte multihash");
-                Cid::new_v1(u64::from(b[1]), mh)
+            Link::Short { len, bytes } => {
+                let mh = Multihash::wrap(u64::from(bytes[2]), &bytes[4..usize::from(*len)])
+                    .expect("a digest of at most 32 bytes fits a 64-byte multihash");
+                Cid::new_v1(u64::from(bytes[1]), mh)
             }
             Link::Long(cid) => **cid,
         }
     }
 
     /// Parses the binary form of a CID.
-    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, cid::Error> {
-        match bytes {
-            [1, codec @ 0..0x80, code @ 0..0x80, 32, digest @ ..] if digest.len() == 32 => {
-                let mut out = [0u8; 36];
-                out.copy_from_slice(bytes);
-                let _ = (codec, code);
-                Ok(Link::Short(out))
+    pub(crate) fn from_bytes(input: &[u8]) -> Result<Self, cid::Error> {
+        match input {
+            [1, 0..0x80, 0..0x80, size @ 0..=32, digest @ ..]
+                if digest.len() == usize::from(*size) =>
+            {
+                let mut bytes = [0u8; 36];
+                bytes[..input.len()].copy_from_slice(input);
+                Ok(Link::Short {
+                    len: size + 4,
+                    bytes,
+                })
             }
-            _ => Ok(Link::from_cid(&Cid::try_from(bytes)?)),
+            _ => Ok(Link::from_cid(&Cid::try_from(input)?)),
         }
     }
 
     /// Calls `f` with the binary form of the CID, without allocating for the usual form.
     pub(crate) fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
         match self {
-            Link::Short(b) => f(b),
+            Link::Short { len, bytes } => f(&bytes[..usize::from(*len)]),
             Link::Long(cid) => f(&cid.to_bytes()),
         }
     }
@@ -89,7 +108,7 @@ impl Link {
     /// Appends the binary form of the CID.
     pub(crate) fn write_bytes(&self, out: &mut Vec<u8>) {
         match self {
-            Link::Short(b) => out.extend_from_slice(b),
+            Link::Short { len, bytes } => out.extend_from_slice(&bytes[..usize::from(*len)]),
             Link::Long(cid) => out.extend_from_slice(&cid.to_bytes()),
         }
     }
@@ -97,7 +116,7 @@ impl Link {
     /// Length of the binary form.
     pub(crate) fn encoded_len(&self) -> usize {
         match self {
-            Link::Short(_) => 36,
+            Link::Short { len, .. } => usize::from(*len),
             Link::Long(cid) => cid.encoded_len(),
         }
     }
@@ -172,6 +191,11 @@ mod tests {
             Cid::new_v0(HashAlg::Sha2_256.digest(b"c")).unwrap(),
             // A codec above one varint byte: boxed.
             Cid::new_v1(0x0129, HashAlg::Blake3.digest(b"d")),
+            // Identity CIDs: short ones inline, long ones boxed.
+            crate::block::identity_cid(Codec::Raw, b"").unwrap(),
+            crate::block::identity_cid(Codec::Raw, b"12345678").unwrap(),
+            crate::block::identity_cid(Codec::Raw, &[9; 32]).unwrap(),
+            crate::block::identity_cid(Codec::Raw, &[9; 33]).unwrap(),
         ] {
             let link = Link::from_cid(&cid);
             assert_eq!(link.to_cid(), cid);
@@ -183,7 +207,15 @@ mod tests {
         }
         assert!(matches!(
             Link::from_cid(&HashAlg::Blake3.cid(Codec::Raw, b"a")),
-            Link::Short(_)
+            Link::Short { len: 36, .. }
+        ));
+        assert!(matches!(
+            Link::from_cid(&crate::block::identity_cid(Codec::Raw, b"abc").unwrap()),
+            Link::Short { len: 7, .. }
+        ));
+        assert!(matches!(
+            Link::from_cid(&crate::block::identity_cid(Codec::Raw, &[0; 40]).unwrap()),
+            Link::Long(_)
         ));
     }
 }

@@ -341,8 +341,7 @@ impl Node {
     pub(crate) fn seal_children(&mut self, seal: &mut impl FnMut(Box<Node>) -> Link) {
         for cell in &mut self.cells {
             if matches!(cell, Cell::Dirty(_)) {
-                let Cell::Dirty(child) = std::mem::replace(cell, Cell::Link(Link::Short([0; 36])))
-                else {
+                let Cell::Dirty(child) = std::mem::replace(cell, Cell::Link(Link::EMPTY)) else {
                     unreachable!("matched above")
                 };
                 *cell = Cell::Link(seal(child));

@@ -149,6 +149,41 @@ pub(crate) fn collect<'b>(
     })
 }
 
+/// The number of entries under `node`, or `None` as soon as there are more than `limit`:
+/// [`collect`]'s answer without building the entries.
+pub(crate) fn count<'b>(
+    node: &'b Node,
+    limit: usize,
+    loader: &'b Loader,
+) -> BoxFuture<'b, Result<Option<usize>>> {
+    Box::pin(async move {
+        let mut n = 0;
+        for slot in node.slots() {
+            if let Slot::Bucket(bucket) = slot {
+                n += bucket.len();
+                if n > limit {
+                    return Ok(None);
+                }
+            }
+        }
+        for slot in node.slots() {
+            let sub = match slot {
+                Slot::Bucket(_) => continue,
+                Slot::Dirty(child) => count(child, limit - n, loader).await?,
+                Slot::Link(cid) => {
+                    let child = loader.load(cid).await?;
+                    count(&child, limit - n, loader).await?
+                }
+            };
+            match sub {
+                Some(sub) => n += sub,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(n))
+    })
+}
+
 enum Pending<'a> {
     Node(NodeRef<'a>),
     Cid(Link),

@@ -624,18 +624,26 @@ fn report(
     rss_n: usize,
 ) -> Result<()> {
     println!();
+    println!("ours: py-hamt's format, each value its own block; inline: values of up to 64 bytes");
+    println!("inlined in the nodes as identity CIDs (Config::inline_values), fvm's layout.");
     println!(
-        "{:<44} {:>12} {:>12} {:>9}",
-        "workload (in-memory store)", "ours ms", "fvm ms", "ours/fvm"
+        "{:<40} {:>10} {:>10} {:>10} {:>9} {:>11}",
+        "workload (in-memory store)", "ours ms", "inline ms", "fvm ms", "ours/fvm", "inline/fvm"
     );
     let rows = compare["rows"].as_array().cloned().unwrap_or_default();
+    let or_dash = |v: &serde_json::Value, scale: f64| {
+        v.as_f64()
+            .map_or_else(|| "-".to_owned(), |x| format!("{:.2}", x * scale))
+    };
     for row in &rows {
         println!(
-            "{:<44} {:>12.2} {:>12.2} {:>9.2}",
+            "{:<40} {:>10.2} {:>10} {:>10.2} {:>9.2} {:>11}",
             row["workload"].as_str().unwrap_or("?"),
             row["ours_s"].as_f64().unwrap_or(f64::NAN) * 1e3,
+            or_dash(&row["inline_s"], 1e3),
             row["fvm_s"].as_f64().unwrap_or(f64::NAN) * 1e3,
             row["ratio"].as_f64().unwrap_or(f64::NAN),
+            or_dash(&row["inline_ratio"], 1.0),
         );
     }
     let ours = |workload: &str| {
