@@ -53,7 +53,7 @@ impl Link {
             cid.version(),
             u8::try_from(cid.codec()),
             u8::try_from(mh.code()),
-            u8::try_from(mh.size()),
+            mh.size(),
         ) {
             (Version::V1, Ok(codec @ 0..0x80), Ok(code @ 0..0x80), Ok(size @ 0..=32)) => {
                 let mut bytes = [0u8; 36];
