@@ -55,7 +55,7 @@ impl Link {
             u8::try_from(mh.code()),
             mh.size(),
         ) {
-            (Version::V1, Ok(codec @ 0..0x80), Ok(code @ 0..0x80), Ok(size @ 0..=32)) => {
+            (Version::V1, Ok(codec @ 0..0x80), Ok(code @ 0..0x80), size @ 0..=32) => {
                 let mut bytes = [0u8; 36];
                 bytes[..4].copy_from_slice(&[1, codec, code, size]);
                 let len = 4 + usize::from(size);
