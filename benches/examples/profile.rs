@@ -1,25 +1,31 @@
 //! A workload loop to run under a profiler (`perf record -e cpu-clock -g`):
-//! `cargo run --release -p hamt-benches --example profile -- [insert|get|iterate|remove] [N]`.
+//! `cargo run --release -p hamt-benches --example profile -- [insert|get|iterate|remove] [N]
+//! [blocks|inline]` (values in their own blocks, py-hamt's format, or inlined).
 
 use std::time::Instant;
 
+use hamt::Config;
 use hamt_benches::{Data, ours};
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let op = args.next().unwrap_or_else(|| "insert".into());
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let config = match args.next().as_deref() {
+        Some("inline") => Config::new().inline_values(ours::INLINE),
+        _ => Config::new(),
+    };
     let data = Data::new(n, 8);
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
     let store = ours::store();
-    let root = rt.block_on(ours::insert_flush(store.clone(), &data));
+    let root = rt.block_on(ours::insert_flush_with(store.clone(), &data, config));
     let start = Instant::now();
     for _ in 0..5 {
         match op.as_str() {
             "insert" => {
-                rt.block_on(ours::insert_flush(ours::store(), &data));
+                rt.block_on(ours::insert_flush_with(ours::store(), &data, config));
             }
             "get" => {
                 rt.block_on(ours::get_all(store.clone(), root, &data));

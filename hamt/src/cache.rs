@@ -99,6 +99,16 @@ impl Loader {
         Ok(node)
     }
 
+    /// Loads the child behind `parent`'s link at `index`, remembering it in `parent`.
+    pub(crate) async fn child(&self, parent: &Node, index: u8, link: &Link) -> Result<Arc<Node>> {
+        if let Some(node) = parent.known_child(index) {
+            return Ok(node);
+        }
+        let node = self.load(link).await?;
+        parent.remember_child(index, &node);
+        Ok(node)
+    }
+
     /// Loads a node named by a full CID (a root).
     pub(crate) async fn load_cid(&self, cid: &Cid) -> Result<Arc<Node>> {
         self.load(&Link::from_cid(cid)).await

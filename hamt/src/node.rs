@@ -16,6 +16,8 @@
 //! Encoding and decoding are written by hand for this fixed shape: it is the hot path of
 //! every HAMT operation, and the output is checked against `serde_ipld_dagcbor` in tests.
 
+use std::sync::{Arc, OnceLock, Weak};
+
 use bytes::Bytes;
 use cid::Cid;
 
@@ -92,6 +94,26 @@ pub(crate) struct Node {
     buf: Buf,
     /// Bytes of an owned buffer no bucket uses any more.
     stale: usize,
+    children: Children,
+}
+
+/// The children already loaded through a node's links, by cell, so that following a link
+/// again skips the cache's lookup. Weak: the node cache alone decides what stays in memory,
+/// and a child it dropped is loaded through it again. Emptied whenever the cells change.
+#[derive(Default)]
+struct Children(OnceLock<Box<[OnceLock<Weak<Node>>]>>);
+
+impl Clone for Children {
+    /// A copy starts empty: it is about to be edited.
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for Children {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Children")
+    }
 }
 
 /// Compact an owned buffer once this many bytes, and more than half of it, are stale.
@@ -126,6 +148,28 @@ impl Node {
             .then(|| self.view(&self.cells[self.rank(index)]))
     }
 
+    /// The child behind the link at `index`, if it was loaded through this node before and
+    /// is still in memory.
+    pub(crate) fn known_child(&self, index: u8) -> Option<Arc<Node>> {
+        let known = self.children.0.get()?;
+        known.get(self.rank(index))?.get()?.upgrade()
+    }
+
+    /// Remembers `child` as the node behind the link at `index`.
+    pub(crate) fn remember_child(&self, index: u8, child: &Arc<Node>) {
+        if !self.is_set(index) {
+            return;
+        }
+        let known = self
+            .children
+            .0
+            .get_or_init(|| self.cells.iter().map(|_| OnceLock::new()).collect());
+        if let Some(slot) = known.get(self.rank(index)) {
+            // A slot whose child was dropped stays empty of it: later loads go to the cache.
+            let _ = slot.set(Arc::downgrade(child));
+        }
+    }
+
     /// The dirty child at `index`, mutably.
     pub(crate) fn child_mut(&mut self, index: u8) -> Option<&mut Node> {
         if !self.is_set(index) {
@@ -140,6 +184,7 @@ impl Node {
 
     /// Puts `cell` at `index`, replacing what was there.
     fn set(&mut self, index: u8, cell: Cell) {
+        self.children = Children::default();
         let rank = self.rank(index);
         if self.is_set(index) {
             let old = std::mem::replace(&mut self.cells[rank], cell);
@@ -275,6 +320,7 @@ impl Node {
         if !self.is_set(index) {
             return false;
         }
+        self.children = Children::default();
         let rank = self.rank(index);
         self.bitmap[usize::from(index / 64)] &= !(1 << (index % 64));
         let old = self.cells.remove(rank);
@@ -339,6 +385,7 @@ impl Node {
 
     /// Replaces each dirty child, in index order, with the link `seal` returns for it.
     pub(crate) fn seal_children(&mut self, seal: &mut impl FnMut(Box<Node>) -> Link) {
+        self.children = Children::default();
         for cell in &mut self.cells {
             if matches!(cell, Cell::Dirty(_)) {
                 let Cell::Dirty(child) = std::mem::replace(cell, Cell::Link(Link::EMPTY)) else {

@@ -53,7 +53,9 @@ pub(crate) async fn route<'a>(
                     None => return Ok((path, None)),
                     Some(Slot::Bucket(bucket)) => return Ok((path, bucket.find(key))),
                     Some(Slot::Dirty(child)) => NodeRef::Mem(child),
-                    Some(Slot::Link(cid)) => NodeRef::Shared(loader.load(cid).await?),
+                    Some(Slot::Link(link)) => {
+                        NodeRef::Shared(loader.child(node, index, link).await?)
+                    }
                 }
             }
             Some(shared @ NodeRef::Shared(_)) => match shared.get(index) {
@@ -64,7 +66,7 @@ pub(crate) async fn route<'a>(
                 }
                 Some(Slot::Link(link)) => {
                     let link = link.clone();
-                    NodeRef::Shared(loader.load(&link).await?)
+                    NodeRef::Shared(loader.child(shared, index, &link).await?)
                 }
                 Some(Slot::Dirty(_)) => unreachable!("stored nodes never hold dirty children"),
             },
@@ -89,11 +91,12 @@ pub(crate) async fn lookup(root: NodeRef<'_>, loader: &Loader, key: &str) -> Res
     let mut node: &Node = &root;
     let mut depth = 0;
     let mut next = loop {
-        match node.get(hash[depth]) {
+        let index = hash[depth];
+        match node.get(index) {
             None => return Ok(None),
             Some(Slot::Bucket(bucket)) => return Ok(bucket.find(key).map(|l| l.to_cid())),
             Some(Slot::Dirty(child)) => node = child,
-            Some(Slot::Link(link)) => break link.clone(),
+            Some(Slot::Link(link)) => break loader.child(node, index, link).await?,
         }
         depth += 1;
         if depth >= HASH_LEN {
@@ -103,15 +106,16 @@ pub(crate) async fn lookup(root: NodeRef<'_>, loader: &Loader, key: &str) -> Res
     loop {
         depth += 1;
         if depth >= HASH_LEN {
-            return Err(too_deep(Some(next.to_cid())));
+            return Err(too_deep(None));
         }
-        let shared = loader.load(&next).await?;
-        match shared.get(hash[depth]) {
+        let index = hash[depth];
+        let child = match next.get(index) {
             None => return Ok(None),
             Some(Slot::Bucket(bucket)) => return Ok(bucket.find(key).map(|l| l.to_cid())),
-            Some(Slot::Link(link)) => next = link.clone(),
+            Some(Slot::Link(link)) => loader.child(&next, index, link).await?,
             Some(Slot::Dirty(_)) => unreachable!("stored nodes never hold dirty children"),
-        }
+        };
+        next = child;
     }
 }
 

@@ -378,10 +378,15 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..600),
         bucket in 1usize..6,
         flush_every in 1usize..200,
+        tiny_cache in any::<bool>(),
     ) {
         runtime().block_on(async {
             let s = store();
-            let mut map = Hamt::with_config(s.clone(), Config::new().max_bucket_size(bucket)).unwrap();
+            // A one-byte cache keeps nothing: every load goes to the store, and children
+            // remembered by their parents are dropped at once.
+            let cache = if tiny_cache { 1 } else { 64 << 20 };
+            let config = Config::new().max_bucket_size(bucket).cache_bytes(cache);
+            let mut map = Hamt::with_config(s.clone(), config).unwrap();
             let mut model = BTreeMap::new();
             for (i, op) in ops.iter().enumerate() {
                 match *op {
@@ -400,13 +405,22 @@ proptest! {
                 if i % flush_every == 0 {
                     map.flush().await.unwrap();
                 }
+                // Reads between writes, through the tree being edited.
+                let (Op::Insert(k, _) | Op::Remove(k)) = *op;
+                for probe in [k, k.wrapping_mul(7) % 400] {
+                    let key = format!("key{probe}");
+                    let got = map.get(&key).await.unwrap().map(|b| b[0]);
+                    prop_assert_eq!(got, model.get(&key).copied());
+                }
             }
             let root = map.flush().await.unwrap();
-            let reader = HamtReader::open(s.clone(), root).await.unwrap();
-            for k in 0..400u16 {
-                let key = format!("key{k}");
-                let got = reader.get(&key).await.unwrap();
-                prop_assert_eq!(got.map(|b| b[0]), model.get(&key).copied());
+            let reader = HamtReader::open_with_config(s.clone(), root, config).await.unwrap();
+            for _ in 0..2 {
+                for k in 0..400u16 {
+                    let key = format!("key{k}");
+                    let got = reader.get(&key).await.unwrap();
+                    prop_assert_eq!(got.map(|b| b[0]), model.get(&key).copied());
+                }
             }
             let keys: BTreeSet<String> = reader.keys().try_collect().await.unwrap();
             prop_assert_eq!(keys, model.keys().cloned().collect::<BTreeSet<_>>());
