@@ -637,7 +637,9 @@ fn build(entries: Vec<Entry>, depth: usize, max: usize) -> Result<Node> {
         .map(|e| (key_hash(&e.key)[depth], e))
         .collect();
     groups.sort_by_key(|(index, _)| *index);
-    let mut node = Node::default();
+    // Room for twice the entries: a split node usually keeps filling.
+    let bytes: usize = groups.iter().map(|(_, e)| e.key.len() + 48).sum();
+    let mut node = Node::with_capacity(2 * groups.len(), 2 * bytes + 16);
     let mut groups = groups.into_iter().peekable();
     while let Some((index, first)) = groups.next() {
         let mut group = vec![first];

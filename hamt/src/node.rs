@@ -148,6 +148,15 @@ impl Node {
             .then(|| self.view(&self.cells[self.rank(index)]))
     }
 
+    /// An empty node with room for `cells` slots and `bytes` bytes of buckets.
+    pub(crate) fn with_capacity(cells: usize, bytes: usize) -> Node {
+        Node {
+            cells: Vec::with_capacity(cells),
+            buf: Buf::Owned(Vec::with_capacity(bytes)),
+            ..Node::default()
+        }
+    }
+
     /// The child behind the link at `index`, if it was loaded through this node before and
     /// is still in memory.
     pub(crate) fn known_child(&self, index: u8) -> Option<Arc<Node>> {
