@@ -12,9 +12,10 @@ use hamt::{BlockStore, Config, Hamt, MemoryStore};
 use hamt_benches::Data;
 use hamt_store_sled::SledStoreBuilder;
 
-fn peak_rss_kib() -> Option<u64> {
+/// A memory figure from `/proc/self/status`, in KiB: `VmHWM` (peak) or `VmRSS` (now).
+fn status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
@@ -31,8 +32,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cache_mib: usize = args.next().map_or(Ok(64), |s| s.parse())?;
     let store_kind = args.next().unwrap_or_else(|| "memory".into());
     let dir = tempfile::tempdir()?;
+    let mut memory = None;
     let (store, sled): (Arc<dyn BlockStore>, _) = match store_kind.as_str() {
-        "memory" => (Arc::new(MemoryStore::new()), None),
+        "memory" => {
+            let m = MemoryStore::new();
+            memory = Some(m.clone());
+            (Arc::new(m), None)
+        }
         "sled" => {
             let sled = SledStoreBuilder::new(dir.path().join("db"))
                 .cache_bytes(16 << 20)
@@ -49,11 +55,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let data = Data::range(first, (first + slice).min(n), 8);
         map.extend(data.pairs).await?;
     }
+    let before_flush = status_kib("VmRSS:");
     let root = map.flush().await?;
     if let Some(sled) = sled {
         sled.flush().await?;
     }
     let seconds = start.elapsed().as_secs_f64();
+    let store_bytes = memory.map(|m| m.total_bytes() as u64);
     println!(
         "{}",
         serde_json::json!({
@@ -62,7 +70,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "cache_mib": cache_mib,
             "root": root.to_string(),
             "seconds": seconds,
-            "peak_rss_mib": peak_rss_kib().map(kib_to_mib),
+            "peak_rss_mib": status_kib("VmHWM:").map(kib_to_mib),
+            "rss_before_flush_mib": before_flush.map(kib_to_mib),
+            "rss_after_flush_mib": status_kib("VmRSS:").map(kib_to_mib),
+            "store_bytes_mib": store_bytes.map(|b| kib_to_mib(b / 1024)),
         })
     );
     Ok(())
