@@ -110,7 +110,7 @@ async fn slot_entries(slot: Option<Slot<'_>>, loader: &Loader) -> Result<Vec<Ent
         None => Vec::new(),
         Some(Slot::Bucket(b)) => b.entries().collect(),
         Some(Slot::Link(cid)) => {
-            let node: Arc<Node> = loader.load(cid).await?;
+            let node: Arc<Node> = loader.load(&cid).await?;
             tree::collect(&node, usize::MAX, loader)
                 .await?
                 .unwrap_or_default()

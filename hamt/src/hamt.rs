@@ -13,7 +13,7 @@ use crate::bucket::Insert;
 use crate::cache::{Loader, NodeCache};
 use crate::error::{Error, Result};
 use crate::link::Link;
-use crate::node::{Entry, HASH_LEN, Node, Slot, key_hash};
+use crate::node::{Entry, HASH_LEN, MAX_KEY_LEN, Node, Slot, key_hash};
 use crate::store::BlockStore;
 use crate::tree::{self, NodeRef, Stats, too_deep};
 
@@ -297,9 +297,11 @@ impl Hamt {
     /// mode). Returns the CID of the value it replaced.
     ///
     /// # Errors
-    /// Store failures; [`Error::HashExhausted`] in the astronomically unlikely case that more
-    /// than `max_bucket_size` keys share a whole 256-bit hash.
+    /// Store failures; [`Error::Encode`] for a key over 16 KiB; [`Error::HashExhausted`] in
+    /// the astronomically unlikely case that more than `max_bucket_size` keys share a whole
+    /// 256-bit hash.
     pub async fn insert(&mut self, key: &str, value: impl Into<Bytes>) -> Result<Option<Cid>> {
+        check_key(key)?;
         let value = value.into();
         let cid = match self.config.inline(&value) {
             Some(cid) => cid,
@@ -326,6 +328,7 @@ impl Hamt {
     /// # Errors
     /// As [`insert`](Self::insert).
     pub async fn insert_pointer(&mut self, key: &str, value: Cid) -> Result<Option<Cid>> {
+        check_key(key)?;
         let hash = key_hash(key);
         self.materialize(&hash, HASH_LEN).await?;
         let old = insert_in(
@@ -559,6 +562,19 @@ impl Hamt {
     pub fn cache_bytes(&self) -> usize {
         self.loader.cache.bytes()
     }
+}
+
+/// Refuses keys too long for a node's 32-bit offsets.
+fn check_key(key: &str) -> Result<()> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::Encode {
+            reason: format!(
+                "a key of {} bytes: keys are limited to {MAX_KEY_LEN} bytes",
+                key.len()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// How deep `hash`'s route runs through in-memory nodes.

@@ -41,12 +41,6 @@ impl std::fmt::Debug for Link {
 }
 
 impl Link {
-    /// A placeholder, never a real CID.
-    pub(crate) const EMPTY: Link = Link::Short {
-        len: 0,
-        bytes: [0; 36],
-    };
-
     pub(crate) fn from_cid(cid: &Cid) -> Self {
         let mh = cid.hash();
         match (

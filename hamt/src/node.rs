@@ -45,24 +45,43 @@ pub(crate) struct Entry {
 }
 
 /// An occupied slot, as readers see it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum Slot<'a> {
     /// Entries in DAG-CBOR key order; never empty.
     Bucket(BucketRef<'a>),
     /// A child node as stored.
-    Link(&'a Link),
+    Link(Link),
     /// A child node changed since the last flush.
     Dirty(&'a Node),
 }
 
-/// An occupied slot, as held.
+/// An occupied slot, as held: 16 bytes, so a node's cells stay in few cache lines.
 #[derive(Debug, Clone)]
 enum Cell {
-    /// A bucket: its byte range in the node's buffer.
-    Bucket(usize, usize),
-    Link(Link),
+    /// A bucket: the byte range of its encoding in the node's buffer.
+    Bucket(u32, u32),
+    /// A link: the byte range of the binary CID in the node's buffer.
+    Link(u32, u32),
     Dirty(Box<Node>),
 }
+
+/// A position in a node's buffer. Buffers stay far below 4 GiB: decoded blocks are limited
+/// to [`MAX_NODE_BYTES`], keys to [`MAX_KEY_LEN`](crate::node::MAX_KEY_LEN), and stale bytes
+/// are compacted away.
+fn off(n: usize) -> u32 {
+    u32::try_from(n).expect("node buffers stay below 4 GiB")
+}
+
+fn range(start: u32, end: u32) -> std::ops::Range<usize> {
+    start as usize..end as usize
+}
+
+/// The largest node block decoded.
+const MAX_NODE_BYTES: usize = 256 << 20;
+
+/// The longest key a HAMT takes: far beyond any real key, and small enough that a node of
+/// full buckets of such keys stays addressable with 32-bit offsets.
+pub(crate) const MAX_KEY_LEN: usize = 16 << 10;
 
 /// A node's bucket bytes: the block it was read from, or an owned buffer once changed.
 #[derive(Debug, Clone)]
@@ -135,9 +154,12 @@ impl Node {
     fn view<'a>(&'a self, cell: &'a Cell) -> Slot<'a> {
         match cell {
             Cell::Bucket(start, end) => {
-                Slot::Bucket(BucketRef::new(&self.buf.as_slice()[*start..*end]))
+                Slot::Bucket(BucketRef::new(&self.buf.as_slice()[range(*start, *end)]))
             }
-            Cell::Link(link) => Slot::Link(link),
+            Cell::Link(start, end) => Slot::Link(
+                Link::from_bytes(&self.buf.as_slice()[range(*start, *end)])
+                    .expect("link bytes are validated when stored"),
+            ),
             Cell::Dirty(child) => Slot::Dirty(child),
         }
     }
@@ -204,17 +226,28 @@ impl Node {
         }
     }
 
-    /// Accounts for a bucket no longer in use.
+    /// Accounts for buffer bytes no longer in use.
     fn release(&mut self, cell: &Cell) {
-        if let (Cell::Bucket(start, end), Buf::Owned(_)) = (cell, &self.buf) {
-            self.stale += end - start;
+        if let (Cell::Bucket(start, end) | Cell::Link(start, end), Buf::Owned(_)) =
+            (cell, &self.buf)
+        {
+            self.stale += (end - start) as usize;
         }
+    }
+
+    /// Appends `link`'s binary CID to the buffer; returns its range.
+    fn push_link(&mut self, link: &Link) -> (u32, u32) {
+        let buf = self.owned();
+        let start = buf.len();
+        link.write_bytes(buf);
+        (off(start), off(buf.len()))
     }
 
     /// Links `index` to a stored child.
     #[cfg(test)]
-    pub(crate) fn set_link(&mut self, index: u8, link: Link) {
-        self.set(index, Cell::Link(link));
+    pub(crate) fn set_link(&mut self, index: u8, link: &Link) {
+        let (start, end) = self.push_link(link);
+        self.set(index, Cell::Link(start, end));
     }
 
     /// Puts a changed child at `index`.
@@ -228,7 +261,7 @@ impl Node {
         let start = buf.len();
         bucket::write_bucket(buf, entries);
         let end = buf.len();
-        self.set(index, Cell::Bucket(start, end));
+        self.set(index, Cell::Bucket(off(start), off(end)));
         self.maybe_compact();
     }
 
@@ -239,7 +272,7 @@ impl Node {
         bucket::write_header(buf, 5, 1);
         value.with_bytes(|cid| bucket::write_entry(buf, key.as_bytes(), cid));
         let end = buf.len();
-        self.set(index, Cell::Bucket(start, end));
+        self.set(index, Cell::Bucket(off(start), off(end)));
         self.maybe_compact();
     }
 
@@ -268,6 +301,7 @@ impl Node {
         let Cell::Bucket(start, end) = self.cells[rank] else {
             unreachable!("the cell is a bucket")
         };
+        let (start, end) = (start as usize, end as usize);
         let Buf::Owned(buf) = &mut self.buf else {
             unreachable!("owned() made the buffer owned")
         };
@@ -277,7 +311,7 @@ impl Node {
         value.with_bytes(|cid| bucket::write_entry(buf, key.as_bytes(), cid));
         buf.extend_from_within(start + after..end);
         let new_end = buf.len();
-        self.cells[rank] = Cell::Bucket(new_start, new_end);
+        self.cells[rank] = Cell::Bucket(off(new_start), off(new_end));
         self.stale += end - start;
         self.maybe_compact();
         match replaced {
@@ -310,6 +344,7 @@ impl Node {
         let Cell::Bucket(start, end) = self.cells[rank] else {
             unreachable!("the cell is a bucket")
         };
+        let (start, end) = (start as usize, end as usize);
         let Buf::Owned(buf) = &mut self.buf else {
             unreachable!("owned() made the buffer owned")
         };
@@ -318,7 +353,7 @@ impl Node {
         buf.extend_from_within(start + header..start + at);
         buf.extend_from_within(start + after..end);
         let new_end = buf.len();
-        self.cells[rank] = Cell::Bucket(new_start, new_end);
+        self.cells[rank] = Cell::Bucket(off(new_start), off(new_end));
         self.stale += end - start;
         self.maybe_compact();
         Some(old)
@@ -365,16 +400,16 @@ impl Node {
             .cells
             .iter()
             .map(|c| match c {
-                Cell::Bucket(s, e) => e - s,
-                _ => 0,
+                Cell::Bucket(s, e) | Cell::Link(s, e) => (e - s) as usize,
+                Cell::Dirty(_) => 0,
             })
             .sum();
         let mut buf = Vec::with_capacity(live + live / 2 + 64);
         for cell in &mut self.cells {
-            if let Cell::Bucket(start, end) = cell {
-                let new_start = buf.len();
-                buf.extend_from_slice(&old[*start..*end]);
-                *cell = Cell::Bucket(new_start, buf.len());
+            if let Cell::Bucket(start, end) | Cell::Link(start, end) = cell {
+                let new_start = off(buf.len());
+                buf.extend_from_slice(&old[range(*start, *end)]);
+                (*start, *end) = (new_start, off(buf.len()));
             }
         }
         self.buf = Buf::Owned(buf);
@@ -395,12 +430,16 @@ impl Node {
     /// Replaces each dirty child, in index order, with the link `seal` returns for it.
     pub(crate) fn seal_children(&mut self, seal: &mut impl FnMut(Box<Node>) -> Link) {
         self.children = Children::default();
-        for cell in &mut self.cells {
-            if matches!(cell, Cell::Dirty(_)) {
-                let Cell::Dirty(child) = std::mem::replace(cell, Cell::Link(Link::EMPTY)) else {
+        for rank in 0..self.cells.len() {
+            if matches!(self.cells[rank], Cell::Dirty(_)) {
+                // An empty range stands in while the child is sealed.
+                let Cell::Dirty(child) = std::mem::replace(&mut self.cells[rank], Cell::Link(0, 0))
+                else {
                     unreachable!("matched above")
                 };
-                *cell = Cell::Link(seal(child));
+                let link = seal(child);
+                let (start, end) = self.push_link(&link);
+                self.cells[rank] = Cell::Link(start, end);
             }
         }
     }
@@ -418,14 +457,16 @@ impl Node {
             }
             match cells.next() {
                 Some(Cell::Bucket(start, end)) => {
-                    let len = *end - *start;
-                    *start = pos;
-                    *end = pos + len;
+                    let len = (*end - *start) as usize;
+                    (*start, *end) = (off(pos), off(pos + len));
                     pos += len;
                 }
-                Some(Cell::Link(link)) => {
-                    let len = link.encoded_len() + 1;
-                    pos += 3 + bucket::header_len(len as u64) + len;
+                Some(Cell::Link(start, end)) => {
+                    // [ tag-42 bytes(0x00 ‖ CID) ]
+                    let len = (*end - *start) as usize;
+                    pos += 3 + bucket::header_len(len as u64 + 1) + 1;
+                    (*start, *end) = (off(pos), off(pos + len));
+                    pos += len;
                 }
                 Some(Cell::Dirty(_)) | None => {
                     unreachable!("rebase is only called on clean nodes")
@@ -467,10 +508,10 @@ impl Node {
             }
             let Some(cell) = cells.next() else { break };
             match cell {
-                Cell::Bucket(start, end) => out.extend_from_slice(&data[*start..*end]),
-                Cell::Link(link) => {
+                Cell::Bucket(start, end) => out.extend_from_slice(&data[range(*start, *end)]),
+                Cell::Link(start, end) => {
                     out.push(0x81);
-                    write_link(&mut out, link);
+                    write_cid(&mut out, &data[range(*start, *end)]);
                 }
                 Cell::Dirty(child) => {
                     out.push(0x81);
@@ -490,6 +531,9 @@ impl Node {
     /// Decodes a node from DAG-CBOR, sharing `data`. `cid` names the block in errors.
     pub(crate) fn decode(data: Bytes, cid: Option<Cid>) -> Result<Node> {
         let err = |reason: &str| Error::decode("HAMT node", cid, reason);
+        if data.len() > MAX_NODE_BYTES {
+            return Err(err("a node block over 256 MiB"));
+        }
         let mut r = Reader {
             data: &data[..],
             pos: 0,
@@ -509,11 +553,11 @@ impl Node {
                     if !r.bucket(len).map_err(err)? {
                         fix.push(index);
                     }
-                    Cell::Bucket(start, r.pos)
+                    Cell::Bucket(off(start), off(r.pos))
                 }
                 4 if len == 1 => {
                     let (cid, _) = r.cid().map_err(err)?;
-                    Cell::Link(Link::from_bytes(cid).map_err(|_| err("invalid CID"))?)
+                    Cell::Link(off(r.pos - cid.len()), off(r.pos))
                 }
                 _ => return Err(err("a slot is neither a bucket nor a link")),
             };
@@ -536,17 +580,21 @@ impl Node {
             let start = buf.len();
             buf.extend_from_slice(&bytes);
             let end = buf.len();
-            node.set(index, Cell::Bucket(start, end));
+            node.set(index, Cell::Bucket(off(start), off(end)));
         }
         Ok(node)
     }
 }
 
 fn write_link(out: &mut Vec<u8>, link: &Link) {
+    link.with_bytes(|cid| write_cid(out, cid));
+}
+
+fn write_cid(out: &mut Vec<u8>, cid: &[u8]) {
     out.extend_from_slice(&[0xd8, 0x2a]); // tag 42
-    bucket::write_header(out, 2, link.encoded_len() as u64 + 1);
+    bucket::write_header(out, 2, cid.len() as u64 + 1);
     out.push(0x00); // multibase identity prefix
-    link.write_bytes(out);
+    out.extend_from_slice(cid);
 }
 
 #[cfg(test)]
@@ -602,8 +650,8 @@ mod tests {
             })
             .collect();
         node.set_bucket(3, &mut entries);
-        node.set_link(0, cid(9));
-        node.set_link(255, cid(10));
+        node.set_link(0, &cid(9));
+        node.set_link(255, &cid(10));
         node.set_single(128, "é", &cid(11));
         node
     }
@@ -619,6 +667,30 @@ mod tests {
             empty,
             serde_ipld_dagcbor::to_vec(&as_ipld(&Node::default())).unwrap()
         );
+    }
+
+    #[test]
+    fn rebase_points_buckets_and_links_at_the_block() {
+        let mut node = sample();
+        let bytes = node.encode();
+        node.rebase(Bytes::from(bytes.clone()));
+        assert!(matches!(node.buf, Buf::Shared(_)));
+        assert_eq!(node.encode(), bytes);
+        assert!(matches!(node.get(255), Some(Slot::Link(c)) if c == cid(10)));
+        assert_eq!(
+            node.get(128)
+                .map(|s| matches!(s, Slot::Bucket(b) if b.find("é") == Some(cid(11)))),
+            Some(true)
+        );
+        // Editing after a rebase copies the live bytes out and leaves the block alone.
+        node.set_single(7, "new", &cid(12));
+        node.set_link(9, &cid(13));
+        assert!(node.clear(0));
+        let mut expect = sample();
+        expect.set_single(7, "new", &cid(12));
+        expect.set_link(9, &cid(13));
+        expect.clear(0);
+        assert_eq!(node.encode(), expect.encode());
     }
 
     #[test]
@@ -654,13 +726,13 @@ mod tests {
     fn slot_bitmap_operations() {
         let mut node = Node::default();
         for i in [200u8, 3, 64, 63, 0, 255] {
-            node.set_link(i, cid(i));
+            node.set_link(i, &cid(i));
         }
         let idx: Vec<u8> = node.indexed_slots().map(|(i, _)| i).collect();
         assert_eq!(idx, vec![0, 3, 63, 64, 200, 255]);
         assert!(node.clear(64));
         assert!(!node.clear(64));
-        assert!(matches!(node.get(200), Some(Slot::Link(c)) if *c == cid(200)));
+        assert!(matches!(node.get(200), Some(Slot::Link(c)) if c == cid(200)));
     }
 
     /// A node built from scratch with the model's entries, one bucket per slot.

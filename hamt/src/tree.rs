@@ -54,7 +54,7 @@ pub(crate) async fn route<'a>(
                     Some(Slot::Bucket(bucket)) => return Ok((path, bucket.find(key))),
                     Some(Slot::Dirty(child)) => NodeRef::Mem(child),
                     Some(Slot::Link(link)) => {
-                        NodeRef::Shared(loader.child(node, index, link).await?)
+                        NodeRef::Shared(loader.child(node, index, &link).await?)
                     }
                 }
             }
@@ -92,11 +92,15 @@ pub(crate) async fn lookup(root: NodeRef<'_>, loader: &Loader, key: &str) -> Res
     let mut depth = 0;
     let mut next = loop {
         let index = hash[depth];
+        // A child this node already led to: no need to read the link.
+        if let Some(child) = node.known_child(index) {
+            break child;
+        }
         match node.get(index) {
             None => return Ok(None),
             Some(Slot::Bucket(bucket)) => return Ok(bucket.find(key).map(|l| l.to_cid())),
             Some(Slot::Dirty(child)) => node = child,
-            Some(Slot::Link(link)) => break loader.child(node, index, link).await?,
+            Some(Slot::Link(link)) => break loader.child(node, index, &link).await?,
         }
         depth += 1;
         if depth >= HASH_LEN {
@@ -109,10 +113,14 @@ pub(crate) async fn lookup(root: NodeRef<'_>, loader: &Loader, key: &str) -> Res
             return Err(too_deep(None));
         }
         let index = hash[depth];
+        if let Some(child) = next.known_child(index) {
+            next = child;
+            continue;
+        }
         let child = match next.get(index) {
             None => return Ok(None),
             Some(Slot::Bucket(bucket)) => return Ok(bucket.find(key).map(|l| l.to_cid())),
-            Some(Slot::Link(link)) => loader.child(&next, index, link).await?,
+            Some(Slot::Link(link)) => loader.child(&next, index, &link).await?,
             Some(Slot::Dirty(_)) => unreachable!("stored nodes never hold dirty children"),
         };
         next = child;
@@ -140,7 +148,7 @@ pub(crate) fn collect<'b>(
                 Slot::Bucket(_) => continue,
                 Slot::Dirty(child) => collect(child, limit - out.len(), loader).await?,
                 Slot::Link(cid) => {
-                    let child = loader.load(cid).await?;
+                    let child = loader.load(&cid).await?;
                     collect(&child, limit - out.len(), loader).await?
                 }
             };
@@ -175,7 +183,7 @@ pub(crate) fn count<'b>(
                 Slot::Bucket(_) => continue,
                 Slot::Dirty(child) => count(child, limit - n, loader).await?,
                 Slot::Link(cid) => {
-                    let child = loader.load(cid).await?;
+                    let child = loader.load(&cid).await?;
                     count(&child, limit - n, loader).await?
                 }
             };

@@ -350,6 +350,22 @@ async fn small_values_inline_as_identity_cids() {
     ));
 }
 
+#[tokio::test]
+async fn overlong_keys_are_refused_before_anything_is_stored() {
+    let mem = Arc::new(MemoryStore::new());
+    let mut map = Hamt::new(mem.clone());
+    let key = "k".repeat(16 << 10);
+    map.insert(&key, b"fits".to_vec()).await.unwrap();
+    let long = "k".repeat((16 << 10) + 1);
+    let blocks = mem.len();
+    assert!(matches!(
+        map.insert(&long, b"too long".to_vec()).await,
+        Err(Error::Encode { .. })
+    ));
+    assert_eq!(mem.len(), blocks);
+    assert_eq!(map.get(&key).await.unwrap().as_deref(), Some(&b"fits"[..]));
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .build()
