@@ -494,45 +494,48 @@ impl Hamt {
         }
         let hash_alg = self.loader.store.hash_alg();
         let store = self.loader.store.clone();
-        // Links in the order `seal` consumes them: each subtree's nodes children first.
-        let mut links: Vec<(Link, Bytes)> = Vec::new();
-        let mut child_links: Vec<Link> = Vec::new();
-        // The root's changed subtrees are encoded a window at a time, on all cores, and
-        // stored before the next window, so memory holds one window's blocks, not the tree's.
-        let children: Vec<&Node> = self
-            .root
-            .slots()
-            .filter_map(|s| match s {
-                Slot::Dirty(child) => Some(child),
-                _ => None,
-            })
-            .collect();
         let parallel = self.changes >= PARALLEL_FLUSH_CHANGES;
-        for window in children.chunks(FLUSH_WINDOW) {
+        // The root's changed subtrees are encoded a window at a time, on all cores, stored,
+        // and then sealed: their nodes move into the cache sharing their blocks' bytes, so
+        // memory holds the tree or its blocks, not both. A failed store leaves the windows
+        // before it sealed and stored, and the rest dirty for a retry.
+        let dirty = self.root.dirty_indices();
+        for window in dirty.chunks(FLUSH_WINDOW) {
+            let encoded = {
+                let nodes: Vec<&Node> = window
+                    .iter()
+                    .map(|&index| match self.root.get(index) {
+                        Some(Slot::Dirty(child)) => child,
+                        _ => unreachable!("dirty_indices lists dirty children"),
+                    })
+                    .collect();
+                encode_subtrees(&nodes, hash_alg, parallel)
+            };
             let mut batch = Vec::new();
-            for (blocks, link) in encode_subtrees(window, hash_alg, parallel) {
-                links.extend(
-                    blocks
-                        .iter()
-                        .map(|b| (Link::from_cid(b.cid()), b.data().clone())),
-                );
+            let mut sealed = Vec::with_capacity(window.len());
+            for (blocks, _) in encoded {
+                let links: Vec<(Link, Bytes)> = blocks
+                    .iter()
+                    .map(|b| (Link::from_cid(b.cid()), b.data().clone()))
+                    .collect();
                 batch.extend(blocks);
-                child_links.push(link);
+                sealed.push(links);
             }
             store.put_blocks(batch).await?;
+            for (&index, links) in window.iter().zip(sealed) {
+                let mut links = links.into_iter();
+                self.root.seal_child(index, |child| {
+                    seal_subtree(child, &mut links, &self.loader.cache)
+                });
+            }
         }
-        let mut child_links = child_links.into_iter();
-        let bytes = self.root.encode_with(|_| {
-            child_links
-                .next()
-                .unwrap_or_else(|| unreachable!("one link per dirty child"))
-        });
+        let bytes = self
+            .root
+            .encode_with(|_| unreachable!("every child of the root is sealed"));
         let root_block = Block::new(hash_alg, Codec::DagCbor, Bytes::from(bytes));
         let root = *root_block.cid();
         let root_bytes = root_block.data().clone();
         store.put_blocks(vec![root_block]).await?;
-        let mut links = links.into_iter();
-        seal(&mut self.root, &mut links, &self.loader.cache);
         self.root.rebase(root_bytes);
         self.root_cid = Some(root);
         self.changes = 0;
@@ -718,18 +721,23 @@ fn encode_subtrees(nodes: &[&Node], hash_alg: HashAlg, parallel: bool) -> Vec<(V
     })
 }
 
-/// Replaces dirty children with links, consuming CIDs in the order `encode_tree` made them,
-/// and moves the now clean nodes into the cache.
-fn seal(node: &mut Node, blocks: &mut impl Iterator<Item = (Link, Bytes)>, cache: &NodeCache) {
-    node.seal_children(&mut |mut child| {
-        seal(&mut child, blocks, cache);
-        let Some((link, block)) = blocks.next() else {
-            unreachable!("encode_tree made one block per dirty node")
-        };
-        child.rebase(block);
-        cache.insert(link.clone(), Arc::new(*child));
-        link
-    });
+/// Seals `node`, a dirty subtree whose blocks `blocks` yields in the order `encode_tree`
+/// made them (children first): every node is re-pointed at its block and moved into the
+/// cache, and the link to `node` is returned.
+fn seal_subtree(
+    mut node: Box<Node>,
+    blocks: &mut impl Iterator<Item = (Link, Bytes)>,
+    cache: &NodeCache,
+) -> Link {
+    for index in node.dirty_indices() {
+        node.seal_child(index, |child| seal_subtree(child, blocks, cache));
+    }
+    let Some((link, block)) = blocks.next() else {
+        unreachable!("encode_tree made one block per dirty node")
+    };
+    node.rebase(block);
+    cache.insert(link.clone(), Arc::new(*node));
+    link
 }
 
 fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {

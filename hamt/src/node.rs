@@ -427,21 +427,33 @@ impl Node {
         (0..=255u8).filter(|&i| self.is_set(i)).zip(self.slots())
     }
 
-    /// Replaces each dirty child, in index order, with the link `seal` returns for it.
-    pub(crate) fn seal_children(&mut self, seal: &mut impl FnMut(Box<Node>) -> Link) {
-        self.children = Children::default();
-        for rank in 0..self.cells.len() {
-            if matches!(self.cells[rank], Cell::Dirty(_)) {
-                // An empty range stands in while the child is sealed.
-                let Cell::Dirty(child) = std::mem::replace(&mut self.cells[rank], Cell::Link(0, 0))
-                else {
-                    unreachable!("matched above")
-                };
-                let link = seal(child);
-                let (start, end) = self.push_link(&link);
-                self.cells[rank] = Cell::Link(start, end);
-            }
+    /// The indices of the dirty children, in order.
+    pub(crate) fn dirty_indices(&self) -> Vec<u8> {
+        (0..=255u8)
+            .filter(|&i| self.is_set(i))
+            .zip(&self.cells)
+            .filter(|(_, c)| matches!(c, Cell::Dirty(_)))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Replaces the dirty child at `index` with the link `seal` returns for it.
+    pub(crate) fn seal_child(&mut self, index: u8, seal: impl FnOnce(Box<Node>) -> Link) {
+        if !self.is_set(index) {
+            return;
         }
+        let rank = self.rank(index);
+        if !matches!(self.cells[rank], Cell::Dirty(_)) {
+            return;
+        }
+        self.children = Children::default();
+        // An empty range stands in while the child is sealed.
+        let Cell::Dirty(child) = std::mem::replace(&mut self.cells[rank], Cell::Link(0, 0)) else {
+            unreachable!("matched above")
+        };
+        let link = seal(child);
+        let (start, end) = self.push_link(&link);
+        self.cells[rank] = Cell::Link(start, end);
     }
 
     /// Points a node without dirty children at `block`, its own encoding, dropping the
@@ -476,6 +488,12 @@ impl Node {
         debug_assert_eq!(pos, block.len(), "the block is this node's encoding");
         self.buf = Buf::Shared(block);
         self.stale = 0;
+    }
+
+    /// Number of occupied slots: a lower bound on the keys under this node, as each bucket
+    /// and each child holds at least one.
+    pub(crate) fn occupied(&self) -> usize {
+        self.cells.len()
     }
 
     /// True when no slot is occupied.

@@ -134,6 +134,9 @@ pub(crate) fn collect<'b>(
     loader: &'b Loader,
 ) -> BoxFuture<'b, Result<Option<Vec<Entry>>>> {
     Box::pin(async move {
+        if node.occupied() > limit {
+            return Ok(None);
+        }
         let mut out = Vec::new();
         for slot in node.slots() {
             if let Slot::Bucket(bucket) = slot {
@@ -169,6 +172,9 @@ pub(crate) fn count<'b>(
     loader: &'b Loader,
 ) -> BoxFuture<'b, Result<Option<usize>>> {
     Box::pin(async move {
+        if node.occupied() > limit {
+            return Ok(None);
+        }
         let mut n = 0;
         for slot in node.slots() {
             if let Slot::Bucket(bucket) = slot {
