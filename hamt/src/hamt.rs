@@ -525,7 +525,7 @@ impl Hamt {
             for (&index, links) in window.iter().zip(sealed) {
                 let mut links = links.into_iter();
                 self.root.seal_child(index, |child| {
-                    seal_subtree(child, &mut links, &self.loader.cache)
+                    seal_subtree(*child, &mut links, &self.loader.cache)
                 });
             }
         }
@@ -725,18 +725,18 @@ fn encode_subtrees(nodes: &[&Node], hash_alg: HashAlg, parallel: bool) -> Vec<(V
 /// made them (children first): every node is re-pointed at its block and moved into the
 /// cache, and the link to `node` is returned.
 fn seal_subtree(
-    mut node: Box<Node>,
+    mut node: Node,
     blocks: &mut impl Iterator<Item = (Link, Bytes)>,
     cache: &NodeCache,
 ) -> Link {
     for index in node.dirty_indices() {
-        node.seal_child(index, |child| seal_subtree(child, blocks, cache));
+        node.seal_child(index, |child| seal_subtree(*child, blocks, cache));
     }
     let Some((link, block)) = blocks.next() else {
         unreachable!("encode_tree made one block per dirty node")
     };
     node.rebase(block);
-    cache.insert(link.clone(), Arc::new(*node));
+    cache.insert(link.clone(), Arc::new(node));
     link
 }
 
