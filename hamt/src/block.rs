@@ -123,6 +123,11 @@ impl Block {
         }
     }
 
+    /// A block whose CID the caller has just computed from `data`.
+    pub(crate) fn hashed(cid: Cid, data: Bytes) -> Self {
+        Self { cid, data }
+    }
+
     /// Checks that `data` hashes to `cid`.
     ///
     /// # Errors

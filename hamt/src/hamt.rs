@@ -513,7 +513,7 @@ impl Hamt {
             };
             let mut batch = Vec::new();
             let mut sealed = Vec::with_capacity(window.len());
-            for (blocks, _) in encoded {
+            for blocks in encoded {
                 let links: Vec<(Link, Bytes)> = blocks
                     .iter()
                     .map(|b| (Link::from_cid(b.cid()), b.data().clone()))
@@ -674,29 +674,72 @@ fn build(entries: Vec<Entry>, depth: usize, max: usize) -> Result<Node> {
     Ok(node)
 }
 
-/// Encodes `node` and its dirty descendants, children first, appending the blocks to `out`;
-/// returns the link to `node`.
-fn encode_tree(node: &Node, hash_alg: HashAlg, out: &mut Vec<Block>) -> Link {
-    let bytes = node.encode_with(|child| encode_tree(child, hash_alg, out));
-    let block = Block::new(hash_alg, Codec::DagCbor, Bytes::from(bytes));
-    let link = Link::from_cid(block.cid());
-    out.push(block);
-    link
-}
-
 /// How many of the root's changed subtrees [`Hamt::flush`] encodes before storing them.
 const FLUSH_WINDOW: usize = 16;
 
 /// Below this many changes a flush is too small to gain from more threads.
 const PARALLEL_FLUSH_CHANGES: usize = 50_000;
 
-/// Encodes each subtree (see [`encode_tree`]), spread over the available cores when
-/// `parallel`.
-fn encode_subtrees(nodes: &[&Node], hash_alg: HashAlg, parallel: bool) -> Vec<(Vec<Block>, Link)> {
-    let encode = |node: &Node| {
-        let mut blocks = Vec::new();
-        let link = encode_tree(node, hash_alg, &mut blocks);
-        (blocks, link)
+/// The dirty nodes of some subtrees in post-order (children first), each with the positions
+/// of its dirty children.
+#[derive(Default)]
+struct PostOrder<'a> {
+    nodes: Vec<&'a Node>,
+    /// `kids[i]` is the range of `kid_positions` holding node `i`'s dirty children.
+    kids: Vec<std::ops::Range<usize>>,
+    kid_positions: Vec<usize>,
+}
+
+impl<'a> PostOrder<'a> {
+    /// Adds `node` and its dirty descendants; returns `node`'s position.
+    fn add(&mut self, node: &'a Node) -> usize {
+        let mut mine = Vec::new();
+        for child in node.dirty_children() {
+            mine.push(self.add(child));
+        }
+        let start = self.kid_positions.len();
+        self.kid_positions.extend(mine);
+        self.kids.push(start..self.kid_positions.len());
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+}
+
+/// Encodes and hashes each subtree: its blocks, children first (the order
+/// [`seal_subtree`] consumes them), the subtree's own root last.
+///
+/// The subtrees are encoded and hashed on all cores when `parallel`, but every block's buffer
+/// is allocated here first, at its exact size: blocks then come from this thread's allocator
+/// arena, where the buffers that sealing earlier windows freed are reused, and a flush adds
+/// little to the memory the tree already held.
+fn encode_subtrees(nodes: &[&Node], hash_alg: HashAlg, parallel: bool) -> Vec<Vec<Block>> {
+    let mut order = PostOrder::default();
+    let bounds: Vec<usize> = std::iter::once(0)
+        .chain(nodes.iter().map(|n| order.add(n) + 1))
+        .collect();
+    let mut buffers: Vec<Vec<u8>> = order
+        .nodes
+        .iter()
+        .map(|n| Vec::with_capacity(n.encoded_len()))
+        .collect();
+    let mut cids: Vec<Option<Cid>> = vec![None; order.nodes.len()];
+    // Encodes the nodes from `first` on into `buffers` and `cids`, which start at `first`: a
+    // run of whole subtrees, so every child is in the run, before its parent.
+    let encode = |first: usize, buffers: &mut [Vec<u8>], cids: &mut [Option<Cid>]| {
+        for at in 0..buffers.len() {
+            let i = first + at;
+            let mut kids = order.kid_positions[order.kids[i].clone()].iter();
+            let mut out = std::mem::take(&mut buffers[at]);
+            order.nodes[i].encode_into(&mut out, |_| {
+                let cid = kids
+                    .next()
+                    .and_then(|&k| cids[k - first].as_ref())
+                    .unwrap_or_else(|| unreachable!("children come first in post-order"));
+                Link::from_cid(cid)
+            });
+            cids[at] = Some(hash_alg.cid(Codec::DagCbor, &out));
+            buffers[at] = out;
+        }
     };
     let threads = if parallel {
         std::thread::available_parallelism()
@@ -706,19 +749,40 @@ fn encode_subtrees(nodes: &[&Node], hash_alg: HashAlg, parallel: bool) -> Vec<(V
         1
     };
     if threads <= 1 {
-        return nodes.iter().map(|n| encode(n)).collect();
+        encode(0, &mut buffers, &mut cids);
+    } else {
+        // Whole subtrees per thread, about the same number of nodes each.
+        let per_thread = order.nodes.len().div_ceil(threads);
+        let mut cuts = vec![0];
+        for &b in &bounds[1..] {
+            if b - cuts.last().copied().unwrap_or(0) >= per_thread || b == order.nodes.len() {
+                cuts.push(b);
+            }
+        }
+        std::thread::scope(|scope| {
+            let mut rest_b = &mut buffers[..];
+            let mut rest_c = &mut cids[..];
+            let mut handles = Vec::new();
+            for pair in cuts.windows(2) {
+                let (b, tail_b) = std::mem::take(&mut rest_b).split_at_mut(pair[1] - pair[0]);
+                let (c, tail_c) = std::mem::take(&mut rest_c).split_at_mut(pair[1] - pair[0]);
+                (rest_b, rest_c) = (tail_b, tail_c);
+                let first = pair[0];
+                handles.push(scope.spawn(move || encode(first, b, c)));
+            }
+            for h in handles {
+                h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            }
+        });
     }
-    let per_thread = nodes.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = nodes
-            .chunks(per_thread)
-            .map(|chunk| scope.spawn(move || chunk.iter().map(|n| encode(n)).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
+    let mut blocks = cids.into_iter().zip(buffers).map(|(cid, data)| match cid {
+        Some(cid) => Block::hashed(cid, Bytes::from(data)),
+        None => unreachable!("every node is encoded"),
+    });
+    bounds
+        .windows(2)
+        .map(|w| blocks.by_ref().take(w[1] - w[0]).collect())
+        .collect()
 }
 
 /// Seals `node`, a dirty subtree whose blocks `blocks` yields in the order `encode_tree`

@@ -427,6 +427,14 @@ impl Node {
         (0..=255u8).filter(|&i| self.is_set(i)).zip(self.slots())
     }
 
+    /// The dirty children, in index order.
+    pub(crate) fn dirty_children(&self) -> impl Iterator<Item = &Node> {
+        self.cells.iter().filter_map(|c| match c {
+            Cell::Dirty(child) => Some(&**child),
+            _ => None,
+        })
+    }
+
     /// The indices of the dirty children, in order.
     pub(crate) fn dirty_indices(&self) -> Vec<u8> {
         (0..=255u8)
@@ -513,10 +521,34 @@ impl Node {
 
     /// Encodes the node as DAG-CBOR. `child_cid` gives the CID of each inline (dirty) child;
     /// it is only called for dirty slots.
-    pub(crate) fn encode_with(&self, mut child_cid: impl FnMut(&Node) -> Link) -> Vec<u8> {
+    pub(crate) fn encode_with(&self, child_cid: impl FnMut(&Node) -> Link) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.encode_into(&mut out, child_cid);
+        out
+    }
+
+    /// The length of the encoding, exact when dirty children get 36-byte CIDs (BLAKE3 or
+    /// SHA2-256 version-1 CIDs, what this crate writes).
+    pub(crate) fn encoded_len(&self) -> usize {
+        let empty = WIDTH - self.cells.len();
+        let cells: usize = self
+            .cells
+            .iter()
+            .map(|c| match c {
+                Cell::Bucket(start, end) => (end - start) as usize,
+                Cell::Link(start, end) => {
+                    let len = (end - start) as usize;
+                    3 + bucket::header_len(len as u64 + 1) + 1 + len
+                }
+                Cell::Dirty(_) => 3 + 2 + 1 + 36,
+            })
+            .sum();
+        3 + empty + cells
+    }
+
+    /// Appends the encoding to `out`; see [`encode_with`](Self::encode_with).
+    pub(crate) fn encode_into(&self, out: &mut Vec<u8>, mut child_cid: impl FnMut(&Node) -> Link) {
         let data = self.buf.as_slice();
-        let live = data.len() - self.stale;
-        let mut out = Vec::with_capacity(3 + WIDTH + live + self.cells.len() * 42);
         out.extend_from_slice(&[0x99, 0x01, 0x00]); // array(256)
         let mut cells = self.cells.iter();
         for index in 0..=255u8 {
@@ -529,15 +561,14 @@ impl Node {
                 Cell::Bucket(start, end) => out.extend_from_slice(&data[range(*start, *end)]),
                 Cell::Link(start, end) => {
                     out.push(0x81);
-                    write_cid(&mut out, &data[range(*start, *end)]);
+                    write_cid(out, &data[range(*start, *end)]);
                 }
                 Cell::Dirty(child) => {
                     out.push(0x81);
-                    write_link(&mut out, &child_cid(child));
+                    write_link(out, &child_cid(child));
                 }
             }
         }
-        out
     }
 
     /// Encodes a node that has no dirty children.

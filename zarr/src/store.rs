@@ -27,7 +27,8 @@ const CONCURRENCY: usize = 32;
 /// The tree behind a store: a shared read-only root, or a tree open for writing.
 enum Tree {
     Reader(HamtReader),
-    Writer(RwLock<Hamt>),
+    // Boxed: a writable tree holds its root node inline.
+    Writer(Box<RwLock<Hamt>>),
 }
 
 /// A Zarr v3 store over a HAMT, in py-hamt's `ZarrHAMTStore` layout: each Zarr key
@@ -112,13 +113,13 @@ impl HamtStoreBuilder {
             (Some(root), true) => Tree::Reader(
                 HamtReader::open_with_config(self.blocks.clone(), root, self.config).await?,
             ),
-            (Some(root), false) => Tree::Writer(RwLock::new(
+            (Some(root), false) => Tree::Writer(Box::new(RwLock::new(
                 Hamt::open_with_config(self.blocks.clone(), root, self.config).await?,
-            )),
-            (None, false) => Tree::Writer(RwLock::new(Hamt::with_config(
+            ))),
+            (None, false) => Tree::Writer(Box::new(RwLock::new(Hamt::with_config(
                 self.blocks.clone(),
                 self.config,
-            )?)),
+            )?))),
             (None, true) => return Err(Error::ReadOnly),
         };
         Ok(HamtStore {
