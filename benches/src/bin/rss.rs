@@ -3,7 +3,7 @@
 //! process so the peak is this workload's alone. STORE is `memory` (the default: the store's
 //! own copy of every block counts too) or `sled` (a database in a temporary directory).
 //!
-//! `cargo run --release -p hamt-benches --bin rss -- [N] [CACHE_MIB] [STORE]`
+//! `cargo run --release -p hamt-benches --bin rss -- [N] [CACHE_MIB] [STORE] [inline]`
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,6 +31,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = args.next().map_or(Ok(1_000_000), |s| s.parse())?;
     let cache_mib: usize = args.next().map_or(Ok(64), |s| s.parse())?;
     let store_kind = args.next().unwrap_or_else(|| "memory".into());
+    // `inline`: values inlined as identity CIDs, so the store holds nothing but nodes and the
+    // memory before the flush is the tree's own.
+    let inline = args.next().as_deref() == Some("inline");
     let dir = tempfile::tempdir()?;
     let mut memory = None;
     let (store, sled): (Arc<dyn BlockStore>, _) = match store_kind.as_str() {
@@ -48,7 +51,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         other => return Err(format!("unknown store {other:?}: memory or sled").into()),
     };
     let start = Instant::now();
-    let mut map = Hamt::with_config(store.clone(), Config::new().cache_bytes(cache_mib << 20))?;
+    let mut config = Config::new().cache_bytes(cache_mib << 20);
+    if inline {
+        config = config.inline_values(hamt::MAX_INLINE);
+    }
+    let mut map = Hamt::with_config(store.clone(), config)?;
     // Generate and insert in slices so the input itself does not dominate the peak.
     let slice = 50_000;
     for first in (0..n).step_by(slice) {
@@ -67,6 +74,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         serde_json::json!({
             "keys": n,
             "store": store_kind,
+            "inline": inline,
             "cache_mib": cache_mib,
             "root": root.to_string(),
             "seconds": seconds,
