@@ -505,22 +505,27 @@ fn bench(args: &[String]) -> Result<()> {
     )?;
 
     let rss_n = if quick { 20_000 } else { 1_000_000 };
-    let rss = json(
-        &output(Command::new(cargo()).args([
-            "run",
-            "-q",
-            "--release",
-            "-p",
-            "hamt-benches",
-            "--bin",
+    // Peak memory of a bulk load in each layout, each in a process of its own.
+    let rss_run = |layout: &str| -> Result<serde_json::Value> {
+        json(
+            &output(Command::new(cargo()).args([
+                "run",
+                "-q",
+                "--release",
+                "-p",
+                "hamt-benches",
+                "--bin",
+                "rss",
+                "--",
+                &rss_n.to_string(),
+                "64",
+                "memory",
+                layout,
+            ]))?,
             "rss",
-            "--",
-            &rss_n.to_string(),
-            "64",
-            "memory",
-        ]))?,
-        "rss",
-    )?;
+        )
+    };
+    let rss = [rss_run("blocks")?, rss_run("inline")?];
 
     report(&compare, &py, py_n, &rss, rss_n)
 }
@@ -620,7 +625,7 @@ fn report(
     compare: &serde_json::Value,
     py: &serde_json::Value,
     py_n: usize,
-    rss: &serde_json::Value,
+    rss: &[serde_json::Value],
     rss_n: usize,
 ) -> Result<()> {
     println!();
@@ -686,11 +691,20 @@ fn report(
         }
     );
     println!();
-    println!(
-        "peak RSS, insert+flush of {rss_n} keys, 64 MiB node cache, MemoryStore: {:.1} MiB in {:.2} s",
-        rss["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
-        rss["seconds"].as_f64().unwrap_or(f64::NAN),
-    );
+    for run in rss {
+        println!(
+            "peak RSS, insert+flush of {rss_n} keys, 64 MiB node cache, MemoryStore, {}: {:.1} MiB \
+             (tree and store {:.1} MiB before the flush) in {:.2} s",
+            if run["inline"].as_bool() == Some(true) {
+                "values inline"
+            } else {
+                "value blocks"
+            },
+            run["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+            run["rss_before_flush_mib"].as_f64().unwrap_or(f64::NAN),
+            run["seconds"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
     if same_root {
         Ok(())
     } else {
