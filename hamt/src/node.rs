@@ -296,6 +296,24 @@ impl Node {
             Place::Missing { .. } if len >= max => return Insert::Full,
             Place::Missing { at } => (at, at, None, len + 1),
         };
+        self.splice_bucket(rank, header, new_len, at..after, Some((key, value)));
+        match replaced {
+            Some(old) => Insert::Replaced(old),
+            None => Insert::Added,
+        }
+    }
+
+    /// Rewrites the bucket in cell `rank` (map header `header` bytes long) with `new_len`
+    /// entries: `cut`, a span of its entries, replaced by `entry` (or by nothing). The new
+    /// bucket is appended to the owned buffer and the old one counted stale.
+    fn splice_bucket(
+        &mut self,
+        rank: usize,
+        header: usize,
+        new_len: usize,
+        cut: std::ops::Range<usize>,
+        entry: Option<(&str, &Link)>,
+    ) {
         self.owned();
         // `owned` may have compacted the buffer: find the bucket again.
         let Cell::Bucket(start, end) = self.cells[rank] else {
@@ -307,17 +325,15 @@ impl Node {
         };
         let new_start = buf.len();
         bucket::write_header(buf, 5, new_len as u64);
-        buf.extend_from_within(start + header..start + at);
-        value.with_bytes(|cid| bucket::write_entry(buf, key.as_bytes(), cid));
-        buf.extend_from_within(start + after..end);
+        buf.extend_from_within(start + header..start + cut.start);
+        if let Some((key, value)) = entry {
+            value.with_bytes(|cid| bucket::write_entry(buf, key.as_bytes(), cid));
+        }
+        buf.extend_from_within(start + cut.end..end);
         let new_end = buf.len();
         self.cells[rank] = Cell::Bucket(off(new_start), off(new_end));
         self.stale += end - start;
         self.maybe_compact();
-        match replaced {
-            Some(old) => Insert::Replaced(old),
-            None => Insert::Added,
-        }
     }
 
     /// Removes `key` from the bucket at `index` (emptying the slot with its last key);
@@ -340,22 +356,7 @@ impl Node {
             self.clear(index);
             return Some(old);
         }
-        self.owned();
-        let Cell::Bucket(start, end) = self.cells[rank] else {
-            unreachable!("the cell is a bucket")
-        };
-        let (start, end) = (start as usize, end as usize);
-        let Buf::Owned(buf) = &mut self.buf else {
-            unreachable!("owned() made the buffer owned")
-        };
-        let new_start = buf.len();
-        bucket::write_header(buf, 5, len as u64 - 1);
-        buf.extend_from_within(start + header..start + at);
-        buf.extend_from_within(start + after..end);
-        let new_end = buf.len();
-        self.cells[rank] = Cell::Bucket(off(new_start), off(new_end));
-        self.stale += end - start;
-        self.maybe_compact();
+        self.splice_bucket(rank, header, len - 1, at..after, None);
         Some(old)
     }
 
