@@ -90,7 +90,8 @@ impl Config {
 
     /// The identity CID `value` is stored as, when it is small enough to inline.
     fn inline(self, value: &[u8]) -> Option<Cid> {
-        if value.len() <= self.inline_values {
+        // 0 turns inlining off, even for an empty value.
+        if self.inline_values > 0 && value.len() <= self.inline_values {
             identity_cid(Codec::Raw, value)
         } else {
             None

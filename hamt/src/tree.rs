@@ -65,7 +65,6 @@ pub(crate) async fn route<'a>(
                     return Ok((path, found));
                 }
                 Some(Slot::Link(link)) => {
-                    let link = link.clone();
                     NodeRef::Shared(loader.child(shared, index, &link).await?)
                 }
                 Some(Slot::Dirty(_)) => unreachable!("stored nodes never hold dirty children"),

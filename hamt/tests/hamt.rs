@@ -351,6 +351,26 @@ async fn small_values_inline_as_identity_cids() {
 }
 
 #[tokio::test]
+async fn empty_values_are_blocks_unless_inlining_is_on() {
+    // py-hamt stores an empty value as a raw block; so must the default configuration.
+    let mem = Arc::new(MemoryStore::new());
+    let mut map = Hamt::new(mem.clone());
+    map.insert("empty", Vec::new()).await.unwrap();
+    let pointer = map.get_pointer("empty").await.unwrap().unwrap();
+    assert_eq!(pointer, hamt::HashAlg::Blake3.cid(Codec::Raw, b""));
+    assert_eq!(hamt::inline_data(&pointer), None);
+    assert_eq!(mem.len(), 1);
+    let mut inlined = Hamt::with_config(store(), Config::new().inline_values(8)).unwrap();
+    inlined.insert("empty", Vec::new()).await.unwrap();
+    let pointer = inlined.get_pointer("empty").await.unwrap().unwrap();
+    assert_eq!(hamt::inline_data(&pointer), Some(&b""[..]));
+    assert_eq!(
+        inlined.get("empty").await.unwrap().as_deref(),
+        Some(&b""[..])
+    );
+}
+
+#[tokio::test]
 async fn overlong_keys_are_refused_before_anything_is_stored() {
     let mem = Arc::new(MemoryStore::new());
     let mut map = Hamt::new(mem.clone());
