@@ -134,8 +134,14 @@ impl<'a> BucketRef<'a> {
 
     /// The value link of `key`.
     pub(crate) fn find(&self, key: &str) -> Option<Link> {
-        let key = key.as_bytes();
-        self.iter().find(|e| e.key == key).map(|e| e.link())
+        self.iter()
+            .find(|e| e.key == key.as_bytes())
+            .map(|e| e.link())
+    }
+
+    /// The binary CID of `key`'s value.
+    pub(crate) fn find_cid(&self, key: &str) -> Option<&'a [u8]> {
+        self.iter().find(|e| e.key == key.as_bytes()).map(|e| e.cid)
     }
 
     /// Where `key` is, or would go.
@@ -316,10 +322,8 @@ impl<'a> Reader<'a> {
         let (len, minimal) = self.len(2, "CID is not a byte string")?;
         let bytes = self.take(len)?;
         match bytes.split_first() {
-            Some((0, cid)) => {
-                Link::from_bytes(cid).map_err(|_| "invalid CID")?;
-                Ok((cid, minimal))
-            }
+            Some((0, cid)) if crate::link::is_cid(cid) => Ok((cid, minimal)),
+            Some((0, _)) => Err("invalid CID"),
             _ => Err("CID lacks the identity multibase prefix"),
         }
     }

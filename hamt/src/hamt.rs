@@ -108,11 +108,25 @@ macro_rules! read_methods {
         /// # Errors
         /// Store failures, including a missing node or value block.
         pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-            match self.get_pointer(key).await? {
-                Some(cid) => Ok(Some(
-                    crate::unixfs::read_value(&self.loader.store, &cid).await?,
-                )),
+            // An inlined value is copied out of its node; only a block needs a CID.
+            let found =
+                tree::lookup_with(self.tree(), &self.loader, key, |cid| {
+                    match crate::link::inline_bytes(cid) {
+                        Some(data) => Ok(Bytes::copy_from_slice(data)),
+                        None => Err(Link::from_bytes(cid)
+                            .expect("bucket CIDs are validated on construction")),
+                    }
+                })
+                .await?;
+            match found {
                 None => Ok(None),
+                Some(Ok(data)) => Ok(Some(data)),
+                Some(Err(link)) => {
+                    let cid = link.to_cid();
+                    Ok(Some(
+                        crate::unixfs::read_value(&self.loader.store, &cid).await?,
+                    ))
+                }
             }
         }
 

@@ -116,6 +116,25 @@ impl Link {
     }
 }
 
+/// True when `input` is a CID in binary form, as [`Link::from_bytes`] would take it.
+pub(crate) fn is_cid(input: &[u8]) -> bool {
+    match input {
+        [1, 0..0x80, 0..0x80, size @ 0..=32, digest @ ..] => digest.len() == usize::from(*size),
+        _ => Cid::try_from(input).is_ok(),
+    }
+}
+
+/// The data an identity CID in binary form carries (see [`inline_data`](crate::inline_data)),
+/// read without parsing the CID.
+pub(crate) fn inline_bytes(cid: &[u8]) -> Option<&[u8]> {
+    match cid {
+        [1, 0..0x80, 0, size @ 0..0x80, data @ ..] if data.len() == usize::from(*size) => {
+            Some(data)
+        }
+        _ => None,
+    }
+}
+
 impl From<&Cid> for Link {
     fn from(cid: &Cid) -> Self {
         Link::from_cid(cid)

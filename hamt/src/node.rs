@@ -595,6 +595,11 @@ impl Node {
         let mut node = Node::default();
         let mut fix = Vec::new();
         for index in 0..=255u8 {
+            // Most slots of a sparse node are empty maps: one byte.
+            if r.data.get(r.pos) == Some(&0xa0) {
+                r.pos += 1;
+                continue;
+            }
             let start = r.pos;
             let (major, len, _) = r.header().map_err(err)?;
             let cell = match major {

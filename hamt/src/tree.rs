@@ -86,6 +86,22 @@ pub(crate) fn too_deep(cid: Option<Cid>) -> Error {
 
 /// Looks `key` up, following in-memory nodes by reference and stored ones through the cache.
 pub(crate) async fn lookup(root: NodeRef<'_>, loader: &Loader, key: &str) -> Result<Option<Cid>> {
+    lookup_with(root, loader, key, |cid| {
+        Link::from_bytes(cid)
+            .expect("bucket CIDs are validated on construction")
+            .to_cid()
+    })
+    .await
+}
+
+/// Looks `key` up and hands the binary CID of its value to `found`, which reads it while
+/// the node holding it is at hand: no [`Cid`] is built unless `found` builds one.
+pub(crate) async fn lookup_with<R>(
+    root: NodeRef<'_>,
+    loader: &Loader,
+    key: &str,
+    found: impl FnOnce(&[u8]) -> R,
+) -> Result<Option<R>> {
     let hash = key_hash(key);
     let mut node: &Node = &root;
     let mut depth = 0;
@@ -97,7 +113,7 @@ pub(crate) async fn lookup(root: NodeRef<'_>, loader: &Loader, key: &str) -> Res
         }
         match node.get(index) {
             None => return Ok(None),
-            Some(Slot::Bucket(bucket)) => return Ok(bucket.find(key).map(|l| l.to_cid())),
+            Some(Slot::Bucket(bucket)) => return Ok(bucket.find_cid(key).map(found)),
             Some(Slot::Dirty(child)) => node = child,
             Some(Slot::Link(link)) => break loader.child(node, index, &link).await?,
         }
@@ -118,7 +134,7 @@ pub(crate) async fn lookup(root: NodeRef<'_>, loader: &Loader, key: &str) -> Res
         }
         let child = match next.get(index) {
             None => return Ok(None),
-            Some(Slot::Bucket(bucket)) => return Ok(bucket.find(key).map(|l| l.to_cid())),
+            Some(Slot::Bucket(bucket)) => return Ok(bucket.find_cid(key).map(found)),
             Some(Slot::Link(link)) => loader.child(&next, index, &link).await?,
             Some(Slot::Dirty(_)) => unreachable!("stored nodes never hold dirty children"),
         };
