@@ -12,6 +12,8 @@
 //! costs two allocations however many keys it holds; a changed bucket is appended to an
 //! owned buffer, which is compacted when more than half of it is stale. Encoding copies
 //! bucket bytes as they are, and after a flush a node is re-pointed at its own block.
+//! A small node backed by a block also keeps its slots' byte ranges in itself (`Spans`),
+//! so that a lookup in it reads no cell.
 //!
 //! Encoding and decoding are written by hand for this fixed shape: it is the hot path of
 //! every HAMT operation, and the output is checked against `serde_ipld_dagcbor` in tests.
@@ -114,7 +116,23 @@ pub(crate) struct Node {
     /// Bytes of an owned buffer no bucket uses any more.
     stale: usize,
     children: Children,
+    spans: Spans,
 }
+
+/// The byte ranges of a small node's slots when its buffer is a block, kept in the node
+/// itself: a lookup in such a node, the leaves of most trees, then reads no cell, one cache
+/// miss fewer on every cold read. Empty (`len` 0) unless [`Node::index_spans`] filled it;
+/// any edit of the cells or the buffer empties it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Spans {
+    len: u8,
+    /// Bit `rank` set: that slot is a link (its range is the CID), else a bucket.
+    links: u32,
+    at: [[u16; 2]; SPANS],
+}
+
+/// Slots a node may have for its ranges to be kept in [`Spans`].
+const SPANS: usize = 32;
 
 /// The children already loaded through a node's links, by cell, so that following a link
 /// again skips the cache's lookup. Weak: the node cache alone decides what stays in memory,
@@ -166,8 +184,58 @@ impl Node {
 
     /// The slot at `index`, if occupied.
     pub(crate) fn get(&self, index: u8) -> Option<Slot<'_>> {
-        self.is_set(index)
-            .then(|| self.view(&self.cells[self.rank(index)]))
+        if !self.is_set(index) {
+            return None;
+        }
+        let rank = self.rank(index);
+        if rank < usize::from(self.spans.len)
+            && let Buf::Shared(block) = &self.buf
+        {
+            let [start, end] = self.spans.at[rank];
+            let bytes = &block[usize::from(start)..usize::from(end)];
+            debug_assert!(matches!(
+                self.cells[rank],
+                Cell::Bucket(s, e) | Cell::Link(s, e) if (s, e) == (start.into(), end.into())
+            ));
+            return Some(if self.spans.links & (1 << rank) == 0 {
+                Slot::Bucket(BucketRef::new(bytes))
+            } else {
+                Slot::Link(Link::from_bytes(bytes).expect("link bytes are validated when stored"))
+            });
+        }
+        Some(self.view(&self.cells[rank]))
+    }
+
+    /// Fills [`Spans`] when this node is small, clean and backed by a block.
+    fn index_spans(&mut self) {
+        self.spans = Spans::default();
+        let Buf::Shared(block) = &self.buf else {
+            return;
+        };
+        if self.cells.len() > SPANS || block.len() > usize::from(u16::MAX) {
+            return;
+        }
+        let mut spans = Spans::default();
+        for (rank, cell) in self.cells.iter().enumerate() {
+            let (Cell::Bucket(start, end) | Cell::Link(start, end)) = cell else {
+                return;
+            };
+            let (Ok(start), Ok(end)) = (u16::try_from(*start), u16::try_from(*end)) else {
+                return;
+            };
+            spans.at[rank] = [start, end];
+            if matches!(cell, Cell::Link(..)) {
+                spans.links |= 1 << rank;
+            }
+        }
+        spans.len = u8::try_from(self.cells.len()).unwrap_or(0);
+        self.spans = spans;
+    }
+
+    /// Forgets what was derived from the cells: remembered children and spans.
+    fn edited(&mut self) {
+        self.children = Children::default();
+        self.spans = Spans::default();
     }
 
     /// An empty node with room for `cells` slots and `bytes` bytes of buckets.
@@ -215,7 +283,7 @@ impl Node {
 
     /// Puts `cell` at `index`, replacing what was there.
     fn set(&mut self, index: u8, cell: Cell) {
-        self.children = Children::default();
+        self.edited();
         let rank = self.rank(index);
         if self.is_set(index) {
             let old = std::mem::replace(&mut self.cells[rank], cell);
@@ -365,7 +433,7 @@ impl Node {
         if !self.is_set(index) {
             return false;
         }
-        self.children = Children::default();
+        self.edited();
         let rank = self.rank(index);
         self.bitmap[usize::from(index / 64)] &= !(1 << (index % 64));
         let old = self.cells.remove(rank);
@@ -395,6 +463,7 @@ impl Node {
 
     /// Copies the live buckets into a fresh owned buffer.
     fn compact(&mut self) {
+        self.spans = Spans::default();
         let old = std::mem::take(&mut self.buf);
         let old = old.as_slice();
         let live: usize = self
@@ -455,7 +524,7 @@ impl Node {
         if !matches!(self.cells[rank], Cell::Dirty(_)) {
             return;
         }
-        self.children = Children::default();
+        self.edited();
         // An empty range stands in while the child is sealed.
         let Cell::Dirty(child) = std::mem::replace(&mut self.cells[rank], Cell::Link(0, 0)) else {
             unreachable!("matched above")
@@ -497,6 +566,7 @@ impl Node {
         debug_assert_eq!(pos, block.len(), "the block is this node's encoding");
         self.buf = Buf::Shared(block);
         self.stale = 0;
+        self.index_spans();
     }
 
     /// Number of occupied slots: a lower bound on the keys under this node, as each bucket
@@ -637,6 +707,7 @@ impl Node {
             let end = buf.len();
             node.set(index, Cell::Bucket(off(start), off(end)));
         }
+        node.index_spans();
         Ok(node)
     }
 }
@@ -845,6 +916,15 @@ mod tests {
                 _ => {}
             }
             assert_eq!(node.encode(), expect, "step {step}");
+            // Reads see the same, whether through the cells or a block's spans.
+            for (&index, keys) in &model {
+                let Some(Slot::Bucket(bucket)) = node.get(index) else {
+                    panic!("step {step}: slot {index} is not a bucket");
+                };
+                for (key, value) in keys {
+                    assert_eq!(bucket.find(key), Some(cid(*value)), "step {step}");
+                }
+            }
         }
         let live = node.encode().len();
         assert!(
@@ -852,6 +932,30 @@ mod tests {
             "stale bytes are compacted away: {} for {live}",
             node.mem_size()
         );
+    }
+
+    #[test]
+    fn reads_of_a_decoded_node_follow_its_edits() {
+        let bytes = sample().encode();
+        let mut node = dec(&bytes).unwrap();
+        assert_eq!(node.spans.len, 4, "a small decoded node keeps its spans");
+        assert!(matches!(node.get(0), Some(Slot::Link(l)) if l == cid(9)));
+        node.set_dirty(0, sample());
+        assert!(matches!(node.get(0), Some(Slot::Dirty(_))));
+        assert!(matches!(node.get(255), Some(Slot::Link(l)) if l == cid(10)));
+        node.seal_child(0, |_| cid(12));
+        assert!(matches!(node.get(0), Some(Slot::Link(l)) if l == cid(12)));
+        assert!(node.clear(255));
+        assert!(node.get(255).is_none());
+        let Some(Slot::Bucket(b)) = node.get(128) else {
+            panic!("slot 128 holds a bucket");
+        };
+        assert_eq!(b.find("é"), Some(cid(11)));
+        // Rebased onto its new encoding, the node is small and clean again.
+        let bytes = node.encode();
+        node.rebase(Bytes::from(bytes));
+        assert_eq!(node.spans.len, 3);
+        assert!(matches!(node.get(0), Some(Slot::Link(l)) if l == cid(12)));
     }
 
     #[test]
