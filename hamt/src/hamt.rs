@@ -90,12 +90,22 @@ impl Config {
 
     /// The identity CID `value` is stored as, when it is small enough to inline.
     fn inline(self, value: &[u8]) -> Option<Cid> {
-        // 0 turns inlining off, even for an empty value.
-        if self.inline_values > 0 && value.len() <= self.inline_values {
-            identity_cid(Codec::Raw, value)
-        } else {
-            None
+        self.inlines(value)
+            .then(|| identity_cid(Codec::Raw, value))
+            .flatten()
+    }
+
+    /// [`inline`](Self::inline) as a link, built without a [`Cid`] for short values.
+    fn inline_link(self, value: &[u8]) -> Option<Link> {
+        if !self.inlines(value) {
+            return None;
         }
+        Link::identity(Codec::Raw, value).or_else(|| self.inline(value).map(|c| Link::from_cid(&c)))
+    }
+
+    fn inlines(self, value: &[u8]) -> bool {
+        // 0 turns inlining off, even for an empty value.
+        self.inline_values > 0 && value.len() <= self.inline_values
     }
 }
 
@@ -318,11 +328,11 @@ impl Hamt {
     pub async fn insert(&mut self, key: &str, value: impl Into<Bytes>) -> Result<Option<Cid>> {
         check_key(key)?;
         let value = value.into();
-        let cid = match self.config.inline(&value) {
-            Some(cid) => cid,
-            None => self.loader.store.put(Codec::Raw, value).await?,
+        let link = match self.config.inline_link(&value) {
+            Some(link) => link,
+            None => Link::from_cid(&self.loader.store.put(Codec::Raw, value).await?),
         };
-        self.insert_pointer(key, cid).await
+        Ok(self.insert_link(key, link).await?.map(|old| old.to_cid()))
     }
 
     /// Encodes `value` as DAG-CBOR, stores it as a raw block and maps `key` to it (py-hamt's
@@ -344,17 +354,26 @@ impl Hamt {
     /// As [`insert`](Self::insert).
     pub async fn insert_pointer(&mut self, key: &str, value: Cid) -> Result<Option<Cid>> {
         check_key(key)?;
+        let old = self.insert_link(key, Link::from_cid(&value)).await?;
+        Ok(old.map(|old| old.to_cid()))
+    }
+
+    async fn insert_link(&mut self, key: &str, value: Link) -> Result<Option<Link>> {
         let hash = key_hash(key);
-        self.materialize(&hash, HASH_LEN).await?;
-        let old = insert_in(
-            &mut self.root,
-            0,
-            &hash,
-            key,
-            Link::from_cid(&value),
-            self.config.max_bucket_size,
-        )?
-        .map(|l| l.to_cid());
+        let max = self.config.max_bucket_size;
+        // Most inserts route through in-memory nodes only. A stored node on the way stops
+        // the first try before anything changed; it is loaded, and the second try cannot
+        // meet one.
+        let old = match insert_in(&mut self.root, 0, &hash, key, &value, max)? {
+            Inserted::Done(old) => old,
+            Inserted::Stored => {
+                self.materialize(&hash, HASH_LEN).await?;
+                match insert_in(&mut self.root, 0, &hash, key, &value, max)? {
+                    Inserted::Done(old) => old,
+                    Inserted::Stored => return Err(too_deep(None)),
+                }
+            }
+        };
         self.root_cid = None;
         self.changes += 1;
         if old.is_none() {
@@ -618,28 +637,36 @@ fn route_mut<'a>(root: &'a mut Node, hash: &[u8; HASH_LEN], depth: usize) -> &'a
     node
 }
 
+/// What [`insert_in`] did.
+enum Inserted {
+    /// The key is in place; its old value, if it had one.
+    Done(Option<Link>),
+    /// Nothing: the route reaches a stored node, to be loaded first.
+    Stored,
+}
+
 fn insert_in(
     node: &mut Node,
     depth: usize,
     hash: &[u8; HASH_LEN],
     key: &str,
-    value: Link,
+    value: &Link,
     max: usize,
-) -> Result<Option<Link>> {
+) -> Result<Inserted> {
     let index = hash[depth];
     if let Some(child) = node.child_mut(index) {
         return insert_in(child, depth + 1, hash, key, value, max);
     }
     match node.get(index) {
         None => {
-            node.set_single(index, key, &value);
-            Ok(None)
+            node.set_single(index, key, value);
+            Ok(Inserted::Done(None))
         }
-        Some(Slot::Link(link)) => Err(too_deep(Some(link.to_cid()))),
+        Some(Slot::Link(_)) => Ok(Inserted::Stored),
         Some(Slot::Dirty(_)) => unreachable!("dirty children are handled above"),
-        Some(Slot::Bucket(_)) => match node.bucket_insert(index, key, &value, max) {
-            Insert::Replaced(old) => Ok(Some(old)),
-            Insert::Added => Ok(None),
+        Some(Slot::Bucket(_)) => match node.bucket_insert(index, key, value, max) {
+            Insert::Replaced(old) => Ok(Inserted::Done(Some(old))),
+            Insert::Added => Ok(Inserted::Done(None)),
             Insert::Full => {
                 let Some(Slot::Bucket(bucket)) = node.get(index) else {
                     unreachable!("the slot holds a full bucket")
@@ -647,11 +674,11 @@ fn insert_in(
                 let mut all: Vec<Entry> = bucket.entries().collect();
                 all.push(Entry {
                     key: key.into(),
-                    value,
+                    value: value.clone(),
                 });
                 let child = build(all, depth + 1, max)?;
                 node.set_dirty(index, child);
-                Ok(None)
+                Ok(Inserted::Done(None))
             }
         },
     }

@@ -74,6 +74,20 @@ impl Link {
         }
     }
 
+    /// The identity CID of `data` under `codec`, when it fits the short form (at most 32
+    /// bytes of data).
+    pub(crate) fn identity(codec: crate::Codec, data: &[u8]) -> Option<Self> {
+        let codec = u8::try_from(codec.code()).ok().filter(|c| *c < 0x80)?;
+        let size = u8::try_from(data.len()).ok().filter(|n| *n <= 32)?;
+        let mut bytes = [0u8; 36];
+        bytes[..4].copy_from_slice(&[1, codec, 0, size]);
+        bytes[4..4 + data.len()].copy_from_slice(data);
+        Some(Link::Short {
+            len: size + 4,
+            bytes,
+        })
+    }
+
     /// Parses the binary form of a CID.
     pub(crate) fn from_bytes(input: &[u8]) -> Result<Self, cid::Error> {
         match input {
@@ -194,6 +208,29 @@ pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefau
 mod tests {
     use super::*;
     use crate::block::{Codec, HashAlg};
+
+    #[test]
+    fn identity_links_are_the_identity_cids() {
+        for len in 0..=crate::MAX_INLINE {
+            let data: Vec<u8> = (0..len).map(|i| u8::try_from(i).unwrap()).collect();
+            let cid = crate::block::identity_cid(Codec::Raw, &data).unwrap();
+            match Link::identity(Codec::Raw, &data) {
+                Some(link) => {
+                    assert!(len <= 32);
+                    assert_eq!(link, Link::from_cid(&cid));
+                    assert_eq!(link.to_cid(), cid);
+                    let bytes = cid.to_bytes();
+                    assert_eq!(inline_bytes(&bytes), Some(&data[..]));
+                    assert!(is_cid(&bytes));
+                }
+                None => assert!(len > 32),
+            }
+        }
+        let blake3 = HashAlg::Blake3.cid(Codec::Raw, b"x").to_bytes();
+        assert_eq!(inline_bytes(&blake3), None);
+        assert!(is_cid(&blake3));
+        assert!(!is_cid(&blake3[..blake3.len() - 1]));
+    }
 
     #[test]
     fn short_and_long_links_round_trip() {
