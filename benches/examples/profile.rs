@@ -1,6 +1,7 @@
 //! A workload loop to run under a profiler (`perf record -e cpu-clock -g`):
 //! `cargo run --release -p hamt-benches --example profile -- [insert|get|iterate|remove] [N]
-//! [blocks|inline]` (values in their own blocks, py-hamt's format, or inlined).
+//! [blocks|inline]` (values in their own blocks, py-hamt's format, or inlined). `REPS` sets
+//! how many times the workload runs (5).
 
 use std::time::Instant;
 
@@ -21,14 +22,33 @@ fn main() {
         .expect("runtime");
     let store = ours::store();
     let root = rt.block_on(ours::insert_flush_with(store.clone(), &data, config));
+    let reps: u32 = std::env::var("REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     let start = Instant::now();
-    for _ in 0..5 {
+    for _ in 0..reps {
         match op.as_str() {
             "insert" => {
                 rt.block_on(ours::insert_flush_with(ours::store(), &data, config));
             }
             "get" => {
                 rt.block_on(ours::get_all(store.clone(), root, &data));
+            }
+            "getwarm" => {
+                rt.block_on(async {
+                    let reader = hamt::HamtReader::open(store.clone(), root)
+                        .await
+                        .expect("open");
+                    for (k, _) in &data.pairs {
+                        reader.get(k).await.expect("get");
+                    }
+                    let t = Instant::now();
+                    for (k, _) in &data.pairs {
+                        reader.get(k).await.expect("get");
+                    }
+                    println!("warm {:?}", t.elapsed());
+                });
             }
             "iterate" => {
                 rt.block_on(ours::iterate(store.clone(), root));
@@ -41,6 +61,6 @@ fn main() {
     }
     println!(
         "{op} n={n}: {:.1} ms per run",
-        start.elapsed().as_secs_f64() * 200.0
+        start.elapsed().as_secs_f64() * 1e3 / f64::from(reps)
     );
 }

@@ -121,8 +121,8 @@ pub(crate) struct Node {
 
 /// The byte ranges of a small node's slots when its buffer is a block, kept in the node
 /// itself: a lookup in such a node, the leaves of most trees, then reads no cell, one cache
-/// miss fewer on every cold read. Empty (`len` 0) unless [`Node::index_spans`] filled it;
-/// any edit of the cells or the buffer empties it.
+/// miss fewer on every cold read. Empty (`len` 0, whatever `at` holds) unless
+/// [`Node::index_spans`] filled it; any edit of the cells or the buffer sets `len` to 0.
 #[derive(Debug, Clone, Copy, Default)]
 struct Spans {
     len: u8,
@@ -234,8 +234,11 @@ impl Node {
 
     /// Forgets what was derived from the cells: remembered children and spans.
     fn edited(&mut self) {
-        self.children = Children::default();
-        self.spans = Spans::default();
+        // Only what is set is written: an insert into a dirty node touches no more of it.
+        if self.children.0.get().is_some() {
+            self.children = Children::default();
+        }
+        self.spans.len = 0;
     }
 
     /// An empty node with room for `cells` slots and `bytes` bytes of buckets.
@@ -463,7 +466,7 @@ impl Node {
 
     /// Copies the live buckets into a fresh owned buffer.
     fn compact(&mut self) {
-        self.spans = Spans::default();
+        self.spans.len = 0;
         let old = std::mem::take(&mut self.buf);
         let old = old.as_slice();
         let live: usize = self
