@@ -88,7 +88,11 @@ pub(crate) const MAX_KEY_LEN: usize = 16 << 10;
 /// A node's bucket bytes: the block it was read from, or an owned buffer once changed.
 #[derive(Debug, Clone)]
 enum Buf {
-    Shared(Bytes),
+    /// A block, and how many of the node's first slots have their ranges in [`Spans`].
+    Shared {
+        block: Bytes,
+        spans: u8,
+    },
     Owned(Vec<u8>),
 }
 
@@ -101,7 +105,7 @@ impl Default for Buf {
 impl Buf {
     fn as_slice(&self) -> &[u8] {
         match self {
-            Buf::Shared(b) => b,
+            Buf::Shared { block, .. } => block,
             Buf::Owned(v) => v,
         }
     }
@@ -121,11 +125,12 @@ pub(crate) struct Node {
 
 /// The byte ranges of a small node's slots when its buffer is a block, kept in the node
 /// itself: a lookup in such a node, the leaves of most trees, then reads no cell, one cache
-/// miss fewer on every cold read. Empty (`len` 0, whatever `at` holds) unless
-/// [`Node::index_spans`] filled it; any edit of the cells or the buffer sets `len` to 0.
+/// miss fewer on every cold read. How many are valid is kept with the block
+/// ([`Buf::Shared`]), where every edit looks anyway: 0 unless [`Node::index_spans`] filled
+/// them, and set back to 0 by any edit of the cells. An owned buffer has none, so an edit of
+/// a changed node never touches this table.
 #[derive(Debug, Clone, Copy, Default)]
 struct Spans {
-    len: u8,
     /// Bit `rank` set: that slot is a link (its range is the CID), else a bucket.
     links: u32,
     at: [[u16; 2]; SPANS],
@@ -188,8 +193,8 @@ impl Node {
             return None;
         }
         let rank = self.rank(index);
-        if rank < usize::from(self.spans.len)
-            && let Buf::Shared(block) = &self.buf
+        if let Buf::Shared { block, spans } = &self.buf
+            && rank < usize::from(*spans)
         {
             let [start, end] = self.spans.at[rank];
             let bytes = &block[usize::from(start)..usize::from(end)];
@@ -208,10 +213,14 @@ impl Node {
 
     /// Fills [`Spans`] when this node is small, clean and backed by a block.
     fn index_spans(&mut self) {
-        self.spans = Spans::default();
-        let Buf::Shared(block) = &self.buf else {
+        let Buf::Shared {
+            block,
+            spans: count,
+        } = &mut self.buf
+        else {
             return;
         };
+        *count = 0;
         if self.cells.len() > SPANS || block.len() > usize::from(u16::MAX) {
             return;
         }
@@ -228,8 +237,8 @@ impl Node {
                 spans.links |= 1 << rank;
             }
         }
-        spans.len = u8::try_from(self.cells.len()).unwrap_or(0);
         self.spans = spans;
+        *count = u8::try_from(self.cells.len()).unwrap_or(0);
     }
 
     /// Forgets what was derived from the cells: remembered children and spans.
@@ -238,7 +247,9 @@ impl Node {
         if self.children.0.get().is_some() {
             self.children = Children::default();
         }
-        self.spans.len = 0;
+        if let Buf::Shared { spans, .. } = &mut self.buf {
+            *spans = 0;
+        }
     }
 
     /// An empty node with room for `cells` slots and `bytes` bytes of buckets.
@@ -446,12 +457,12 @@ impl Node {
 
     /// The buffer, made owned: a shared block is copied, keeping only its buckets.
     fn owned(&mut self) -> &mut Vec<u8> {
-        if let Buf::Shared(_) = self.buf {
+        if let Buf::Shared { .. } = self.buf {
             self.compact();
         }
         match &mut self.buf {
             Buf::Owned(v) => v,
-            Buf::Shared(_) => unreachable!("compact() makes the buffer owned"),
+            Buf::Shared { .. } => unreachable!("compact() makes the buffer owned"),
         }
     }
 
@@ -466,7 +477,6 @@ impl Node {
 
     /// Copies the live buckets into a fresh owned buffer.
     fn compact(&mut self) {
-        self.spans.len = 0;
         let old = std::mem::take(&mut self.buf);
         let old = old.as_slice();
         let live: usize = self
@@ -567,7 +577,7 @@ impl Node {
             }
         }
         debug_assert_eq!(pos, block.len(), "the block is this node's encoding");
-        self.buf = Buf::Shared(block);
+        self.buf = Buf::Shared { block, spans: 0 };
         self.stale = 0;
         self.index_spans();
     }
@@ -586,7 +596,7 @@ impl Node {
     /// An estimate of the memory this node takes, for the cache budget.
     pub(crate) fn mem_size(&self) -> usize {
         let buf = match &self.buf {
-            Buf::Shared(b) => b.len(),
+            Buf::Shared { block, .. } => block.len(),
             Buf::Owned(v) => v.capacity(),
         };
         // The allocator's per-allocation overhead included.
@@ -695,7 +705,10 @@ impl Node {
         if r.remaining() != 0 {
             return Err(err("trailing bytes after the node"));
         }
-        node.buf = Buf::Shared(data);
+        node.buf = Buf::Shared {
+            block: data,
+            spans: 0,
+        };
         // Buckets another writer left out of DAG-CBOR order are rewritten in order, so this
         // node encodes canonically once changed.
         for index in fix {
@@ -803,7 +816,7 @@ mod tests {
         let mut node = sample();
         let bytes = node.encode();
         node.rebase(Bytes::from(bytes.clone()));
-        assert!(matches!(node.buf, Buf::Shared(_)));
+        assert!(matches!(node.buf, Buf::Shared { .. }));
         assert_eq!(node.encode(), bytes);
         assert!(matches!(node.get(255), Some(Slot::Link(c)) if c == cid(10)));
         assert_eq!(
@@ -941,7 +954,10 @@ mod tests {
     fn reads_of_a_decoded_node_follow_its_edits() {
         let bytes = sample().encode();
         let mut node = dec(&bytes).unwrap();
-        assert_eq!(node.spans.len, 4, "a small decoded node keeps its spans");
+        assert!(
+            matches!(node.buf, Buf::Shared { spans: 4, .. }),
+            "a small decoded node keeps its spans"
+        );
         assert!(matches!(node.get(0), Some(Slot::Link(l)) if l == cid(9)));
         node.set_dirty(0, sample());
         assert!(matches!(node.get(0), Some(Slot::Dirty(_))));
@@ -957,7 +973,7 @@ mod tests {
         // Rebased onto its new encoding, the node is small and clean again.
         let bytes = node.encode();
         node.rebase(Bytes::from(bytes));
-        assert_eq!(node.spans.len, 3);
+        assert!(matches!(node.buf, Buf::Shared { spans: 3, .. }));
         assert!(matches!(node.get(0), Some(Slot::Link(l)) if l == cid(12)));
     }
 
