@@ -355,11 +355,16 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Re-encodes a valid but non-canonical bucket in canonical form.
-pub(crate) fn canonicalize(out: &mut Vec<u8>, bucket: BucketRef<'_>) {
+/// Re-encodes a non-canonical bucket in canonical form. Its keys were only checked against
+/// their neighbours as written, so a key repeated further apart shows here, once sorted.
+pub(crate) fn canonicalize(out: &mut Vec<u8>, bucket: BucketRef<'_>) -> Result<(), &'static str> {
     let mut entries: Vec<EntryRef<'_>> = bucket.iter().collect();
     entries.sort_by(|a, b| bytes_order(a.key, b.key));
+    if entries.windows(2).any(|w| w[0].key == w[1].key) {
+        return Err("duplicate key in a bucket");
+    }
     write_sorted(out, entries.len(), entries.iter().map(|e| (e.key, e.cid)));
+    Ok(())
 }
 
 #[cfg(test)]
@@ -433,7 +438,7 @@ mod tests {
         let (_, n, _) = r.header().unwrap();
         assert!(!r.bucket(n).unwrap());
         let mut fixed = Vec::new();
-        canonicalize(&mut fixed, BucketRef::new(&bytes));
+        canonicalize(&mut fixed, BucketRef::new(&bytes)).unwrap();
         let keys: Vec<&str> = BucketRef::new(&fixed).iter().map(|e| e.key()).collect();
         assert_eq!(keys, ["a", "b"]);
         // A duplicate key is an error.
@@ -445,6 +450,19 @@ mod tests {
         let mut r = Reader { data: &dup, pos: 0 };
         let (_, n, _) = r.header().unwrap();
         assert!(r.bucket(n).is_err());
+        // Also when the repeats are not neighbours: "a", "b", "a" reads as merely out of
+        // order, and sorting shows the duplicate.
+        let mut apart = vec![0xa3];
+        for key in [b"a", b"b", b"a"] {
+            write_entry(&mut apart, key, &cid);
+        }
+        let mut r = Reader {
+            data: &apart,
+            pos: 0,
+        };
+        let (_, n, _) = r.header().unwrap();
+        assert_eq!(r.bucket(n), Ok(false));
+        assert!(canonicalize(&mut Vec::new(), BucketRef::new(&apart)).is_err());
         // A non-minimal key header is not canonical.
         let mut wide = vec![0xa1, 0x78, 0x01, b'a'];
         wide.extend_from_slice(&[0xd8, 0x2a, 0x58, 0x25, 0x00]);
