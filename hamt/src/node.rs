@@ -903,7 +903,10 @@ mod tests {
                 }
                 let encoded = node.encode();
                 node.set_single(7, "x", &cid(1));
-                proptest::prop_assert!(node.encode().len() > 0);
+                let edited = dec(&node.encode()).expect("an edited node decodes");
+                proptest::prop_assert!(
+                    matches!(edited.get(7), Some(Slot::Bucket(b)) if b.find("x") == Some(cid(1)))
+                );
                 proptest::prop_assert!(dec(&encoded).is_ok());
             }
         }
