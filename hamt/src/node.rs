@@ -141,7 +141,8 @@ const SPANS: usize = 32;
 
 /// The children already loaded through a node's links, by cell, so that following a link
 /// again skips the cache's lookup. Weak: the node cache alone decides what stays in memory,
-/// and a child it dropped is loaded through it again. Emptied whenever the cells change.
+/// and a child it dropped is loaded through it again. Emptied whenever a cell is added,
+/// removed or replaced (moving bytes within the buffer keeps ranks and kinds, so it stays).
 #[derive(Default)]
 struct Children(OnceLock<Box<[OnceLock<Weak<Node>>]>>);
 
@@ -264,6 +265,10 @@ impl Node {
     /// The child behind the link at `index`, if it was loaded through this node before and
     /// is still in memory.
     pub(crate) fn known_child(&self, index: u8) -> Option<Arc<Node>> {
+        // An empty slot's rank is its next neighbour's: that child is not this slot's.
+        if !self.is_set(index) {
+            return None;
+        }
         let known = self.children.0.get()?;
         known.get(self.rank(index))?.get()?.upgrade()
     }
@@ -996,6 +1001,19 @@ mod tests {
             "stale bytes are compacted away: {} for {live}",
             node.mem_size()
         );
+    }
+
+    #[test]
+    fn an_empty_slot_has_no_remembered_child() {
+        let mut node = Node::default();
+        node.set_link(7, &cid(1));
+        let child = Arc::new(sample());
+        node.remember_child(7, &child);
+        assert!(node.known_child(7).is_some());
+        // Slot 5 is empty and ranks where slot 7 does.
+        assert!(node.known_child(5).is_none());
+        node.remember_child(5, &child);
+        assert!(node.known_child(5).is_none());
     }
 
     #[test]
