@@ -130,7 +130,8 @@ impl Link {
     }
 }
 
-/// True when `input` is a CID in binary form, as [`Link::from_bytes`] would take it.
+/// True when `input` is a CID in binary form. The usual short form is checked exactly (no
+/// trailing bytes); anything else is left to the `cid` crate's parser.
 pub(crate) fn is_cid(input: &[u8]) -> bool {
     match input {
         [1, 0..0x80, 0..0x80, size @ 0..=32, digest @ ..] => digest.len() == usize::from(*size),

@@ -166,9 +166,9 @@ impl<S: BlockStore + ?Sized> BlockStore for Arc<S> {
 ///
 /// Blocks are verified when they are stored, so reads need no re-hashing. Small blocks
 /// (HAMT values, usually) cost no allocation of their own: up to 22 bytes are kept in the
-/// map's entry itself, so reading one touches no other memory, and up to 256 bytes are
-/// copied into shared 64 KiB chunks, of which reading one hands out a reference-counted
-/// slice. Cloning gives another handle to the same blocks.
+/// map's entry itself (a read copies them out, touching no other memory), and up to 256
+/// bytes are copied into shared 64 KiB chunks, of which a read hands out a
+/// reference-counted slice. Cloning gives another handle to the same blocks.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     blocks: Arc<RwLock<Blocks>>,
