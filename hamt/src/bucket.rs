@@ -134,14 +134,16 @@ impl<'a> BucketRef<'a> {
 
     /// The value link of `key`.
     pub(crate) fn find(&self, key: &str) -> Option<Link> {
-        self.iter()
-            .find(|e| e.key == key.as_bytes())
-            .map(|e| e.link())
+        self.find_entry(key).map(|e| e.link())
     }
 
     /// The binary CID of `key`'s value.
     pub(crate) fn find_cid(&self, key: &str) -> Option<&'a [u8]> {
-        self.iter().find(|e| e.key == key.as_bytes()).map(|e| e.cid)
+        self.find_entry(key).map(|e| e.cid)
+    }
+
+    fn find_entry(&self, key: &str) -> Option<EntryRef<'a>> {
+        self.iter().find(|e| e.key == key.as_bytes())
     }
 
     /// Where `key` is, or would go.
