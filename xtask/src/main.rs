@@ -508,20 +508,7 @@ fn bench(args: &[String]) -> Result<()> {
     // Peak memory of a bulk load in each layout, each in a process of its own.
     let rss_run = |layout: &str| -> Result<serde_json::Value> {
         json(
-            &output(Command::new(cargo()).args([
-                "run",
-                "-q",
-                "--release",
-                "-p",
-                "hamt-benches",
-                "--bin",
-                "rss",
-                "--",
-                &rss_n.to_string(),
-                "64",
-                "memory",
-                layout,
-            ]))?,
+            &output(bench_bin("rss").args([&rss_n.to_string(), "64", "memory", layout]))?,
             "rss",
         )
     };
@@ -574,6 +561,15 @@ fn bench_s3(quick: bool) -> Result<()> {
 /// sled against a plain directory store, and py-hamt + zarr-python on the same HAMT.
 fn bench_zarr(quick: bool) -> Result<()> {
     let python = python_env()?;
+    let mut cmd = bench_bin("zarr_read");
+    if quick {
+        cmd.arg("--quick");
+    }
+    run(cmd.env("HAMT_BENCH_PYTHON", python))
+}
+
+/// `cargo run` of the release benchmark binary `bin`, ready for its arguments.
+fn bench_bin(bin: &str) -> Command {
     let mut cmd = Command::new(cargo());
     cmd.args([
         "run",
@@ -582,13 +578,10 @@ fn bench_zarr(quick: bool) -> Result<()> {
         "-p",
         "hamt-benches",
         "--bin",
-        "zarr_read",
+        bin,
         "--",
     ]);
-    if quick {
-        cmd.arg("--quick");
-    }
-    run(cmd.env("HAMT_BENCH_PYTHON", python))
+    cmd
 }
 
 /// Builds the release `hamt` and benchmark binary `bin`, starts the IPFS test node and runs
