@@ -700,7 +700,7 @@ fn build(entries: Vec<Entry>, depth: usize, max: usize) -> Result<Node> {
     groups.sort_by_key(|(index, _)| *index);
     // Room for twice the entries: a split node usually keeps filling.
     let bytes: usize = groups.iter().map(|(_, e)| e.key.len() + 48).sum();
-    let mut node = Node::with_capacity(2 * groups.len(), 2 * bytes + 16);
+    let mut node = Node::with_capacity(2 * bytes + 16);
     let mut groups = groups.into_iter().peekable();
     while let Some((index, first)) = groups.next() {
         let mut group = vec![first];

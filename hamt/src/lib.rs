@@ -4,6 +4,7 @@ mod block;
 mod bucket;
 mod cache;
 pub mod car;
+mod cells;
 mod diff;
 mod error;
 mod hamt;

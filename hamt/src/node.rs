@@ -5,15 +5,15 @@
 //! - a map `{key: value-CID}` of at most `max_bucket_size` entries: a bucket,
 //! - a one-element list `[CID]`: a link to a child node one level deeper.
 //!
-//! In memory only occupied slots are kept (a 256-bit bitmap plus a dense vector of cells),
+//! In memory only occupied slots are kept (a 256-bit bitmap plus dense [`Cells`]),
 //! and a child that was changed since the last flush is held inline as a dirty child.
 //! Buckets are kept as their canonical CBOR bytes in one buffer per node (see
 //! [`bucket`](crate::bucket)): a node read from the store shares the block's bytes and
 //! costs two allocations however many keys it holds; a changed bucket is appended to an
 //! owned buffer, which is compacted when more than half of it is stale. Encoding copies
 //! bucket bytes as they are, and after a flush a node is re-pointed at its own block.
-//! A small node backed by a block also keeps its slots' byte ranges in itself (`Spans`),
-//! so that a lookup in it reads no cell.
+//! A small node keeps its slots' byte ranges in itself ([`Cells::Small`]), so that a
+//! lookup or an insert in it reads no other allocation before the bucket bytes.
 //!
 //! Encoding and decoding are written by hand for this fixed shape: it is the hot path of
 //! every HAMT operation, and the output is checked against `serde_ipld_dagcbor` in tests.
@@ -25,6 +25,7 @@ use cid::Cid;
 
 pub(crate) use crate::bucket::key_order;
 use crate::bucket::{self, BucketRef, Insert, Place, Reader};
+use crate::cells::{Cell, CellRef, Cells};
 use crate::error::{Error, Result};
 use crate::link::Link;
 
@@ -57,16 +58,6 @@ pub(crate) enum Slot<'a> {
     Dirty(&'a Node),
 }
 
-/// An occupied slot, as held: 16 bytes, so a node's cells stay in few cache lines.
-#[derive(Debug, Clone)]
-enum Cell {
-    /// A bucket: the byte range of its encoding in the node's buffer.
-    Bucket(u32, u32),
-    /// A link: the byte range of the binary CID in the node's buffer.
-    Link(u32, u32),
-    Dirty(Box<Node>),
-}
-
 /// A position in a node's buffer. Buffers stay far below 4 GiB: decoded blocks are limited
 /// to [`MAX_NODE_BYTES`], keys to [`MAX_KEY_LEN`](crate::node::MAX_KEY_LEN), and stale bytes
 /// are compacted away.
@@ -88,11 +79,7 @@ pub(crate) const MAX_KEY_LEN: usize = 16 << 10;
 /// A node's bucket bytes: the block it was read from, or an owned buffer once changed.
 #[derive(Debug, Clone)]
 enum Buf {
-    /// A block, and how many of the node's first slots have their ranges in [`Spans`].
-    Shared {
-        block: Bytes,
-        spans: u8,
-    },
+    Shared(Bytes),
     Owned(Vec<u8>),
 }
 
@@ -105,7 +92,7 @@ impl Default for Buf {
 impl Buf {
     fn as_slice(&self) -> &[u8] {
         match self {
-            Buf::Shared { block, .. } => block,
+            Buf::Shared(block) => block,
             Buf::Owned(v) => v,
         }
     }
@@ -115,29 +102,12 @@ impl Buf {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Node {
     bitmap: [u64; 4],
-    cells: Vec<Cell>,
+    cells: Cells,
     buf: Buf,
     /// Bytes of an owned buffer no bucket uses any more.
     stale: usize,
     children: Children,
-    spans: Spans,
 }
-
-/// The byte ranges of a small node's slots when its buffer is a block, kept in the node
-/// itself: a lookup in such a node, the leaves of most trees, then reads no cell, one cache
-/// miss fewer on every cold read. How many are valid is kept with the block
-/// ([`Buf::Shared`]), where every edit looks anyway: 0 unless [`Node::index_spans`] filled
-/// them, and set back to 0 by any edit of the cells. An owned buffer has none, so an edit of
-/// a changed node never touches this table.
-#[derive(Debug, Clone, Copy, Default)]
-struct Spans {
-    /// Bit `rank` set: that slot is a link (its range is the CID), else a bucket.
-    links: u32,
-    at: [[u16; 2]; SPANS],
-}
-
-/// Slots a node may have for its ranges to be kept in [`Spans`].
-const SPANS: usize = 32;
 
 /// The children already loaded through a node's links, by cell, so that following a link
 /// again skips the cache's lookup. Weak: the node cache alone decides what stays in memory,
@@ -175,16 +145,16 @@ impl Node {
         self.bitmap[usize::from(index / 64)] & (1 << (index % 64)) != 0
     }
 
-    fn view<'a>(&'a self, cell: &'a Cell) -> Slot<'a> {
+    fn view<'a>(&'a self, cell: CellRef<'a>) -> Slot<'a> {
         match cell {
-            Cell::Bucket(start, end) => {
-                Slot::Bucket(BucketRef::new(&self.buf.as_slice()[range(*start, *end)]))
+            CellRef::Bucket(start, end) => {
+                Slot::Bucket(BucketRef::new(&self.buf.as_slice()[range(start, end)]))
             }
-            Cell::Link(start, end) => Slot::Link(
-                Link::from_bytes(&self.buf.as_slice()[range(*start, *end)])
+            CellRef::Link(start, end) => Slot::Link(
+                Link::from_bytes(&self.buf.as_slice()[range(start, end)])
                     .expect("link bytes are validated when stored"),
             ),
-            Cell::Dirty(child) => Slot::Dirty(child),
+            CellRef::Dirty(child) => Slot::Dirty(child),
         }
     }
 
@@ -193,70 +163,20 @@ impl Node {
         if !self.is_set(index) {
             return None;
         }
-        let rank = self.rank(index);
-        if let Buf::Shared { block, spans } = &self.buf
-            && rank < usize::from(*spans)
-        {
-            let [start, end] = self.spans.at[rank];
-            let bytes = &block[usize::from(start)..usize::from(end)];
-            debug_assert!(matches!(
-                self.cells[rank],
-                Cell::Bucket(s, e) | Cell::Link(s, e) if (s, e) == (start.into(), end.into())
-            ));
-            return Some(if self.spans.links & (1 << rank) == 0 {
-                Slot::Bucket(BucketRef::new(bytes))
-            } else {
-                Slot::Link(Link::from_bytes(bytes).expect("link bytes are validated when stored"))
-            });
-        }
-        Some(self.view(&self.cells[rank]))
+        Some(self.view(self.cells.get(self.rank(index))))
     }
 
-    /// Fills [`Spans`] when this node is small, clean and backed by a block.
-    fn index_spans(&mut self) {
-        let Buf::Shared {
-            block,
-            spans: count,
-        } = &mut self.buf
-        else {
-            return;
-        };
-        *count = 0;
-        if self.cells.len() > SPANS || block.len() > usize::from(u16::MAX) {
-            return;
-        }
-        let mut spans = Spans::default();
-        for (rank, cell) in self.cells.iter().enumerate() {
-            let (Cell::Bucket(start, end) | Cell::Link(start, end)) = cell else {
-                return;
-            };
-            let (Ok(start), Ok(end)) = (u16::try_from(*start), u16::try_from(*end)) else {
-                return;
-            };
-            spans.at[rank] = [start, end];
-            if matches!(cell, Cell::Link(..)) {
-                spans.links |= 1 << rank;
-            }
-        }
-        self.spans = spans;
-        *count = u8::try_from(self.cells.len()).unwrap_or(0);
-    }
-
-    /// Forgets what was derived from the cells: remembered children and spans.
+    /// Forgets the remembered children.
     fn edited(&mut self) {
-        // Only what is set is written: an insert into a dirty node touches no more of it.
+        // Only when set: an insert into a dirty node writes no more of it than it must.
         if self.children.0.get().is_some() {
             self.children = Children::default();
         }
-        if let Buf::Shared { spans, .. } = &mut self.buf {
-            *spans = 0;
-        }
     }
 
-    /// An empty node with room for `cells` slots and `bytes` bytes of buckets.
-    pub(crate) fn with_capacity(cells: usize, bytes: usize) -> Node {
+    /// An empty node with room for `bytes` bytes of buckets.
+    pub(crate) fn with_capacity(bytes: usize) -> Node {
         Node {
-            cells: Vec::with_capacity(cells),
             buf: Buf::Owned(Vec::with_capacity(bytes)),
             ..Node::default()
         }
@@ -281,7 +201,7 @@ impl Node {
         let known = self
             .children
             .0
-            .get_or_init(|| self.cells.iter().map(|_| OnceLock::new()).collect());
+            .get_or_init(|| (0..self.cells.len()).map(|_| OnceLock::new()).collect());
         if let Some(slot) = known.get(self.rank(index)) {
             // A slot whose child was dropped stays empty of it: later loads go to the cache.
             let _ = slot.set(Arc::downgrade(child));
@@ -293,11 +213,11 @@ impl Node {
         if !self.is_set(index) {
             return None;
         }
-        let rank = self.rank(index);
-        match &mut self.cells[rank] {
-            Cell::Dirty(child) => Some(child),
-            _ => None,
+        if let Cells::Small(_) = self.cells {
+            return None;
         }
+        let rank = self.rank(index);
+        self.cells.dirty_mut(rank)
     }
 
     /// Puts `cell` at `index`, replacing what was there.
@@ -305,7 +225,7 @@ impl Node {
         self.edited();
         let rank = self.rank(index);
         if self.is_set(index) {
-            let old = std::mem::replace(&mut self.cells[rank], cell);
+            let old = self.cells.replace(rank, cell);
             self.release(&old);
         } else {
             self.bitmap[usize::from(index / 64)] |= 1 << (index % 64);
@@ -403,7 +323,7 @@ impl Node {
     ) {
         self.owned();
         // `owned` may have compacted the buffer: find the bucket again.
-        let Cell::Bucket(start, end) = self.cells[rank] else {
+        let CellRef::Bucket(start, end) = self.cells.get(rank) else {
             unreachable!("the cell is a bucket")
         };
         let (start, end) = (start as usize, end as usize);
@@ -418,7 +338,7 @@ impl Node {
         }
         buf.extend_from_within(start + cut.end..end);
         let new_end = buf.len();
-        self.cells[rank] = Cell::Bucket(off(new_start), off(new_end));
+        self.cells.set_range(rank, off(new_start), off(new_end));
         self.stale += end - start;
         self.maybe_compact();
     }
@@ -462,12 +382,12 @@ impl Node {
 
     /// The buffer, made owned: a shared block is copied, keeping only its buckets.
     fn owned(&mut self) -> &mut Vec<u8> {
-        if let Buf::Shared { .. } = self.buf {
+        if let Buf::Shared(_) = self.buf {
             self.compact();
         }
         match &mut self.buf {
             Buf::Owned(v) => v,
-            Buf::Shared { .. } => unreachable!("compact() makes the buffer owned"),
+            Buf::Shared(_) => unreachable!("compact() makes the buffer owned"),
         }
     }
 
@@ -488,16 +408,16 @@ impl Node {
             .cells
             .iter()
             .map(|c| match c {
-                Cell::Bucket(s, e) | Cell::Link(s, e) => (e - s) as usize,
-                Cell::Dirty(_) => 0,
+                CellRef::Bucket(s, e) | CellRef::Link(s, e) => (e - s) as usize,
+                CellRef::Dirty(_) => 0,
             })
             .sum();
         let mut buf = Vec::with_capacity(live + live / 2 + 64);
-        for cell in &mut self.cells {
-            if let Cell::Bucket(start, end) | Cell::Link(start, end) = cell {
+        for rank in 0..self.cells.len() {
+            if let CellRef::Bucket(start, end) | CellRef::Link(start, end) = self.cells.get(rank) {
                 let new_start = off(buf.len());
-                buf.extend_from_slice(&old[range(*start, *end)]);
-                (*start, *end) = (new_start, off(buf.len()));
+                buf.extend_from_slice(&old[range(start, end)]);
+                self.cells.set_range(rank, new_start, off(buf.len()));
             }
         }
         self.buf = Buf::Owned(buf);
@@ -518,7 +438,7 @@ impl Node {
     /// The dirty children, in index order.
     pub(crate) fn dirty_children(&self) -> impl Iterator<Item = &Node> {
         self.cells.iter().filter_map(|c| match c {
-            Cell::Dirty(child) => Some(&**child),
+            CellRef::Dirty(child) => Some(child),
             _ => None,
         })
     }
@@ -527,8 +447,8 @@ impl Node {
     pub(crate) fn dirty_indices(&self) -> Vec<u8> {
         (0..=255u8)
             .filter(|&i| self.is_set(i))
-            .zip(&self.cells)
-            .filter(|(_, c)| matches!(c, Cell::Dirty(_)))
+            .zip(self.cells.iter())
+            .filter(|(_, c)| matches!(c, CellRef::Dirty(_)))
             .map(|(i, _)| i)
             .collect()
     }
@@ -539,17 +459,17 @@ impl Node {
             return;
         }
         let rank = self.rank(index);
-        if !matches!(self.cells[rank], Cell::Dirty(_)) {
+        if !matches!(self.cells.get(rank), CellRef::Dirty(_)) {
             return;
         }
         self.edited();
         // An empty range stands in while the child is sealed.
-        let Cell::Dirty(child) = std::mem::replace(&mut self.cells[rank], Cell::Link(0, 0)) else {
+        let Cell::Dirty(child) = self.cells.replace(rank, Cell::Link(0, 0)) else {
             unreachable!("matched above")
         };
         let link = seal(child);
         let (start, end) = self.push_link(&link);
-        self.cells[rank] = Cell::Link(start, end);
+        self.cells.set_range(rank, start, end);
     }
 
     /// Points a node without dirty children at `block`, its own encoding, dropping the
@@ -557,34 +477,33 @@ impl Node {
     pub(crate) fn rebase(&mut self, block: Bytes) {
         let mut pos = 3;
         let bitmap = self.bitmap;
-        let mut cells = self.cells.iter_mut();
+        let mut rank = 0;
         for index in 0..=255u8 {
             if bitmap[usize::from(index / 64)] & (1 << (index % 64)) == 0 {
                 pos += 1; // {}
                 continue;
             }
-            match cells.next() {
-                Some(Cell::Bucket(start, end)) => {
-                    let len = (*end - *start) as usize;
-                    (*start, *end) = (off(pos), off(pos + len));
+            match self.cells.get(rank) {
+                CellRef::Bucket(start, end) => {
+                    let len = (end - start) as usize;
+                    self.cells.set_range(rank, off(pos), off(pos + len));
                     pos += len;
                 }
-                Some(Cell::Link(start, end)) => {
+                CellRef::Link(start, end) => {
                     // [ tag-42 bytes(0x00 ‖ CID) ]
-                    let len = (*end - *start) as usize;
+                    let len = (end - start) as usize;
                     pos += 3 + bucket::header_len(len as u64 + 1) + 1;
-                    (*start, *end) = (off(pos), off(pos + len));
+                    self.cells.set_range(rank, off(pos), off(pos + len));
                     pos += len;
                 }
-                Some(Cell::Dirty(_)) | None => {
-                    unreachable!("rebase is only called on clean nodes")
-                }
+                CellRef::Dirty(_) => unreachable!("rebase is only called on clean nodes"),
             }
+            rank += 1;
         }
         debug_assert_eq!(pos, block.len(), "the block is this node's encoding");
-        self.buf = Buf::Shared { block, spans: 0 };
+        self.buf = Buf::Shared(block);
         self.stale = 0;
-        self.index_spans();
+        self.cells.shrink();
     }
 
     /// Number of occupied slots: a lower bound on the keys under this node, as each bucket
@@ -595,17 +514,17 @@ impl Node {
 
     /// True when no slot is occupied.
     pub(crate) fn is_empty(&self) -> bool {
-        self.cells.is_empty()
+        self.cells.len() == 0
     }
 
     /// An estimate of the memory this node takes, for the cache budget.
     pub(crate) fn mem_size(&self) -> usize {
         let buf = match &self.buf {
-            Buf::Shared { block, .. } => block.len(),
+            Buf::Shared(block) => block.len(),
             Buf::Owned(v) => v.capacity(),
         };
         // The allocator's per-allocation overhead included.
-        std::mem::size_of::<Self>() + self.cells.capacity() * size_of::<Cell>() + buf + 32
+        std::mem::size_of::<Self>() + self.cells.heap_bytes() + buf + 32
     }
 
     /// Encodes the node as DAG-CBOR. `child_cid` gives the CID of each inline (dirty) child;
@@ -624,12 +543,12 @@ impl Node {
             .cells
             .iter()
             .map(|c| match c {
-                Cell::Bucket(start, end) => (end - start) as usize,
-                Cell::Link(start, end) => {
+                CellRef::Bucket(start, end) => (end - start) as usize,
+                CellRef::Link(start, end) => {
                     let len = (end - start) as usize;
                     3 + bucket::header_len(len as u64 + 1) + 1 + len
                 }
-                Cell::Dirty(_) => 3 + 2 + 1 + 36,
+                CellRef::Dirty(_) => 3 + 2 + 1 + 36,
             })
             .sum();
         3 + empty + cells
@@ -647,12 +566,12 @@ impl Node {
             }
             let Some(cell) = cells.next() else { break };
             match cell {
-                Cell::Bucket(start, end) => out.extend_from_slice(&data[range(*start, *end)]),
-                Cell::Link(start, end) => {
+                CellRef::Bucket(start, end) => out.extend_from_slice(&data[range(start, end)]),
+                CellRef::Link(start, end) => {
                     out.push(0x81);
-                    write_cid(out, &data[range(*start, *end)]);
+                    write_cid(out, &data[range(start, end)]);
                 }
-                Cell::Dirty(child) => {
+                CellRef::Dirty(child) => {
                     out.push(0x81);
                     write_link(out, &child_cid(child));
                 }
@@ -710,10 +629,7 @@ impl Node {
         if r.remaining() != 0 {
             return Err(err("trailing bytes after the node"));
         }
-        node.buf = Buf::Shared {
-            block: data,
-            spans: 0,
-        };
+        node.buf = Buf::Shared(data);
         // Buckets another writer left out of DAG-CBOR order are rewritten in order, so this
         // node encodes canonically once changed.
         for index in fix {
@@ -728,7 +644,6 @@ impl Node {
             let end = buf.len();
             node.set(index, Cell::Bucket(off(start), off(end)));
         }
-        node.index_spans();
         Ok(node)
     }
 }
@@ -821,7 +736,7 @@ mod tests {
         let mut node = sample();
         let bytes = node.encode();
         node.rebase(Bytes::from(bytes.clone()));
-        assert!(matches!(node.buf, Buf::Shared { .. }));
+        assert!(matches!(node.buf, Buf::Shared(_)));
         assert_eq!(node.encode(), bytes);
         assert!(matches!(node.get(255), Some(Slot::Link(c)) if c == cid(10)));
         assert_eq!(
@@ -873,7 +788,7 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
 
         /// Corrupted blocks decode to an error or to a node that reads, edits and encodes
-        /// without panicking, whichever of its paths (spans or cells) a read takes.
+        /// without panicking, whether its slots are kept small or in a vector.
         #[test]
         fn corrupted_blocks_never_panic(
             edits in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>(), 0u8..5), 1..4),
@@ -948,6 +863,13 @@ mod tests {
 
     #[test]
     fn edits_on_shared_and_owned_buffers_match_a_fresh_build() {
+        // 7 slots keep the node's slots in itself; 45 move them to a vector and back.
+        for (slots, spread) in [(7, 37), (45, 5)] {
+            edit_against_the_model(slots, spread);
+        }
+    }
+
+    fn edit_against_the_model(slots: u64, spread: u8) {
         let mut model: BTreeMap<u8, BTreeMap<String, u8>> = BTreeMap::new();
         let mut node = Node::default();
         let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -955,7 +877,7 @@ mod tests {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            let index = u8::try_from(state % 7).unwrap() * 37;
+            let index = u8::try_from(state % slots).unwrap() * spread;
             let key = format!("k{}", (state >> 8) % 23);
             let value = u8::try_from((state >> 16) % 200).unwrap();
             let slot = model.entry(index).or_default();
@@ -985,7 +907,7 @@ mod tests {
                 _ => {}
             }
             assert_eq!(node.encode(), expect, "step {step}");
-            // Reads see the same, whether through the cells or a block's spans.
+            // Reads see the same, from an owned buffer or a block.
             for (&index, keys) in &model {
                 let Some(Slot::Bucket(bucket)) = node.get(index) else {
                     panic!("step {step}: slot {index} is not a bucket");
@@ -1021,8 +943,8 @@ mod tests {
         let bytes = sample().encode();
         let mut node = dec(&bytes).unwrap();
         assert!(
-            matches!(node.buf, Buf::Shared { spans: 4, .. }),
-            "a small decoded node keeps its spans"
+            matches!(node.cells, Cells::Small(_)),
+            "a small decoded node keeps its slots in itself"
         );
         assert!(matches!(node.get(0), Some(Slot::Link(l)) if l == cid(9)));
         node.set_dirty(0, sample());
@@ -1039,7 +961,8 @@ mod tests {
         // Rebased onto its new encoding, the node is small and clean again.
         let bytes = node.encode();
         node.rebase(Bytes::from(bytes));
-        assert!(matches!(node.buf, Buf::Shared { spans: 3, .. }));
+        assert!(matches!(node.buf, Buf::Shared(_)));
+        assert!(matches!(node.cells, Cells::Small(_)));
         assert!(matches!(node.get(0), Some(Slot::Link(l)) if l == cid(12)));
     }
 
