@@ -1,7 +1,8 @@
 //! A workload loop to run under a profiler (`perf record -e cpu-clock -g`):
 //! `cargo run --release -p hamt-benches --example profile --
-//! [insert|get|get-warm|iterate|remove] [N] [blocks|inline]` (values in their own blocks,
-//! py-hamt's format, or inlined). `REPS` sets how many times the workload runs (5).
+//! [insert|get|get-warm|iterate|remove|fvm-insert|fvm-get] [N] [blocks|inline]` (values in
+//! their own blocks, py-hamt's format, or inlined; `fvm-` runs the peer's workload, to compare
+//! against without a whole benchmark run). `REPS` sets how many times the workload runs (5).
 //!
 //! `get` reads every key from a cold root, as the benchmark does; `get-warm` reads them all
 //! once, then times a second pass through the same reader, which shows what the cold
@@ -9,6 +10,7 @@
 
 use std::time::Instant;
 
+use fvm_ipld_blockstore::MemoryBlockstore;
 use hamt::Config;
 use hamt_benches::{Data, ours};
 
@@ -30,6 +32,12 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
+    let fvm_store = MemoryBlockstore::default();
+    let fvm_root = if op.starts_with("fvm") {
+        hamt_benches::fvm::insert_flush(&fvm_store, &data)
+    } else {
+        root
+    };
     let start = Instant::now();
     for _ in 0..reps {
         match op.as_str() {
@@ -59,6 +67,12 @@ fn main() {
             }
             "remove" => {
                 rt.block_on(ours::remove_half(store.clone(), root, &data));
+            }
+            "fvm-insert" => {
+                hamt_benches::fvm::insert_flush(&MemoryBlockstore::default(), &data);
+            }
+            "fvm-get" => {
+                hamt_benches::fvm::get_all(&fvm_store, &fvm_root, &data);
             }
             other => panic!("unknown workload {other}"),
         }
