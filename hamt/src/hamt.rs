@@ -835,9 +835,7 @@ fn seal_subtree(
     blocks: &mut impl Iterator<Item = (Link, Bytes)>,
     cache: &NodeCache,
 ) -> Link {
-    for index in node.dirty_indices() {
-        node.seal_child(index, |child| seal_subtree(*child, blocks, cache));
-    }
+    node.seal_children(|child| seal_subtree(*child, blocks, cache));
     let Some((link, block)) = blocks.next() else {
         unreachable!("encode_tree made one block per dirty node")
     };

@@ -432,7 +432,7 @@ impl Node {
     /// The occupied slots with their indices.
     #[cfg(test)]
     pub(crate) fn indexed_slots(&self) -> impl Iterator<Item = (u8, Slot<'_>)> {
-        (0..=255u8).filter(|&i| self.is_set(i)).zip(self.slots())
+        set_bits(self.bitmap).zip(self.slots())
     }
 
     /// The dirty children, in index order.
@@ -445,8 +445,10 @@ impl Node {
 
     /// The indices of the dirty children, in order.
     pub(crate) fn dirty_indices(&self) -> Vec<u8> {
-        (0..=255u8)
-            .filter(|&i| self.is_set(i))
+        if let Cells::Small(_) = self.cells {
+            return Vec::new();
+        }
+        set_bits(self.bitmap)
             .zip(self.cells.iter())
             .filter(|(_, c)| matches!(c, CellRef::Dirty(_)))
             .map(|(i, _)| i)
@@ -455,10 +457,24 @@ impl Node {
 
     /// Replaces the dirty child at `index` with the link `seal` returns for it.
     pub(crate) fn seal_child(&mut self, index: u8, seal: impl FnOnce(Box<Node>) -> Link) {
-        if !self.is_set(index) {
+        if self.is_set(index) {
+            self.seal_rank(self.rank(index), seal);
+        }
+    }
+
+    /// Replaces every dirty child, in index order, with the link `seal` returns for it.
+    pub(crate) fn seal_children(&mut self, mut seal: impl FnMut(Box<Node>) -> Link) {
+        if let Cells::Small(_) = self.cells {
             return;
         }
-        let rank = self.rank(index);
+        for rank in 0..self.cells.len() {
+            self.seal_rank(rank, &mut seal);
+        }
+    }
+
+    /// Replaces the slot of rank `rank`, if it is a dirty child, with the link `seal`
+    /// returns for it.
+    fn seal_rank(&mut self, rank: usize, seal: impl FnOnce(Box<Node>) -> Link) {
         if !matches!(self.cells.get(rank), CellRef::Dirty(_)) {
             return;
         }
@@ -476,13 +492,11 @@ impl Node {
     /// owned buffer: the node then shares the block's memory with whoever else holds it.
     pub(crate) fn rebase(&mut self, block: Bytes) {
         let mut pos = 3;
-        let bitmap = self.bitmap;
-        let mut rank = 0;
-        for index in 0..=255u8 {
-            if bitmap[usize::from(index / 64)] & (1 << (index % 64)) == 0 {
-                pos += 1; // {}
-                continue;
-            }
+        let mut next = 0;
+        for (rank, index) in set_bits(self.bitmap).enumerate() {
+            // The empty slots before this one: `{}`, a byte each.
+            pos += usize::from(index) - next;
+            next = usize::from(index) + 1;
             match self.cells.get(rank) {
                 CellRef::Bucket(start, end) => {
                     let len = (end - start) as usize;
@@ -498,8 +512,8 @@ impl Node {
                 }
                 CellRef::Dirty(_) => unreachable!("rebase is only called on clean nodes"),
             }
-            rank += 1;
         }
+        pos += WIDTH - next;
         debug_assert_eq!(pos, block.len(), "the block is this node's encoding");
         self.buf = Buf::Shared(block);
         self.stale = 0;
@@ -558,13 +572,11 @@ impl Node {
     pub(crate) fn encode_into(&self, out: &mut Vec<u8>, mut child_cid: impl FnMut(&Node) -> Link) {
         let data = self.buf.as_slice();
         out.extend_from_slice(&[0x99, 0x01, 0x00]); // array(256)
-        let mut cells = self.cells.iter();
-        for index in 0..=255u8 {
-            if !self.is_set(index) {
-                out.push(0xa0); // {}
-                continue;
-            }
-            let Some(cell) = cells.next() else { break };
+        let mut next = 0;
+        for (index, cell) in set_bits(self.bitmap).zip(self.cells.iter()) {
+            // The empty slots before this one: `{}`, a byte each.
+            out.resize(out.len() + usize::from(index) - next, 0xa0);
+            next = usize::from(index) + 1;
             match cell {
                 CellRef::Bucket(start, end) => out.extend_from_slice(&data[range(start, end)]),
                 CellRef::Link(start, end) => {
@@ -577,6 +589,7 @@ impl Node {
                 }
             }
         }
+        out.resize(out.len() + WIDTH - next, 0xa0);
     }
 
     /// Encodes a node that has no dirty children.
@@ -646,6 +659,22 @@ impl Node {
         }
         Ok(node)
     }
+}
+
+/// The indices of the bits set in a node's bitmap, in order.
+fn set_bits(bitmap: [u64; 4]) -> impl Iterator<Item = u8> {
+    (0..4u8).flat_map(move |word| {
+        let mut bits = bitmap[usize::from(word)];
+        std::iter::from_fn(move || {
+            if bits == 0 {
+                return None;
+            }
+            // Below 64: the lowest set bit of a non-zero word.
+            let bit = u8::try_from(bits.trailing_zeros()).unwrap_or(0);
+            bits &= bits - 1;
+            Some(word * 64 + bit)
+        })
+    })
 }
 
 fn write_link(out: &mut Vec<u8>, link: &Link) {
