@@ -10,7 +10,7 @@ use futures::{StreamExt as _, TryStreamExt as _, stream};
 
 use crate::block::{Block, Codec, HashAlg, verify};
 use crate::error::{Error, Result};
-use crate::link::{FastMap, Link};
+use crate::link::{FastHasher, Link};
 
 /// How many requests the default batch methods keep in flight.
 pub const DEFAULT_CONCURRENCY: usize = 32;
@@ -162,13 +162,15 @@ impl<S: BlockStore + ?Sized> BlockStore for Arc<S> {
     }
 }
 
-/// A block store in memory: a hash map behind a lock.
+/// A block store in memory: an index of CIDs behind a lock.
 ///
 /// Blocks are verified when they are stored, so reads need no re-hashing. Small blocks
 /// (HAMT values, usually) cost no allocation of their own: up to 22 bytes are kept in the
-/// map's entry itself (a read copies them out, touching no other memory), and up to 256
+/// index's entry itself (a read copies them out, touching no other memory), and up to 256
 /// bytes are copied into shared 64 KiB chunks, of which a read hands out a
-/// reference-counted slice. Cloning gives another handle to the same blocks.
+/// reference-counted slice. The index takes 72 bytes a block plus 8 to 16 for its hash
+/// table, which holds positions, not entries, so growing it copies 4 bytes a block.
+/// Cloning gives another handle to the same blocks.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     blocks: Arc<RwLock<Blocks>>,
@@ -178,7 +180,13 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Blocks {
-    map: FastMap<Link, Stored>,
+    /// Every block, in the order first stored.
+    entries: Vec<(Link, Stored)>,
+    /// An open-addressing table over `entries`, at most half full, probed linearly from
+    /// the CID's hash: a slot holds an entry's position plus one, or 0 when empty. A hash
+    /// map of the entries themselves would take twice the memory at a million blocks, and
+    /// hold two copies of them while it grows.
+    slots: Vec<u32>,
     /// The chunk small blocks are being copied into.
     chunk: bytes::BytesMut,
 }
@@ -215,13 +223,72 @@ impl Stored {
 }
 
 impl Blocks {
+    fn hash(link: &Link) -> usize {
+        use std::hash::BuildHasher as _;
+        // Only the low bits index the table: truncation on 32-bit targets is harmless.
+        #[allow(clippy::cast_possible_truncation)]
+        let hash = std::hash::BuildHasherDefault::<FastHasher>::default().hash_one(link) as usize;
+        hash
+    }
+
+    /// The slot holding `link`'s position, or else the empty slot where it belongs. The
+    /// table must have slots.
+    fn find(&self, link: &Link) -> std::result::Result<usize, usize> {
+        let mask = self.slots.len() - 1;
+        let mut at = Self::hash(link) & mask;
+        loop {
+            match self.slots[at] {
+                0 => return Err(at),
+                n if self.entries[n as usize - 1].0 == *link => return Ok(at),
+                _ => at = (at + 1) & mask,
+            }
+        }
+    }
+
+    fn lookup(&self, link: &Link) -> Option<&Stored> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let slot = self.find(link).ok()?;
+        Some(&self.entries[self.slots[slot] as usize - 1].1)
+    }
+
+    /// Stores `stored` under `link`, replacing what was there.
+    fn put(&mut self, link: Link, stored: Stored) {
+        if (self.entries.len() + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        match self.find(&link) {
+            Ok(slot) => self.entries[self.slots[slot] as usize - 1].1 = stored,
+            Err(slot) => {
+                self.entries.push((link, stored));
+                self.slots[slot] = position(self.entries.len());
+            }
+        }
+    }
+
+    /// Doubles the table, placing every entry anew.
+    fn grow(&mut self) {
+        let len = (self.slots.len() * 2).max(64);
+        let mask = len - 1;
+        let mut slots = vec![0u32; len];
+        for (i, (link, _)) in self.entries.iter().enumerate() {
+            let mut at = Self::hash(link) & mask;
+            while slots[at] != 0 {
+                at = (at + 1) & mask;
+            }
+            slots[at] = position(i + 1);
+        }
+        self.slots = slots;
+    }
+
     fn insert(&mut self, link: Link, data: Bytes) {
         if let Ok(len) = u8::try_from(data.len())
             && data.len() <= TINY
         {
             let mut tiny = [0; TINY];
             tiny[..data.len()].copy_from_slice(&data);
-            self.map.insert(link, Stored::Tiny { len, data: tiny });
+            self.put(link, Stored::Tiny { len, data: tiny });
             return;
         }
         let data = if data.len() <= PACK_MAX {
@@ -233,12 +300,18 @@ impl Blocks {
         } else {
             data
         };
-        self.map.insert(link, Stored::Bytes(data));
+        self.put(link, Stored::Bytes(data));
     }
 
     fn get(&self, link: &Link) -> Option<Bytes> {
-        self.map.get(link).map(Stored::bytes)
+        self.lookup(link).map(Stored::bytes)
     }
+}
+
+/// An entry's number (its position plus one) as a slot holds it.
+fn position(n: usize) -> u32 {
+    // Four billion blocks would take over 300 GB of index alone.
+    u32::try_from(n).expect("a memory store holds fewer than 2^32 blocks")
 }
 
 impl MemoryStore {
@@ -265,35 +338,37 @@ impl MemoryStore {
 
     /// How many blocks the store holds.
     pub fn len(&self) -> usize {
-        self.read().map.len()
+        self.read().entries.len()
     }
 
     /// True when the store holds no blocks.
     pub fn is_empty(&self) -> bool {
-        self.read().map.is_empty()
+        self.read().entries.is_empty()
     }
 
     /// Total size of all blocks, in bytes.
     pub fn total_bytes(&self) -> usize {
-        self.read().map.values().map(Stored::len).sum()
+        self.read().entries.iter().map(|(_, s)| s.len()).sum()
     }
 
     /// Every CID in the store, in no particular order.
     pub fn cids(&self) -> Vec<Cid> {
-        self.read().map.keys().map(Link::to_cid).collect()
+        self.read()
+            .entries
+            .iter()
+            .map(|(l, _)| l.to_cid())
+            .collect()
     }
 
     /// Stores bytes under a CID without checking them, so tests can simulate a corrupted
     /// backend.
     pub fn insert_unchecked(&self, cid: Cid, data: Bytes) {
-        self.write()
-            .map
-            .insert(Link::from_cid(&cid), Stored::Bytes(data));
+        self.write().put(Link::from_cid(&cid), Stored::Bytes(data));
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Blocks> {
-        // A panic while holding the lock cannot leave the map half-written (each operation is
-        // one insert or lookup), so a poisoned lock is safe to keep using.
+        // A panic while holding the lock cannot leave the index half-written (an entry is
+        // pushed before a slot names it), so a poisoned lock is safe to keep using.
         self.blocks
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -334,7 +409,7 @@ impl BlockStore for MemoryStore {
     }
 
     async fn has(&self, cid: &Cid) -> Result<bool> {
-        Ok(self.read().map.contains_key(&Link::from_cid(cid)))
+        Ok(self.read().lookup(&Link::from_cid(cid)).is_some())
     }
 
     async fn put_many_keyed(&self, blocks: Vec<(Cid, Bytes)>) -> Result<()> {
@@ -391,8 +466,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_index_finds_every_block_across_its_growth() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let store = MemoryStore::new();
+            let mut cids = Vec::new();
+            for i in 0..5000u32 {
+                let data = Bytes::from(i.to_le_bytes().repeat(1 + (i % 80) as usize));
+                cids.push((store.put(Codec::Raw, data.clone()).await.unwrap(), data));
+                // Storing a block again changes nothing.
+                if i % 7 == 0 {
+                    let (cid, data) = cids[(i / 2) as usize].clone();
+                    store.put_keyed(&cid, data).await.unwrap();
+                }
+                assert_eq!(store.len(), cids.len());
+            }
+            for (cid, data) in &cids {
+                assert_eq!(&store.get(cid).await.unwrap(), data);
+                assert!(store.has(cid).await.unwrap());
+            }
+            // Identity CIDs of counters hash poorly on their own: absent ones are not found.
+            for i in 0..5000u32 {
+                let absent = crate::block::identity_cid(Codec::Raw, &i.to_le_bytes()).unwrap();
+                assert!(!store.has(&absent).await.unwrap());
+                assert!(matches!(
+                    store.get(&absent).await,
+                    Err(Error::NotFound { .. })
+                ));
+            }
+            let mut listed = store.cids();
+            listed.sort();
+            let mut expected: Vec<Cid> = cids.iter().map(|(c, _)| *c).collect();
+            expected.sort();
+            assert_eq!(listed, expected);
+        });
+    }
+
+    #[test]
     fn tiny_blocks_live_in_the_entry_and_read_back() {
-        // The inline form costs the map nothing over a `Bytes`.
+        // The inline form costs the index nothing over a `Bytes`.
         assert_eq!(size_of::<Stored>(), size_of::<Bytes>());
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
