@@ -559,7 +559,7 @@ impl Hamt {
             for (&index, links) in window.iter().zip(sealed) {
                 let mut links = links.into_iter();
                 self.root.seal_child(index, |child| {
-                    seal_subtree(*child, &mut links, &self.loader.cache)
+                    seal_subtree(child, &mut links, &self.loader.cache)
                 });
             }
         }
@@ -835,7 +835,7 @@ fn seal_subtree(
     blocks: &mut impl Iterator<Item = (Link, Bytes)>,
     cache: &NodeCache,
 ) -> Link {
-    node.seal_children(|child| seal_subtree(*child, blocks, cache));
+    node.seal_children(|child| seal_subtree(child, blocks, cache));
     let Some((link, block)) = blocks.next() else {
         unreachable!("encode_tree made one block per dirty node")
     };

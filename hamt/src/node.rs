@@ -25,7 +25,7 @@ use cid::Cid;
 
 pub(crate) use crate::bucket::key_order;
 use crate::bucket::{self, BucketRef, Insert, Place, Reader};
-use crate::cells::{Cell, CellRef, Cells};
+use crate::cells::{At, Cell, CellRef, Cells};
 use crate::error::{Error, Result};
 use crate::link::Link;
 
@@ -163,7 +163,17 @@ impl Node {
         if !self.is_set(index) {
             return None;
         }
-        Some(self.view(self.cells.get(self.rank(index))))
+        Some(self.view(self.cells.get(self.at(index))))
+    }
+
+    /// Where the slot at `index` is. A wide node finds slots by index alone, so its rank is
+    /// not counted.
+    fn at(&self, index: u8) -> At {
+        let rank = match self.cells {
+            Cells::Wide(_) => 0,
+            _ => self.rank(index),
+        };
+        At { index, rank }
     }
 
     /// Forgets the remembered children.
@@ -216,20 +226,21 @@ impl Node {
         if let Cells::Small(_) = self.cells {
             return None;
         }
-        let rank = self.rank(index);
-        self.cells.dirty_mut(rank)
+        let at = self.at(index);
+        self.cells.dirty_mut(at)
     }
 
     /// Puts `cell` at `index`, replacing what was there.
     fn set(&mut self, index: u8, cell: Cell) {
         self.edited();
-        let rank = self.rank(index);
+        let at = self.at(index);
+        let occupied = set_bits(self.bitmap);
         if self.is_set(index) {
-            let old = self.cells.replace(rank, cell);
+            let old = self.cells.replace(at, cell, occupied);
             self.release(&old);
         } else {
             self.bitmap[usize::from(index / 64)] |= 1 << (index % 64);
-            self.cells.insert(rank, cell);
+            self.cells.insert(at, cell, occupied);
         }
     }
 
@@ -292,7 +303,7 @@ impl Node {
         value: &Link,
         max: usize,
     ) -> Insert {
-        let rank = self.rank(index);
+        let slot = self.at(index);
         let Some(Slot::Bucket(old)) = self.get(index) else {
             unreachable!("bucket_insert is only called on buckets")
         };
@@ -303,19 +314,19 @@ impl Node {
             Place::Missing { .. } if len >= max => return Insert::Full,
             Place::Missing { at } => (at, at, None, len + 1),
         };
-        self.splice_bucket(rank, header, new_len, at..after, Some((key, value)));
+        self.splice_bucket(slot, header, new_len, at..after, Some((key, value)));
         match replaced {
             Some(old) => Insert::Replaced(old),
             None => Insert::Added,
         }
     }
 
-    /// Rewrites the bucket in cell `rank` (map header `header` bytes long) with `new_len`
+    /// Rewrites the bucket at `at` (map header `header` bytes long) with `new_len`
     /// entries: `cut`, a span of its entries, replaced by `entry` (or by nothing). The new
     /// bucket is appended to the owned buffer and the old one counted stale.
     fn splice_bucket(
         &mut self,
-        rank: usize,
+        at: At,
         header: usize,
         new_len: usize,
         cut: std::ops::Range<usize>,
@@ -323,7 +334,7 @@ impl Node {
     ) {
         self.owned();
         // `owned` may have compacted the buffer: find the bucket again.
-        let CellRef::Bucket(start, end) = self.cells.get(rank) else {
+        let CellRef::Bucket(start, end) = self.cells.get(at) else {
             unreachable!("the cell is a bucket")
         };
         let (start, end) = (start as usize, end as usize);
@@ -338,7 +349,7 @@ impl Node {
         }
         buf.extend_from_within(start + cut.end..end);
         let new_end = buf.len();
-        self.cells.set_range(rank, off(new_start), off(new_end));
+        self.cells.set_range(at, off(new_start), off(new_end));
         self.stale += end - start;
         self.maybe_compact();
     }
@@ -346,7 +357,7 @@ impl Node {
     /// Removes `key` from the bucket at `index` (emptying the slot with its last key);
     /// returns its value.
     pub(crate) fn bucket_remove(&mut self, index: u8, key: &str) -> Option<Link> {
-        let rank = self.rank(index);
+        let slot = self.at(index);
         let Some(Slot::Bucket(old)) = self.get(index) else {
             return None;
         };
@@ -363,7 +374,7 @@ impl Node {
             self.clear(index);
             return Some(old);
         }
-        self.splice_bucket(rank, header, len - 1, at..after, None);
+        self.splice_bucket(slot, header, len - 1, at..after, None);
         Some(old)
     }
 
@@ -373,9 +384,9 @@ impl Node {
             return false;
         }
         self.edited();
-        let rank = self.rank(index);
+        let at = self.at(index);
         self.bitmap[usize::from(index / 64)] &= !(1 << (index % 64));
-        let old = self.cells.remove(rank);
+        let old = self.cells.remove(at);
         self.release(&old);
         true
     }
@@ -413,11 +424,12 @@ impl Node {
             })
             .sum();
         let mut buf = Vec::with_capacity(live + live / 2 + 64);
-        for rank in 0..self.cells.len() {
-            if let CellRef::Bucket(start, end) | CellRef::Link(start, end) = self.cells.get(rank) {
+        for (rank, index) in set_bits(self.bitmap).enumerate() {
+            let at = At { index, rank };
+            if let CellRef::Bucket(start, end) | CellRef::Link(start, end) = self.cells.get(at) {
                 let new_start = off(buf.len());
                 buf.extend_from_slice(&old[range(start, end)]);
-                self.cells.set_range(rank, new_start, off(buf.len()));
+                self.cells.set_range(at, new_start, off(buf.len()));
             }
         }
         self.buf = Buf::Owned(buf);
@@ -456,36 +468,32 @@ impl Node {
     }
 
     /// Replaces the dirty child at `index` with the link `seal` returns for it.
-    pub(crate) fn seal_child(&mut self, index: u8, seal: impl FnOnce(Box<Node>) -> Link) {
+    pub(crate) fn seal_child(&mut self, index: u8, seal: impl FnOnce(Node) -> Link) {
         if self.is_set(index) {
-            self.seal_rank(self.rank(index), seal);
+            self.seal_at(self.at(index), seal);
         }
     }
 
     /// Replaces every dirty child, in index order, with the link `seal` returns for it.
-    pub(crate) fn seal_children(&mut self, mut seal: impl FnMut(Box<Node>) -> Link) {
+    pub(crate) fn seal_children(&mut self, mut seal: impl FnMut(Node) -> Link) {
         if let Cells::Small(_) = self.cells {
             return;
         }
-        for rank in 0..self.cells.len() {
-            self.seal_rank(rank, &mut seal);
+        for (rank, index) in set_bits(self.bitmap).enumerate() {
+            self.seal_at(At { index, rank }, &mut seal);
         }
     }
 
-    /// Replaces the slot of rank `rank`, if it is a dirty child, with the link `seal`
-    /// returns for it.
-    fn seal_rank(&mut self, rank: usize, seal: impl FnOnce(Box<Node>) -> Link) {
-        if !matches!(self.cells.get(rank), CellRef::Dirty(_)) {
-            return;
-        }
-        self.edited();
+    /// Replaces the slot `at`, if it is a dirty child, with the link `seal` returns for it.
+    fn seal_at(&mut self, at: At, seal: impl FnOnce(Node) -> Link) {
         // An empty range stands in while the child is sealed.
-        let Cell::Dirty(child) = self.cells.replace(rank, Cell::Link(0, 0)) else {
-            unreachable!("matched above")
+        let Some(child) = self.cells.take_dirty(at) else {
+            return;
         };
+        self.edited();
         let link = seal(child);
         let (start, end) = self.push_link(&link);
-        self.cells.set_range(rank, start, end);
+        self.cells.set_range(at, start, end);
     }
 
     /// Points a node without dirty children at `block`, its own encoding, dropping the
@@ -497,17 +505,18 @@ impl Node {
             // The empty slots before this one: `{}`, a byte each.
             pos += usize::from(index) - next;
             next = usize::from(index) + 1;
-            match self.cells.get(rank) {
+            let at = At { index, rank };
+            match self.cells.get(at) {
                 CellRef::Bucket(start, end) => {
                     let len = (end - start) as usize;
-                    self.cells.set_range(rank, off(pos), off(pos + len));
+                    self.cells.set_range(at, off(pos), off(pos + len));
                     pos += len;
                 }
                 CellRef::Link(start, end) => {
                     // [ tag-42 bytes(0x00 ‖ CID) ]
                     let len = (end - start) as usize;
                     pos += 3 + bucket::header_len(len as u64 + 1) + 1;
-                    self.cells.set_range(rank, off(pos), off(pos + len));
+                    self.cells.set_range(at, off(pos), off(pos + len));
                     pos += len;
                 }
                 CellRef::Dirty(_) => unreachable!("rebase is only called on clean nodes"),
@@ -518,6 +527,18 @@ impl Node {
         self.buf = Buf::Shared(block);
         self.stale = 0;
         self.cells.shrink();
+    }
+
+    /// Marks a node so that tests of its parent's cells can tell it apart.
+    #[cfg(test)]
+    pub(crate) fn mark(&mut self, mark: u32) {
+        self.stale = mark as usize;
+    }
+
+    /// The mark [`mark`](Self::mark) set.
+    #[cfg(test)]
+    pub(crate) fn mark_of(&self) -> u32 {
+        u32::try_from(self.stale).unwrap_or(u32::MAX)
     }
 
     /// Number of occupied slots: a lower bound on the keys under this node, as each bucket
