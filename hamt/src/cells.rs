@@ -407,6 +407,31 @@ impl Cells {
             .chain(wide.iter().filter_map(Cell::of))
     }
 
+    /// The dirty children with their indices, mutably, in index order. `indices` gives the
+    /// occupied slots' indices in order.
+    pub(crate) fn dirty_children_mut(
+        &mut self,
+        indices: impl Iterator<Item = u8>,
+    ) -> Vec<(u8, &mut Node)> {
+        match self {
+            Cells::Small(_) => Vec::new(),
+            Cells::Large(v) => indices
+                .zip(v.iter_mut())
+                .filter_map(|(index, cell)| match cell {
+                    Cell::Dirty(child) => Some((index, &mut **child)),
+                    _ => None,
+                })
+                .collect(),
+            Cells::Wide(w) => (0..=255u8)
+                .zip(w.at.iter_mut())
+                .filter_map(|(index, cell)| match cell {
+                    WideCell::Dirty(child) => Some((index, child)),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
     /// Heap bytes held for the slots.
     pub(crate) fn heap_bytes(&self) -> usize {
         match self {

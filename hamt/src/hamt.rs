@@ -531,37 +531,61 @@ impl Hamt {
         let parallel = self.changes >= PARALLEL_FLUSH_CHANGES;
         // The root's changed subtrees are encoded a window at a time, on all cores, stored,
         // and then sealed: their nodes move into the cache sharing their blocks' bytes, so
-        // memory holds the tree or its blocks, not both. A failed store leaves the windows
-        // before it sealed and stored, and the rest dirty for a retry.
+        // memory holds the tree or its blocks, not both. A window is sealed on this thread
+        // while the next one is encoded on the others. A failed store leaves the windows
+        // before it sealed and stored, and the rest dirty for a retry; so does a flush
+        // dropped while it waits for the store, as nothing is taken out of the tree across an
+        // await.
         let dirty = self.root.dirty_indices();
-        for window in dirty.chunks(FLUSH_WINDOW) {
-            let encoded = {
-                let nodes: Vec<&Node> = window
-                    .iter()
-                    .map(|&index| match self.root.get(index) {
-                        Some(Slot::Dirty(child)) => child,
-                        _ => unreachable!("dirty_indices lists dirty children"),
-                    })
-                    .collect();
-                encode_subtrees(&nodes, hash_alg, parallel)
+        let windows: Vec<&[u8]> = dirty.chunks(FLUSH_WINDOW).collect();
+        // The window last stored, with its blocks, to be sealed.
+        let mut stored: Option<(&[u8], Vec<SubtreeBlocks>)> = None;
+        for next in 0..=windows.len() {
+            let encode = windows.get(next).copied().unwrap_or_default();
+            let (sealed, encoded) = {
+                let mut to_seal = Vec::new();
+                let mut to_encode = Vec::new();
+                let sealing = stored.as_ref().map_or(&[][..], |(w, _)| w);
+                for (index, child) in self.root.dirty_children_mut() {
+                    if sealing.contains(&index) {
+                        to_seal.push(child);
+                    } else if encode.contains(&index) {
+                        to_encode.push(&*child);
+                    }
+                }
+                let cache = &self.loader.cache;
+                let blocks = stored.take().map(|(_, blocks)| blocks).unwrap_or_default();
+                let mut sealed = Vec::with_capacity(blocks.len());
+                let encoded = encode_subtrees(&to_encode, hash_alg, parallel, || {
+                    for (child, links) in to_seal.into_iter().zip(blocks) {
+                        let child = std::mem::take(child);
+                        sealed.push(seal_subtree(child, &mut links.into_iter(), cache));
+                    }
+                });
+                (sealed, encoded)
             };
+            if let Some(window) = next.checked_sub(1).and_then(|w| windows.get(w)) {
+                for (&index, link) in window.iter().zip(sealed) {
+                    // The child was moved out by sealing; its link takes its place.
+                    self.root.seal_child(index, |_| link);
+                }
+            }
+            if encode.is_empty() {
+                break;
+            }
             let mut batch = Vec::new();
-            let mut sealed = Vec::with_capacity(window.len());
+            let mut links = Vec::with_capacity(encode.len());
             for blocks in encoded {
-                let links: Vec<(Link, Bytes)> = blocks
-                    .iter()
-                    .map(|b| (Link::from_cid(b.cid()), b.data().clone()))
-                    .collect();
+                links.push(
+                    blocks
+                        .iter()
+                        .map(|b| (Link::from_cid(b.cid()), b.data().clone()))
+                        .collect(),
+                );
                 batch.extend(blocks);
-                sealed.push(links);
             }
             store.put_blocks(batch).await?;
-            for (&index, links) in window.iter().zip(sealed) {
-                let mut links = links.into_iter();
-                self.root.seal_child(index, |child| {
-                    seal_subtree(child, &mut links, &self.loader.cache)
-                });
-            }
+            stored = Some((encode, links));
         }
         let bytes = self
             .root
@@ -716,6 +740,9 @@ fn build(entries: Vec<Entry>, depth: usize, max: usize) -> Result<Node> {
     Ok(node)
 }
 
+/// A flushed subtree's blocks as links and bytes, in the order [`seal_subtree`] takes them.
+type SubtreeBlocks = Vec<(Link, Bytes)>;
+
 /// How many of the root's changed subtrees [`Hamt::flush`] encodes before storing them.
 const FLUSH_WINDOW: usize = 16;
 
@@ -750,11 +777,17 @@ impl<'a> PostOrder<'a> {
 /// Encodes and hashes each subtree: its blocks, children first (the order
 /// [`seal_subtree`] consumes them), the subtree's own root last.
 ///
-/// The subtrees are encoded and hashed on all cores when `parallel`, but every block's buffer
-/// is allocated here first, at its exact size: blocks then come from this thread's allocator
-/// arena, where the buffers that sealing earlier windows freed are reused, and a flush adds
-/// little to the memory the tree already held.
-fn encode_subtrees(nodes: &[&Node], hash_alg: HashAlg, parallel: bool) -> Vec<Vec<Block>> {
+/// The subtrees are encoded and hashed on other threads when `parallel`, while this thread
+/// runs `alongside` (sealing the previous window); otherwise `alongside` runs first. Every
+/// block's buffer is allocated here first, at its exact size: blocks then come from this
+/// thread's allocator arena, where the buffers that sealing earlier windows freed are reused,
+/// and a flush adds little to the memory the tree already held.
+fn encode_subtrees(
+    nodes: &[&Node],
+    hash_alg: HashAlg,
+    parallel: bool,
+    alongside: impl FnOnce(),
+) -> Vec<Vec<Block>> {
     let mut order = PostOrder::default();
     let bounds: Vec<usize> = std::iter::once(0)
         .chain(nodes.iter().map(|n| order.add(n) + 1))
@@ -791,6 +824,7 @@ fn encode_subtrees(nodes: &[&Node], hash_alg: HashAlg, parallel: bool) -> Vec<Ve
         1
     };
     if threads <= 1 {
+        alongside();
         encode(0, &mut buffers, &mut cids);
     } else {
         // Whole subtrees per thread, about the same number of nodes each.
@@ -812,6 +846,7 @@ fn encode_subtrees(nodes: &[&Node], hash_alg: HashAlg, parallel: bool) -> Vec<Ve
                 let first = pair[0];
                 handles.push(scope.spawn(move || encode(first, b, c)));
             }
+            alongside();
             for h in handles {
                 h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
             }

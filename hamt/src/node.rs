@@ -455,6 +455,12 @@ impl Node {
         })
     }
 
+    /// The dirty children with their indices, mutably, in index order.
+    pub(crate) fn dirty_children_mut(&mut self) -> Vec<(u8, &mut Node)> {
+        self.edited();
+        self.cells.dirty_children_mut(set_bits(self.bitmap))
+    }
+
     /// The indices of the dirty children, in order.
     pub(crate) fn dirty_indices(&self) -> Vec<u8> {
         if let Cells::Small(_) = self.cells {

@@ -540,3 +540,76 @@ async fn values_stored_as_unixfs_files_read_as_their_bytes() {
         "root, small value, file root, five chunks"
     );
 }
+
+/// A memory store whose `put_blocks` (how a flush stores nodes) fails, or never finishes,
+/// from a chosen call on: the failures a flush must survive without losing anything.
+#[derive(Debug, Default)]
+struct Tripping {
+    inner: MemoryStore,
+    calls: std::sync::atomic::AtomicUsize,
+    /// `(call, stall)`: from that call on, fail (or stall, when `stall`); `None`: never.
+    trip: std::sync::Mutex<Option<(usize, bool)>>,
+}
+
+#[async_trait::async_trait]
+impl BlockStore for Tripping {
+    async fn put_keyed(&self, cid: &hamt::Cid, data: hamt::Bytes) -> hamt::Result<()> {
+        self.inner.put_keyed(cid, data).await
+    }
+
+    async fn get(&self, cid: &hamt::Cid) -> hamt::Result<hamt::Bytes> {
+        self.inner.get(cid).await
+    }
+
+    async fn put_blocks(&self, blocks: Vec<hamt::Block>) -> hamt::Result<()> {
+        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let trip = *self.trip.lock().unwrap();
+        match trip {
+            Some((at, true)) if call >= at => futures::future::pending().await,
+            Some((at, false)) if call >= at => Err(Error::backend(
+                "tripping",
+                std::io::Error::other("the store is down"),
+            )),
+            _ => self.inner.put_blocks(blocks).await,
+        }
+    }
+}
+
+/// A flush that fails on its fifth batch of nodes, or is dropped while that batch is being
+/// stored, leaves a tree that reads every key, and flushing again gives the root a flush
+/// without trouble gives.
+#[tokio::test]
+async fn a_flush_that_fails_or_is_dropped_midway_can_be_retried() {
+    use futures::FutureExt as _;
+    // Enough changes that the flush encodes on threads, in many windows.
+    let pairs = pairs(60_000);
+    let expected = build(&store(), &pairs, 4).await;
+    for stall in [false, true] {
+        let tripping = Arc::new(Tripping::default());
+        let s: Arc<dyn BlockStore> = tripping.clone();
+        let mut map = Hamt::new(s.clone());
+        for (k, v) in &pairs {
+            map.insert(k, v.clone()).await.unwrap();
+        }
+        *tripping.trip.lock().unwrap() = Some((4, stall));
+        if stall {
+            assert!(
+                map.flush().now_or_never().is_none(),
+                "the flush waits forever"
+            );
+        } else {
+            assert!(map.flush().await.is_err());
+        }
+        assert!(tripping.calls.load(std::sync::atomic::Ordering::SeqCst) >= 5);
+        for (k, v) in &pairs {
+            assert_eq!(map.get(k).await.unwrap().as_deref(), Some(&v[..]), "{k}");
+        }
+        *tripping.trip.lock().unwrap() = None;
+        let root = map.flush().await.unwrap();
+        assert_eq!(root, expected, "stall: {stall}");
+        let reader = HamtReader::open(s, root).await.unwrap();
+        for (k, v) in &pairs {
+            assert_eq!(reader.get(k).await.unwrap().as_deref(), Some(&v[..]), "{k}");
+        }
+    }
+}
