@@ -306,6 +306,32 @@ impl Blocks {
     fn get(&self, link: &Link) -> Option<Bytes> {
         self.lookup(link).map(Stored::bytes)
     }
+
+    /// [`get`](Self::get) for each link, in phases: first every probe's first slot, then the
+    /// entries they name. The reads of one phase do not wait on each other, so their cache
+    /// misses overlap instead of following one another.
+    fn get_many(&self, links: &[Link]) -> Vec<Option<Bytes>> {
+        if self.slots.is_empty() {
+            return vec![None; links.len()];
+        }
+        let mask = self.slots.len() - 1;
+        let first: Vec<u32> = links
+            .iter()
+            .map(|link| self.slots[Self::hash(link) & mask])
+            .collect();
+        links
+            .iter()
+            .zip(first)
+            .map(|(link, slot)| match slot {
+                0 => None,
+                n => match &self.entries[n as usize - 1] {
+                    (held, stored) if held == link => Some(stored.bytes()),
+                    // Further along the probe.
+                    _ => self.get(link),
+                },
+            })
+            .collect()
+    }
 }
 
 /// An entry's number (its position plus one) as a slot holds it.
@@ -446,12 +472,12 @@ impl BlockStore for MemoryStore {
     }
 
     async fn get_many(&self, cids: &[Cid]) -> Result<Vec<Bytes>> {
-        let map = self.read();
+        let links: Vec<Link> = cids.iter().map(Link::from_cid).collect();
+        let found = self.read().get_many(&links);
         cids.iter()
-            .map(|cid| {
-                let data = map
-                    .get(&Link::from_cid(cid))
-                    .ok_or(Error::NotFound { cid: *cid })?;
+            .zip(found)
+            .map(|(cid, data)| {
+                let data = data.ok_or(Error::NotFound { cid: *cid })?;
                 if self.verify_reads {
                     verify(cid, &data)?;
                 }
@@ -487,6 +513,10 @@ mod tests {
                 assert_eq!(&store.get(cid).await.unwrap(), data);
                 assert!(store.has(cid).await.unwrap());
             }
+            // Batched reads find blocks past their first slot too.
+            let all: Vec<Cid> = cids.iter().map(|(c, _)| *c).collect();
+            let datas: Vec<Bytes> = cids.iter().map(|(_, d)| d.clone()).collect();
+            assert_eq!(store.get_many(&all).await.unwrap(), datas);
             // Identity CIDs of counters hash poorly on their own: absent ones are not found.
             for i in 0..5000u32 {
                 let absent = crate::block::identity_cid(Codec::Raw, &i.to_le_bytes()).unwrap();
@@ -494,6 +524,10 @@ mod tests {
                 assert!(matches!(
                     store.get(&absent).await,
                     Err(Error::NotFound { .. })
+                ));
+                assert!(matches!(
+                    store.get_many(&[all[0], absent]).await,
+                    Err(Error::NotFound { cid }) if cid == absent
                 ));
             }
             let mut listed = store.cids();
