@@ -99,7 +99,7 @@ fn short(start: u32, end: u32) -> Option<[u16; 2]> {
     Some([u16::try_from(start).ok()?, u16::try_from(end).ok()?])
 }
 
-/// The bits of `mask` below `rank`.
+/// A mask of the bits below `rank`.
 fn below(rank: usize) -> u32 {
     // `rank` < 32 here: a small node's ranks.
     (1u32 << rank) - 1

@@ -5,13 +5,14 @@
 //! - a map `{key: value-CID}` of at most `max_bucket_size` entries: a bucket,
 //! - a one-element list `[CID]`: a link to a child node one level deeper.
 //!
-//! In memory only occupied slots are kept (a 256-bit bitmap plus dense [`Cells`]),
+//! In memory only occupied slots are kept (a 256-bit bitmap plus their [`Cells`]),
 //! and a child that was changed since the last flush is held inline as a dirty child.
 //! Buckets are kept as their canonical CBOR bytes in one buffer per node (see
 //! [`bucket`](crate::bucket)): a node read from the store shares the block's bytes and
-//! costs two allocations however many keys it holds; a changed bucket is appended to an
-//! owned buffer, which is compacted when more than half of it is stale. Encoding copies
-//! bucket bytes as they are, and after a flush a node is re-pointed at its own block.
+//! costs one allocation (two past 32 slots) however many keys it holds; a changed bucket is
+//! appended to an owned buffer, which is compacted when more than half of it is stale.
+//! Encoding copies bucket bytes as they are, and after a flush a node is re-pointed at its
+//! own block.
 //! A small node keeps its slots' byte ranges in itself ([`Cells::Small`]), so that a
 //! lookup or an insert in it reads no other allocation before the bucket bytes.
 //!
