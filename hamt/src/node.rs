@@ -103,6 +103,9 @@ impl Buf {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Node {
     bitmap: [u64; 4],
+    /// `below[w]`: the bits set in the bitmap's words before word `w`, so that a rank counts
+    /// the bits of one word (the build's baseline x86-64 has no popcount instruction).
+    below: [u8; 4],
     cells: Cells,
     buf: Buf,
     /// Bytes of an owned buffer no bucket uses any more.
@@ -136,10 +139,29 @@ const COMPACT_MIN: usize = 512;
 impl Node {
     fn rank(&self, index: u8) -> usize {
         let word = usize::from(index / 64);
-        let bit = index % 64;
-        let below: u32 = self.bitmap[..word].iter().map(|w| w.count_ones()).sum();
-        let mask = (1u64 << bit) - 1;
-        (below + (self.bitmap[word] & mask).count_ones()) as usize
+        let mask = (1u64 << (index % 64)) - 1;
+        debug_assert_eq!(
+            u32::from(self.below[word]),
+            self.bitmap[..word]
+                .iter()
+                .map(|w| w.count_ones())
+                .sum::<u32>()
+        );
+        usize::from(self.below[word]) + (self.bitmap[word] & mask).count_ones() as usize
+    }
+
+    /// Sets or clears the bit of `index`, keeping [`below`](Self::below) in step.
+    fn set_bit(&mut self, index: u8, set: bool) {
+        let word = usize::from(index / 64);
+        let bit = 1u64 << (index % 64);
+        if set == (self.bitmap[word] & bit != 0) {
+            return;
+        }
+        self.bitmap[word] ^= bit;
+        for below in &mut self.below[word + 1..] {
+            // At most 192 bits lie before the last word.
+            *below = if set { *below + 1 } else { *below - 1 };
+        }
     }
 
     fn is_set(&self, index: u8) -> bool {
@@ -240,7 +262,7 @@ impl Node {
             let old = self.cells.replace(at, cell, occupied);
             self.release(&old);
         } else {
-            self.bitmap[usize::from(index / 64)] |= 1 << (index % 64);
+            self.set_bit(index, true);
             self.cells.insert(at, cell, occupied);
         }
     }
@@ -386,7 +408,7 @@ impl Node {
         }
         self.edited();
         let at = self.at(index);
-        self.bitmap[usize::from(index / 64)] &= !(1 << (index % 64));
+        self.set_bit(index, false);
         let old = self.cells.remove(at);
         self.release(&old);
         true
@@ -664,7 +686,7 @@ impl Node {
                 }
                 _ => return Err(err("a slot is neither a bucket nor a link")),
             };
-            node.bitmap[usize::from(index / 64)] |= 1 << (index % 64);
+            node.set_bit(index, true);
             node.cells.push(cell);
         }
         if r.remaining() != 0 {
