@@ -516,9 +516,9 @@ impl Hamt {
 
     /// Writes every changed node to the store and returns the root CID.
     ///
-    /// Nodes are encoded and hashed here and stored with
-    /// [`put_many_keyed`](BlockStore::put_many_keyed); the in-memory tree is only marked clean
-    /// once the store has taken them all, so a failed flush can be retried.
+    /// Nodes are encoded and hashed here and stored with [`put_blocks`](BlockStore::put_blocks),
+    /// a window of the root's subtrees at a time; a subtree is only marked clean once the
+    /// store has taken its blocks, so a failed or dropped flush can be retried.
     ///
     /// # Errors
     /// Store failures.
@@ -535,17 +535,18 @@ impl Hamt {
         // while the next one is encoded on the others. A failed store leaves the windows
         // before it sealed and stored, and the rest dirty for a retry; so does a flush
         // dropped while it waits for the store, as nothing is taken out of the tree across an
-        // await.
+        // await. A subtree's own root is sealed where it stands (the cache gets a copy), so
+        // even a panic while sealing leaves it a valid node.
         let dirty = self.root.dirty_indices();
         let windows: Vec<&[u8]> = dirty.chunks(FLUSH_WINDOW).collect();
         // The window last stored, with its blocks, to be sealed.
         let mut stored: Option<(&[u8], Vec<SubtreeBlocks>)> = None;
         for next in 0..=windows.len() {
             let encode = windows.get(next).copied().unwrap_or_default();
+            let (sealing, blocks) = stored.take().unwrap_or_default();
             let (sealed, encoded) = {
                 let mut to_seal = Vec::new();
                 let mut to_encode = Vec::new();
-                let sealing = stored.as_ref().map_or(&[][..], |(w, _)| w);
                 for (index, child) in self.root.dirty_children_mut() {
                     if sealing.contains(&index) {
                         to_seal.push(child);
@@ -554,21 +555,19 @@ impl Hamt {
                     }
                 }
                 let cache = &self.loader.cache;
-                let blocks = stored.take().map(|(_, blocks)| blocks).unwrap_or_default();
                 let mut sealed = Vec::with_capacity(blocks.len());
                 let encoded = encode_subtrees(&to_encode, hash_alg, parallel, || {
                     for (child, links) in to_seal.into_iter().zip(blocks) {
-                        let child = std::mem::take(child);
-                        sealed.push(seal_subtree(child, &mut links.into_iter(), cache));
+                        let link = seal_nodes(child, &mut links.into_iter(), cache);
+                        cache.insert(link.clone(), Arc::new(child.clone()));
+                        sealed.push(link);
                     }
                 });
                 (sealed, encoded)
             };
-            if let Some(window) = next.checked_sub(1).and_then(|w| windows.get(w)) {
-                for (&index, link) in window.iter().zip(sealed) {
-                    // The child was moved out by sealing; its link takes its place.
-                    self.root.seal_child(index, |_| link);
-                }
+            for (&index, link) in sealing.iter().zip(sealed) {
+                // The child is clean now and its copy cached; its link takes its place.
+                self.root.seal_child(index, |_| link);
             }
             if encode.is_empty() {
                 break;
@@ -740,7 +739,7 @@ fn build(entries: Vec<Entry>, depth: usize, max: usize) -> Result<Node> {
     Ok(node)
 }
 
-/// A flushed subtree's blocks as links and bytes, in the order [`seal_subtree`] takes them.
+/// A flushed subtree's blocks as links and bytes, in the order [`seal_nodes`] takes them.
 type SubtreeBlocks = Vec<(Link, Bytes)>;
 
 /// How many of the root's changed subtrees [`Hamt::flush`] encodes before storing them.
@@ -775,13 +774,14 @@ impl<'a> PostOrder<'a> {
 }
 
 /// Encodes and hashes each subtree: its blocks, children first (the order
-/// [`seal_subtree`] consumes them), the subtree's own root last.
+/// [`seal_nodes`] consumes them), the subtree's own root last.
 ///
 /// The subtrees are encoded and hashed on other threads when `parallel`, while this thread
 /// runs `alongside` (sealing the previous window); otherwise `alongside` runs first. Every
 /// block's buffer is allocated here first, at its exact size: blocks then come from this
-/// thread's allocator arena, where the buffers that sealing earlier windows freed are reused,
-/// and a flush adds little to the memory the tree already held.
+/// thread's allocator arena, where the buffers freed by sealing the windows two or more
+/// before are reused, and a flush adds little more than a window to the memory the tree
+/// already held.
 fn encode_subtrees(
     nodes: &[&Node],
     hash_alg: HashAlg,
@@ -862,20 +862,24 @@ fn encode_subtrees(
         .collect()
 }
 
-/// Seals `node`, a dirty subtree whose blocks `blocks` yields in the order `encode_tree`
-/// made them (children first): every node is re-pointed at its block and moved into the
-/// cache, and the link to `node` is returned.
-fn seal_subtree(
-    mut node: Node,
+/// Seals `node`, a dirty subtree whose blocks `blocks` yields in the order
+/// [`encode_subtrees`] made them (children first): every node is re-pointed at its block,
+/// its dirty descendants are moved into the cache, and the link to `node` is returned.
+/// `node` itself stays where it is, clean.
+fn seal_nodes(
+    node: &mut Node,
     blocks: &mut impl Iterator<Item = (Link, Bytes)>,
     cache: &NodeCache,
 ) -> Link {
-    node.seal_children(|child| seal_subtree(child, blocks, cache));
+    node.seal_children(|mut child| {
+        let link = seal_nodes(&mut child, blocks, cache);
+        cache.insert(link.clone(), Arc::new(child));
+        link
+    });
     let Some((link, block)) = blocks.next() else {
-        unreachable!("encode_tree made one block per dirty node")
+        unreachable!("encode_subtrees made one block per dirty node")
     };
     node.rebase(block);
-    cache.insert(link.clone(), Arc::new(node));
     link
 }
 
