@@ -5,7 +5,7 @@
 //! node itself, as 16-bit ranges ([`Cells::Small`]): reading or changing a slot of such a
 //! node touches no other allocation than its bucket bytes, one cache miss fewer on every
 //! cold read and every insert, and a leaf costs one allocation less. A node with more slots,
-//! a dirty child or a buffer past 64 KiB keeps a vector ([`Cells::Large`]).
+//! a dirty child or a range ending past 64 KiB keeps a vector ([`Cells::Large`]).
 //!
 //! A node with many dirty children (the upper levels while a big tree is built) holds them
 //! in place, in an array of all 256 slots ([`Cells::Wide`]): following a slot to its child
@@ -86,11 +86,7 @@ pub(crate) enum Cells {
 
 impl Default for Cells {
     fn default() -> Self {
-        Cells::Small(Small {
-            len: 0,
-            links: 0,
-            at: [[0; 2]; SMALL],
-        })
+        Cells::Small(Small::EMPTY)
     }
 }
 
@@ -106,6 +102,12 @@ fn below(rank: usize) -> u32 {
 }
 
 impl Small {
+    const EMPTY: Small = Small {
+        len: 0,
+        links: 0,
+        at: [[0; 2]; SMALL],
+    };
+
     fn get(&self, rank: usize) -> CellRef<'static> {
         let [start, end] = self.at[rank];
         if self.links & (1 << rank) == 0 {
@@ -240,12 +242,14 @@ impl Cells {
         {
             return;
         }
+        let indices: Vec<u8> = indices.collect();
+        debug_assert_eq!(indices.len(), v.len(), "an index for every occupied slot");
         let mut wide = Wide {
             len: v.len(),
             dirty: 0,
             at: (0..256).map(|_| WideCell::Empty).collect(),
         };
-        for (index, cell) in indices.zip(std::mem::take(v)) {
+        for (index, cell) in indices.into_iter().zip(std::mem::take(v)) {
             wide.dirty += usize::from(matches!(cell, Cell::Dirty(_)));
             wide.at[usize::from(index)] = cell.wide();
         }
@@ -277,13 +281,14 @@ impl Cells {
         self.large().insert(at.rank, cell);
     }
 
-    /// Appends `cell` after the last slot (of a node that is not wide).
+    /// Appends a bucket or link after the last slot of a node that is not wide (as decoding
+    /// does): no indices are needed, as such a cell never makes the node wide.
     pub(crate) fn push(&mut self, cell: Cell) {
         let at = At {
             index: 0,
             rank: self.len(),
         };
-        debug_assert!(!matches!(self, Cells::Wide(_)));
+        debug_assert!(!matches!(self, Cells::Wide(_)) && !matches!(cell, Cell::Dirty(_)));
         self.insert(at, cell, std::iter::empty());
     }
 
@@ -381,11 +386,7 @@ impl Cells {
         if v.len() > SMALL {
             return;
         }
-        let mut small = Small {
-            len: 0,
-            links: 0,
-            at: [[0; 2]; SMALL],
-        };
+        let mut small = Small::EMPTY;
         for (rank, cell) in v.iter().enumerate() {
             let Some((span, link)) = Small::fits(cell) else {
                 return;
@@ -473,11 +474,14 @@ mod tests {
             .collect()
     }
 
-    fn at(model: &Model, index: u8) -> At {
-        At {
-            index,
-            rank: model.iter().filter(|m| m.0 < index).count(),
-        }
+    /// Where `index` is; a wide node gets a rank no slot has, so a wide path that read it
+    /// would fail.
+    fn at(cells: &Cells, model: &Model, index: u8) -> At {
+        let rank = match cells {
+            Cells::Wide(_) => usize::MAX,
+            _ => model.iter().filter(|m| m.0 < index).count(),
+        };
+        At { index, rank }
     }
 
     /// Inserts, replacements, removals and dirty children taken out, at every rank, across
@@ -514,24 +518,24 @@ mod tests {
             match pos {
                 None if model.len() < limit => {
                     cells.insert(
-                        at(&model, index),
+                        at(&cells, &model, index),
                         cell(kind, start, end),
                         indices.into_iter(),
                     );
-                    let rank = at(&model, index).rank;
+                    let rank = model.iter().filter(|m| m.0 < index).count();
                     let end = if kind == 2 { 0 } else { end };
                     model.insert(rank, (index, kind, start, end));
                 }
                 Some(rank) if op < 3 => {
                     cells.replace(
-                        at(&model, index),
+                        at(&cells, &model, index),
                         cell(kind, start, end),
                         indices.into_iter(),
                     );
                     model[rank] = (index, kind, start, if kind == 2 { 0 } else { end });
                 }
                 Some(rank) if op < 4 => {
-                    let taken = cells.take_dirty(at(&model, index));
+                    let taken = cells.take_dirty(at(&cells, &model, index));
                     if model[rank].1 == 2 {
                         assert_eq!(taken.map(|c| c.mark_of()), Some(model[rank].2));
                         model[rank] = (index, 1, 0, 0);
@@ -540,12 +544,12 @@ mod tests {
                     }
                 }
                 Some(rank) => {
-                    cells.remove(at(&model, index));
+                    cells.remove(at(&cells, &model, index));
                     model.remove(rank);
                 }
                 None => {
                     let rank = usize::try_from(state >> 48).unwrap() % model.len();
-                    cells.remove(at(&model, model[rank].0));
+                    cells.remove(at(&cells, &model, model[rank].0));
                     model.remove(rank);
                 }
             }
@@ -561,7 +565,9 @@ mod tests {
             assert_eq!(seen(&cells), expected, "step {step}");
             assert_eq!(cells.len(), model.len());
             for m in &model {
-                let got = cells.dirty_mut(at(&model, m.0)).map(|c| c.mark_of());
+                let got = cells
+                    .dirty_mut(at(&cells, &model, m.0))
+                    .map(|c| c.mark_of());
                 assert_eq!(got, (m.1 == 2).then_some(m.2), "step {step}");
             }
         }
@@ -577,7 +583,11 @@ mod tests {
         let mut cells = Cells::default();
         cells.push(Cell::Bucket(0, 10));
         assert!(matches!(cells, Cells::Small(_)));
-        cells.push(Cell::Dirty(Box::default()));
+        cells.insert(
+            At { index: 1, rank: 1 },
+            Cell::Dirty(Box::default()),
+            [0].into_iter(),
+        );
         assert!(matches!(cells, Cells::Large(_)));
         cells.remove(At { index: 1, rank: 1 });
         cells.shrink();

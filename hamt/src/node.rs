@@ -9,10 +9,10 @@
 //! and a child that was changed since the last flush is held inline as a dirty child.
 //! Buckets are kept as their canonical CBOR bytes in one buffer per node (see
 //! [`bucket`](crate::bucket)): a node read from the store shares the block's bytes and
-//! costs one allocation (two past 32 slots) however many keys it holds; a changed bucket is
-//! appended to an owned buffer, which is compacted when more than half of it is stale.
-//! Encoding copies bucket bytes as they are, and after a flush a node is re-pointed at its
-//! own block.
+//! costs one allocation (two past 32 slots or 64 KiB) however many keys it holds; a changed
+//! bucket is appended to an owned buffer, which is compacted when more than half of it is
+//! stale. Encoding copies bucket bytes as they are, and after a flush a node is re-pointed at
+//! its own block.
 //! A small node keeps its slots' byte ranges in itself ([`Cells::Small`]), so that a
 //! lookup or an insert in it reads no other allocation before the bucket bytes.
 //!
@@ -246,6 +246,7 @@ impl Node {
         if !self.is_set(index) {
             return None;
         }
+        // A small node holds no dirty child: no need to count the rank.
         if let Cells::Small(_) = self.cells {
             return None;
         }
@@ -871,8 +872,16 @@ mod tests {
         #[test]
         fn corrupted_blocks_never_panic(
             edits in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>(), 0u8..5), 1..4),
+            large in proptest::prelude::any::<bool>(),
         ) {
-            let mut bytes = sample().encode();
+            let mut seed = sample();
+            if large {
+                // Past 32 slots: the slots are kept in a vector.
+                for i in 0..36u8 {
+                    seed.set_single(i + 4, &format!("s{i}"), &cid(i));
+                }
+            }
+            let mut bytes = seed.encode();
             for (at, byte, kind) in edits {
                 let at = at % (bytes.len() + 1);
                 // Mostly substitutions, which often leave a decodable block.
@@ -942,7 +951,7 @@ mod tests {
 
     #[test]
     fn edits_on_shared_and_owned_buffers_match_a_fresh_build() {
-        // 7 slots keep the node's slots in itself; 45 move them to a vector and back.
+        // 7 slots stay in the node itself; 45 need a vector (a rebase keeps them there).
         for (slots, spread) in [(7, 37), (45, 5)] {
             edit_against_the_model(slots, spread);
         }
@@ -1002,6 +1011,57 @@ mod tests {
             "stale bytes are compacted away: {} for {live}",
             node.mem_size()
         );
+    }
+
+    /// A node that gains many dirty children holds them in place (wide) and reads, edits,
+    /// clears and seals them as any node does; sealed, it encodes as a node that had links.
+    #[test]
+    fn a_node_with_many_dirty_children_holds_them_in_place() {
+        let mut node = Node::default();
+        let mut plain = Node::default();
+        for i in 0..100u8 {
+            let index = i * 2 + 1;
+            if i % 3 == 0 {
+                node.set_single(index, &format!("k{i}"), &cid(i));
+                plain.set_single(index, &format!("k{i}"), &cid(i));
+            } else {
+                let mut child = Node::default();
+                child.set_single(0, &format!("c{i}"), &cid(i));
+                child.mark(u32::from(i));
+                node.set_dirty(index, child);
+            }
+        }
+        assert!(matches!(node.cells, Cells::Wide(_)));
+        for i in 0..100u8 {
+            let index = i * 2 + 1;
+            assert!(node.get(index - 1).is_none());
+            match node.get(index) {
+                Some(Slot::Bucket(b)) if i % 3 == 0 => {
+                    assert_eq!(b.find(&format!("k{i}")), Some(cid(i)));
+                }
+                Some(Slot::Dirty(child)) if i % 3 != 0 => {
+                    assert_eq!(child.mark_of(), u32::from(i));
+                }
+                _ => panic!("slot {index}"),
+            }
+        }
+        node.child_mut(3)
+            .expect("a dirty child")
+            .set_single(9, "more", &cid(200));
+        assert!(node.child_mut(7).is_none(), "slot 7 holds a bucket");
+        assert!(node.clear(5));
+        assert!(node.clear(1));
+        assert!(plain.clear(1));
+        node.seal_children(|child| cid(u8::try_from(child.mark_of()).unwrap()));
+        for i in (0..100u8).filter(|i| i % 3 != 0 && *i != 2) {
+            plain.set_link(i * 2 + 1, &cid(i));
+        }
+        assert_eq!(node.encode(), plain.encode());
+        let bytes = node.encode();
+        node.rebase(Bytes::from(bytes.clone()));
+        assert!(matches!(node.cells, Cells::Large(_)));
+        assert_eq!(node.encode(), bytes);
+        assert!(matches!(node.get(15), Some(Slot::Link(l)) if l == cid(7)));
     }
 
     #[test]

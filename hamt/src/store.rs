@@ -261,8 +261,9 @@ impl Blocks {
         match self.find(&link) {
             Ok(slot) => self.entries[self.slots[slot] as usize - 1].1 = stored,
             Err(slot) => {
+                let position = position(self.entries.len() + 1);
                 self.entries.push((link, stored));
-                self.slots[slot] = position(self.entries.len());
+                self.slots[slot] = position;
             }
         }
     }
