@@ -8,6 +8,7 @@ mod cells;
 mod diff;
 mod error;
 mod hamt;
+mod hint;
 mod link;
 mod node;
 mod store;

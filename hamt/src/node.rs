@@ -28,6 +28,7 @@ pub(crate) use crate::bucket::key_order;
 use crate::bucket::{self, BucketRef, Insert, Place, Reader};
 use crate::cells::{At, Cell, CellRef, Cells};
 use crate::error::{Error, Result};
+use crate::hint::{self, LINE};
 use crate::link::Link;
 
 /// Number of slots in a node (8 bits of the key hash per level).
@@ -133,18 +134,13 @@ struct Known {
     bytes: usize,
 }
 
-/// Cache line size assumed for prefetching.
-const LINE: usize = 64;
 /// Children whose bytes span more lines get no prefetch: a leaf of a large tree (about
 /// fifteen keys) spans fewer.
 const PREFETCH_LINES: usize = 16;
 
 impl Known {
     fn new(child: &Arc<Node>) -> Self {
-        let bytes = child.buf.as_slice();
-        let start = bytes.as_ptr().addr();
-        let first = start & !(LINE - 1);
-        let lines = (start + bytes.len() - first).div_ceil(LINE);
+        let (first, lines) = hint::lines(child.buf.as_slice());
         // A larger child is a branch: lookups pass through it to its own remembered
         // children without reading its bytes.
         let lines = if lines > PREFETCH_LINES { 0 } else { lines };
@@ -156,29 +152,10 @@ impl Known {
 
     /// The child, after asking the CPU to load its bytes.
     fn get(&self) -> Option<Arc<Node>> {
-        let first = self.bytes & !(LINE - 1);
-        for line in 0..self.bytes & (LINE - 1) {
-            prefetch(first + line * LINE);
-        }
+        hint::prefetch(self.bytes & !(LINE - 1), self.bytes & (LINE - 1));
         self.node.upgrade()
     }
 }
-
-/// Asks the CPU to start loading the cache line at `addr` into its caches.
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-fn prefetch(addr: usize) {
-    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-    // SAFETY: `_mm_prefetch` is a safe function that needs the `sse` target feature, which
-    // every x86-64 target has (it is part of the architecture's baseline). A prefetch reads
-    // nothing into the program and never faults, whatever the address: the line may be
-    // freed or unmapped by now, and the hint is then only wasted.
-    unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::without_provenance(addr)) }
-}
-
-/// Other architectures go without the hint.
-#[cfg(not(target_arch = "x86_64"))]
-fn prefetch(_addr: usize) {}
 
 impl Clone for Children {
     /// A copy starts empty: it is about to be edited.
