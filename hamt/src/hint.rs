@@ -4,11 +4,11 @@
 /// Cache line size assumed for prefetching.
 pub(crate) const LINE: usize = 64;
 
-/// The address of the first cache line of `bytes` and the number of lines they span.
-pub(crate) fn lines(bytes: &[u8]) -> (usize, usize) {
-    let start = bytes.as_ptr().addr();
+/// The address of the first cache line of `len` bytes at `start` and the number of lines
+/// they span.
+pub(crate) fn lines(start: usize, len: usize) -> (usize, usize) {
     let first = start & !(LINE - 1);
-    (first, (start + bytes.len() - first).div_ceil(LINE))
+    (first, (start + len - first).div_ceil(LINE))
 }
 
 /// Asks the CPU to start loading `lines` cache lines from `first` into its caches.
