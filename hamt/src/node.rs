@@ -700,6 +700,10 @@ impl Node {
         if data.len() > MAX_NODE_BYTES {
             return Err(err("a node block over 256 MiB"));
         }
+        // Nothing has read the block yet: ask for all of it (up to 4 KiB) at once rather
+        // than miss line after line.
+        let (first, lines) = hint::lines(data.as_ptr().addr(), data.len());
+        hint::prefetch(first, lines.min(64));
         let mut r = Reader {
             data: &data[..],
             pos: 0,
