@@ -152,7 +152,7 @@ impl Known {
         }
     }
 
-    /// The child, after asking the CPU to load its bytes.
+    /// The child, after asking the CPU to load its node and bytes.
     fn get(&self) -> Option<Arc<Node>> {
         // The node, from the reference counts the `Arc` keeps just before it: the upgrade
         // reads them and the lookup then reads the node's fields, several lines further.
