@@ -1,0 +1,260 @@
+//! `cargo xtask bench`: each benchmark against a peer measured in the same run, printed as
+//! ratios. Speed is reported, never asserted.
+
+use std::ffi::OsString;
+use std::fs;
+use std::process::Command;
+
+use crate::Result;
+use crate::cmd::{cargo, json, output, root, run, target_dir};
+use crate::python::python_env;
+use crate::services::{IpfsNode, S3Server};
+
+/// The benchmarks of issue 3 in one run: our HAMT against `fvm_ipld_hamt` (criterion, same
+/// process), against py-hamt (same data, same machine, same run), and peak memory of a bulk
+/// load; then one table of ratios. Speed is reported, never asserted.
+pub(crate) fn bench(args: &[String]) -> Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    match args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .map(String::as_str)
+    {
+        None | Some("core") => {}
+        Some("gateway") => return bench_gateway(quick),
+        Some("kubo") => return bench_kubo(quick),
+        Some("zarr") => return bench_zarr(quick),
+        Some("s3") => return bench_s3(quick),
+        Some(other) => {
+            return Err(format!(
+                "unknown benchmark {other:?}: core, gateway, kubo, zarr or s3"
+            ));
+        }
+    }
+    let python = python_env()?;
+    let out_dir = target_dir().join("hamt-bench");
+    fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let compare_out = out_dir.join("compare.json");
+    let mut cmd = Command::new(cargo());
+    cmd.args(["bench", "-p", "hamt-benches", "--bench", "compare"]);
+    cmd.env("HAMT_BENCH_OUT", &compare_out);
+    if quick {
+        cmd.env("HAMT_BENCH_QUICK", "1");
+    }
+    run(&mut cmd)?;
+    let compare: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(&compare_out).map_err(|e| format!("{}: {e}", compare_out.display()))?,
+    )
+    .map_err(|e| format!("{}: {e}", compare_out.display()))?;
+
+    let py_n = if quick { 2_000 } else { 100_000 };
+    let py = json(
+        &output(
+            Command::new(&python)
+                .arg(root().join("benches/pyhamt_bench.py"))
+                .arg(py_n.to_string())
+                .env("PYTHONWARNINGS", "ignore"),
+        )?,
+        "pyhamt_bench.py",
+    )?;
+
+    let rss_n = if quick { 20_000 } else { 1_000_000 };
+    // Peak memory of a bulk load in each layout, each in a process of its own.
+    let rss_run = |layout: &str| -> Result<serde_json::Value> {
+        json(
+            &output(bench_bin("rss").args([&rss_n.to_string(), "64", "memory", layout]))?,
+            "rss",
+        )
+    };
+    let rss = [rss_run("blocks")?, rss_run("inline")?];
+
+    report(&compare, &py, py_n, &rss, rss_n)
+}
+
+/// `cargo xtask bench gateway`: this project's gateway (`hamt serve` over sled) against the
+/// JavaScript IPFS node's gateway on the same raw blocks, same run.
+fn bench_gateway(quick: bool) -> Result<()> {
+    let hamt = target_dir().join("release/hamt");
+    let requests = if quick { "300" } else { "3000" };
+    run_with_node(
+        "gateway_load",
+        requests,
+        &[("HAMT_BENCH_HAMT_BIN", hamt.into())],
+    )
+}
+
+/// `cargo xtask bench kubo`: `KuboStore` against py-hamt's `KuboCAS` on the same IPFS node.
+fn bench_kubo(quick: bool) -> Result<()> {
+    let python = python_env()?;
+    let n = if quick { "500" } else { "10000" };
+    run_with_node("kubo_load", n, &[("HAMT_BENCH_PYTHON", python.into())])
+}
+
+/// `cargo xtask bench s3`: `S3Store` against one object per block on moto's S3 server.
+fn bench_s3(quick: bool) -> Result<()> {
+    let python = python_env()?;
+    run(Command::new(cargo()).args([
+        "build",
+        "-q",
+        "--release",
+        "-p",
+        "hamt-benches",
+        "--bin",
+        "s3_load",
+    ]))?;
+    let server = S3Server::start(&python)?;
+    let mut cmd = Command::new(target_dir().join("release/s3_load"));
+    cmd.arg(if quick { "500" } else { "20000" });
+    server.set_env(&mut cmd);
+    let result = run(&mut cmd);
+    drop(server);
+    result
+}
+
+/// `cargo xtask bench zarr`: every chunk of a ≥ 1000-chunk dataset through `HamtStore` on
+/// sled against a plain directory store, and py-hamt + zarr-python on the same HAMT.
+pub(crate) fn bench_zarr(quick: bool) -> Result<()> {
+    let python = python_env()?;
+    let mut cmd = bench_bin("zarr_read");
+    if quick {
+        cmd.arg("--quick");
+    }
+    run(cmd.env("HAMT_BENCH_PYTHON", python))
+}
+
+/// `cargo run` of the release benchmark binary `bin`, ready for its arguments.
+fn bench_bin(bin: &str) -> Command {
+    let mut cmd = Command::new(cargo());
+    cmd.args([
+        "run",
+        "-q",
+        "--release",
+        "-p",
+        "hamt-benches",
+        "--bin",
+        bin,
+        "--",
+    ]);
+    cmd
+}
+
+/// Builds the release `hamt` and benchmark binary `bin`, starts the IPFS test node and runs
+/// `bin ARG` with the node's URLs (`HAMT_BENCH_KUBO_RPC`, `HAMT_BENCH_KUBO_GATEWAY`) and `env`.
+fn run_with_node(bin: &str, arg: &str, env: &[(&str, OsString)]) -> Result<()> {
+    run(Command::new(cargo()).args([
+        "build",
+        "-q",
+        "--release",
+        "-p",
+        "hamt-cli",
+        "-p",
+        "hamt-benches",
+        "--bin",
+        "hamt",
+        "--bin",
+        bin,
+    ]))?;
+    let node = IpfsNode::start()?;
+    let mut cmd = Command::new(target_dir().join("release").join(bin));
+    cmd.arg(arg)
+        .env("HAMT_BENCH_KUBO_RPC", node.rpc_url())
+        .env("HAMT_BENCH_KUBO_GATEWAY", node.gateway_url());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let result = run(&mut cmd);
+    drop(node);
+    result
+}
+
+/// Prints the table of ratios; fails when our root differs from py-hamt's for the same data.
+fn report(
+    compare: &serde_json::Value,
+    py: &serde_json::Value,
+    py_n: usize,
+    rss: &[serde_json::Value],
+    rss_n: usize,
+) -> Result<()> {
+    println!();
+    println!("ours: py-hamt's format, each value its own block; inline: values of up to 64 bytes");
+    println!("inlined in the nodes as identity CIDs (Config::inline_values), fvm's layout.");
+    println!(
+        "{:<40} {:>10} {:>10} {:>10} {:>9} {:>11}",
+        "workload (in-memory store)", "ours ms", "inline ms", "fvm ms", "ours/fvm", "inline/fvm"
+    );
+    let rows = compare["rows"].as_array().cloned().unwrap_or_default();
+    let or_dash = |v: &serde_json::Value, scale: f64| {
+        v.as_f64()
+            .map_or_else(|| "-".to_owned(), |x| format!("{:.2}", x * scale))
+    };
+    for row in &rows {
+        println!(
+            "{:<40} {:>10.2} {:>10} {:>10.2} {:>9.2} {:>11}",
+            row["workload"].as_str().unwrap_or("?"),
+            row["ours_s"].as_f64().unwrap_or(f64::NAN) * 1e3,
+            or_dash(&row["inline_s"], 1e3),
+            row["fvm_s"].as_f64().unwrap_or(f64::NAN) * 1e3,
+            row["ratio"].as_f64().unwrap_or(f64::NAN),
+            or_dash(&row["inline_ratio"], 1.0),
+        );
+    }
+    let ours = |workload: &str| {
+        rows.iter()
+            .find(|r| r["workload"] == workload)
+            .and_then(|r| r["ours_s"].as_f64())
+    };
+    println!();
+    println!(
+        "{:<44} {:>12} {:>12} {:>9}",
+        "py-hamt 3.6 (same keys and values)", "ours ms", "py ms", "py/ours"
+    );
+    for (op, py_key) in [
+        ("insert+flush", "insert_flush_s"),
+        ("get-all cold", "get_all_cold_s"),
+    ] {
+        let name = format!("{op} n={py_n} value=8B");
+        let (Some(a), Some(b)) = (ours(&name), py[py_key].as_f64()) else {
+            return Err(format!("no measurement for {name}"));
+        };
+        println!(
+            "{name:<44} {:>12.2} {:>12.2} {:>9.1}",
+            a * 1e3,
+            b * 1e3,
+            b / a
+        );
+    }
+    let our_root = compare["roots"]
+        .as_array()
+        .and_then(|r| r.iter().find(|x| x["n"] == py_n && x["value_len"] == 8))
+        .map(|x| x["root"].clone());
+    let same_root = our_root.as_ref() == Some(&py["root"]);
+    println!(
+        "root CID for n={py_n}: {} ({})",
+        py["root"].as_str().unwrap_or("?"),
+        if same_root {
+            "identical in both"
+        } else {
+            "DIFFERS"
+        }
+    );
+    println!();
+    for run in rss {
+        println!(
+            "peak RSS, insert+flush of {rss_n} keys, 64 MiB node cache, MemoryStore, {}: {:.1} MiB \
+             (tree and store {:.1} MiB before the flush) in {:.2} s",
+            if run["inline"].as_bool() == Some(true) {
+                "values inline"
+            } else {
+                "value blocks"
+            },
+            run["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+            run["rss_before_flush_mib"].as_f64().unwrap_or(f64::NAN),
+            run["seconds"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    if same_root {
+        Ok(())
+    } else {
+        Err("our root differs from py-hamt's for the same data".into())
+    }
+}

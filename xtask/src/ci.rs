@@ -1,0 +1,31 @@
+//! What CI runs, listed once: `.ci/run` calls `cargo xtask checks` and then the README's test
+//! command, `cargo xtask test`; `cargo xtask ci` runs the same two.
+
+use std::process::Command;
+
+use crate::Result;
+use crate::bench::{bench, bench_zarr};
+use crate::cmd::{cargo, run};
+
+/// The steps before the tests: formatting, clippy with `-D warnings`, and the benchmark
+/// smoke runs (speed is not asserted).
+pub(crate) fn checks() -> Result<()> {
+    run(Command::new(cargo()).args(["fmt", "--all", "--check"]))?;
+    run(Command::new(cargo()).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    bench(&["--quick".to_owned()])?;
+    bench_zarr(true)
+}
+
+/// Everything `.ci/run` runs.
+pub(crate) fn ci() -> Result<()> {
+    checks()?;
+    crate::test::test(&[])
+}

@@ -1,0 +1,70 @@
+//! Running commands from the workspace root, and the paths they use.
+
+use std::env;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::Result;
+
+/// The workspace root.
+pub(crate) fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR` when set, else `target/` in the root.
+pub(crate) fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
+/// Where xtask keeps what it installs (venvs, the IPFS node): under the target directory.
+pub(crate) fn xtask_dir() -> PathBuf {
+    target_dir().join("xtask")
+}
+
+/// The cargo that runs us.
+pub(crate) fn cargo() -> OsString {
+    env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+/// Runs a command in the workspace root, echoing it; fails when it fails.
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {cmd:?}");
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed: {status}"))
+    }
+}
+
+/// Runs `cmd` and returns its standard output (standard error passes through).
+pub(crate) fn output(cmd: &mut Command) -> Result<String> {
+    eprintln!("$ {cmd:?}");
+    let out = cmd
+        .current_dir(root())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{cmd:?} failed: {}", out.status));
+    }
+    String::from_utf8(out.stdout).map_err(|e| format!("{cmd:?} printed non-UTF-8: {e}"))
+}
+
+/// The last line of `text` that is a JSON object, parsed; `what` names the command for errors.
+pub(crate) fn json(text: &str, what: &str) -> Result<serde_json::Value> {
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or(text);
+    serde_json::from_str(line).map_err(|e| format!("{what} printed no JSON result: {e}"))
+}
+

@@ -1,0 +1,115 @@
+//! `cargo xtask test`: the README's test command.
+
+use std::process::Command;
+
+use crate::Result;
+use crate::cmd::{cargo, root};
+use crate::python::python_env;
+use crate::services::{IpfsNode, S3Server, node_dir};
+
+/// Prepares what the tests of `crates` (every crate when empty) need, runs them, and stops
+/// the services again.
+pub(crate) fn test(crates: &[String]) -> Result<()> {
+    let python = python_env()?;
+    let wants = |name: &str| crates.is_empty() || crates.iter().any(|c| c == name);
+    // Started before the tests and stopped when this guard drops, even on failure.
+    let node = if wants("hamt-store-kubo") || wants("hamt-store-embedded") || wants("hamt-cli") {
+        Some(IpfsNode::start()?)
+    } else {
+        None
+    };
+    let s3 = if wants("hamt-store-s3") || wants("hamt-cli") || wants("hamt-benches") {
+        Some(S3Server::start(&python)?)
+    } else {
+        None
+    };
+    let mut cmd = Command::new(cargo());
+    cmd.arg("test");
+    if crates.is_empty() {
+        cmd.arg("--workspace");
+    } else {
+        for c in crates {
+            cmd.args(["-p", c]);
+        }
+    }
+    cmd.arg("--all-features");
+    cmd.env("HAMT_TEST_PYTHON", &python);
+    cmd.env("PYTHONWARNINGS", "ignore");
+    if let Some(node) = &node {
+        cmd.env("HAMT_TEST_KUBO_RPC", node.rpc_url());
+        cmd.env("HAMT_TEST_KUBO_GATEWAY", node.gateway_url());
+        // For tests that start and stop a node of their own.
+        cmd.env("HAMT_TEST_IPFS_NODE_DIR", node_dir());
+    }
+    if let Some(s3) = &s3 {
+        s3.set_env(&mut cmd);
+    }
+    let mut totals = Totals::default();
+    let mut result = run_tests(&mut cmd, &mut totals);
+    // Features stay additive: the registry without any backend refuses their schemes.
+    if result.is_ok() && wants("hamt-registry") {
+        result = run_tests(
+            Command::new(cargo()).args(["test", "-p", "hamt-registry", "--no-default-features"]),
+            &mut totals,
+        );
+    }
+    drop(node);
+    drop(s3);
+    println!(
+        "tests: {} passed, {} failed, {} skipped",
+        totals.passed, totals.failed, totals.ignored
+    );
+    result?;
+    if totals.passed == 0 {
+        return Err("no test ran".into());
+    }
+    Ok(())
+}
+
+/// Test counts, summed over `cargo test` runs.
+#[derive(Debug, Default, Clone, Copy)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+/// Runs `cargo test`, passing its output through, and adds every test binary's
+/// `test result:` line to `totals`.
+fn run_tests(cmd: &mut Command, totals: &mut Totals) -> Result<()> {
+    use std::io::{BufRead as _, BufReader};
+    eprintln!("$ {cmd:?}");
+    let mut child = cmd
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let stdout = child.stdout.take().ok_or("cargo test has no stdout")?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| format!("reading cargo test output: {e}"))?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            for part in rest.split(';') {
+                let mut words = part.split_whitespace().rev();
+                let (Some(what), Some(n)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                let n: u64 = n.parse().unwrap_or(0);
+                match what {
+                    "passed" => totals.passed += n,
+                    "failed" => totals.failed += n,
+                    "ignored" => totals.ignored += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for cargo test: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed: {status}"))
+    }
+}
