@@ -207,10 +207,25 @@ pub fn can_verify(cid: &Cid) -> bool {
 /// # Errors
 /// [`Error::InvalidCid`] when the text is not a CID.
 pub fn parse_cid(input: &str) -> Result<Cid> {
-    Cid::try_from(input.trim()).map_err(|e| Error::InvalidCid {
+    let text = input.trim();
+    let invalid = |reason: String| Error::InvalidCid {
         input: input.to_owned(),
-        reason: e.to_string(),
-    })
+        reason,
+    };
+    let cid = Cid::try_from(text).map_err(|e| invalid(e.to_string()))?;
+    // The CID parser stops after the multihash and ignores whatever follows it, so a root
+    // with bytes appended would pass for the root itself: the text must be the CID whole.
+    if cid.version() == cid::Version::V1 {
+        let (_, bytes) =
+            cid::multibase::decode(text).map_err(|e| invalid(e.to_string()))?;
+        if bytes != cid.to_bytes() {
+            return Err(invalid(format!(
+                "{} bytes follow the CID",
+                bytes.len().saturating_sub(cid.encoded_len())
+            )));
+        }
+    }
+    Ok(cid)
 }
 
 #[cfg(test)]
@@ -233,6 +248,24 @@ mod tests {
         let cid = HashAlg::Sha2_256.cid(Codec::DagCbor, b"\xa0");
         assert!(cid.to_string().starts_with("bafyrei"));
         verify(&cid, b"\xa0").unwrap();
+    }
+
+    #[test]
+    fn a_cid_with_bytes_after_it_is_refused() {
+        let cid = HashAlg::Blake3.cid(Codec::DagCbor, b"\xa0");
+        let text = cid.to_string();
+        assert_eq!(parse_cid(&text).unwrap(), cid);
+        assert_eq!(parse_cid(&format!("  {text}\n")).unwrap(), cid);
+        assert_eq!(parse_cid(&text.to_uppercase()).unwrap(), cid);
+        for bad in [format!("{text}aaaaaaaa"), format!("{text}a"), format!("{text}q")] {
+            assert!(
+                matches!(parse_cid(&bad), Err(Error::InvalidCid { .. })),
+                "{bad} was accepted"
+            );
+        }
+        let v0 = "QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n";
+        assert_eq!(parse_cid(v0).unwrap().version(), cid::Version::V0);
+        assert!(parse_cid(&format!("{v0}a")).is_err());
     }
 
     #[test]
