@@ -37,7 +37,7 @@ async fn py_hamt_reads_every_key_through_the_gateway() {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/read_via_gateway.py");
     let root_text = root.to_string();
     let stdout = tokio::task::spawn_blocking(move || {
-        hamt::test_suite::run_python_peer(&script, &[url.as_str(), root_text.as_str()], None)
+        hamt_test_support::run_python_peer(&script, &[url.as_str(), root_text.as_str()], None)
     })
     .await
     .unwrap();

@@ -3,7 +3,6 @@
 //! [`export_car`] writes every block reachable from a root (a HAMT's nodes and values, or any
 //! DAG-CBOR / DAG-PB graph); [`CarReader`] reads an archive back, verifying each block.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -11,7 +10,8 @@ use cid::Cid;
 use futures::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use serde::{Deserialize, Serialize};
 
-use crate::block::{Codec, verify};
+use crate::block::verify;
+use crate::dag::Walk;
 use crate::error::{Error, Result};
 use crate::store::BlockStore;
 
@@ -230,59 +230,16 @@ pub async fn export_car<W: AsyncWrite + Unpin>(
     writer: W,
 ) -> Result<u64> {
     let mut car = CarWriter::new(writer, vec![root]).await?;
-    let mut seen = HashSet::from([root]);
-    let mut level = vec![root];
+    let mut walk = Walk::new(store.as_ref(), [root]);
     let mut count = 0;
-    while !level.is_empty() {
-        let mut next = Vec::new();
-        for chunk in level.chunks(1024) {
-            let blocks = store.get_many(chunk).await?;
-            for (cid, data) in chunk.iter().zip(blocks) {
-                car.write(cid, &data).await?;
-                count += 1;
-                for link in links(cid, &data)? {
-                    if seen.insert(link) {
-                        next.push(link);
-                    }
-                }
-            }
+    while let Some(blocks) = walk.next_batch().await? {
+        for (cid, data) in blocks {
+            car.write(&cid, &data).await?;
+            count += 1;
         }
-        level = next;
     }
     car.finish().await?;
     Ok(count)
-}
-
-/// The CIDs a block links to: every link of a DAG-CBOR block, the `Links` of a DAG-PB
-/// block, none for raw blocks. Identity CIDs are left out: they hold their data, and there is
-/// no block to fetch or copy.
-///
-/// # Errors
-/// [`Error::Decode`] for a block that does not parse; [`Error::UnsupportedCodec`].
-pub fn links(cid: &Cid, data: &[u8]) -> Result<Vec<Cid>> {
-    match Codec::of(cid)? {
-        Codec::Raw => Ok(Vec::new()),
-        Codec::DagCbor => {
-            let ipld: ipld_core::ipld::Ipld = serde_ipld_dagcbor::from_slice(data)
-                .map_err(|e| Error::decode("DAG-CBOR block", Some(*cid), e))?;
-            let mut out = Vec::new();
-            let mut stack = vec![&ipld];
-            while let Some(node) = stack.pop() {
-                match node {
-                    ipld_core::ipld::Ipld::Link(c) if crate::block::inline_data(c).is_none() => {
-                        out.push(*c);
-                    }
-                    ipld_core::ipld::Ipld::List(l) => stack.extend(l.iter().rev()),
-                    ipld_core::ipld::Ipld::Map(m) => stack.extend(m.values().rev()),
-                    _ => {}
-                }
-            }
-            Ok(out)
-        }
-        Codec::DagPb => Ok(crate::unixfs::PbNode::parse(data)
-            .map_err(|e| Error::decode("DAG-PB block", Some(*cid), e))?
-            .links),
-    }
 }
 
 #[cfg(test)]

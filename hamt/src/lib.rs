@@ -5,6 +5,7 @@ mod bucket;
 mod cache;
 pub mod car;
 mod cells;
+pub mod dag;
 mod diff;
 mod error;
 mod hamt;
@@ -24,7 +25,10 @@ pub use crate::block::{
 pub use crate::diff::{Change, diff};
 pub use crate::error::{BoxError, Error, Result};
 pub use crate::hamt::{Config, Hamt, HamtReader};
-pub use crate::store::{BlockStore, DEFAULT_CONCURRENCY, DynBlockStore, MemoryStore};
+pub use crate::store::{
+    BlockStore, Capabilities, Check, CheckReport, DEFAULT_CONCURRENCY, DynBlockStore, ImportCar,
+    ImportedCar, MemoryStore, Pinning,
+};
 pub use crate::tree::Stats;
 pub use bytes::Bytes;
 pub use cid::Cid;

@@ -1,19 +1,27 @@
 //! The conformance suite every [`BlockStore`] backend runs against itself.
 //!
-//! Each function panics (it is meant to run inside `#[tokio::test]`) when the store breaks
-//! the [`BlockStore`] contract. [`run_all`] runs every check; a backend that can plant bad
-//! bytes under a CID passes a [`Corrupter`] so that read-side verification is checked too.
+//! Each check is a function that panics (it runs inside `#[tokio::test]`) when the store
+//! breaks the [`BlockStore`] contract. A backend's tests call [`conformance_tests!`] with a
+//! function that makes a fresh [`Subject`]; the macro writes one named test per check, so a
+//! failure names the check. A backend that can plant bad bytes under a CID gives the subject
+//! a [`Corrupter`], and read-side verification is checked too.
 //!
-//! ```no_run
-//! # use std::sync::Arc;
-//! # use hamt::MemoryStore;
-//! // In a backend's tests/conformance.rs, under #[tokio::test]:
-//! # async fn conformance() {
-//! let store = MemoryStore::new().with_read_verification(true);
-//! hamt::test_suite::run_all(Arc::new(store.clone()), Some(&store)).await;
-//! # }
+//! ```
+//! // In a backend's tests/conformance.rs:
+//! use std::sync::Arc;
+//! use hamt::MemoryStore;
+//! use hamt::test_suite::Subject;
+//!
+//! fn memory() -> Subject {
+//!     let store = MemoryStore::new().with_read_verification(true);
+//!     Subject::new(Arc::new(store.clone())).with_corrupter(store)
+//! }
+//!
+//! hamt::conformance_tests!(memory);
+//! # fn main() {}
 //! ```
 
+use std::any::Any;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -37,28 +45,118 @@ impl Corrupter for MemoryStore {
     }
 }
 
-/// Runs every check of the suite, with blocks of up to 2 MiB.
-pub async fn run_all(store: Arc<dyn BlockStore>, corrupter: Option<&dyn Corrupter>) {
-    run_all_with(store, corrupter, 2 << 20).await;
+/// A store under test, with what the checks need to know about it.
+pub struct Subject {
+    /// The store.
+    pub store: Arc<dyn BlockStore>,
+    /// Plants bad bytes, for [`corrupted_block_detected`]; without one that check fails,
+    /// so a backend that has none does not ask for it (see [`conformance_tests!`]).
+    pub corrupter: Option<Box<dyn Corrupter>>,
+    /// The largest block the store takes (2 MiB unless said otherwise).
+    pub max_block: usize,
+    /// Kept alive as long as the subject: temporary directories, servers.
+    guards: Vec<Box<dyn Any + Send + Sync>>,
 }
 
-/// Runs every check of the suite for a store that takes blocks of at most `max_block`
-/// bytes (a Kubo node's RPC server, say).
-pub async fn run_all_with(
-    store: Arc<dyn BlockStore>,
-    corrupter: Option<&dyn Corrupter>,
-    max_block: usize,
-) {
-    round_trip(&store).await;
-    missing_block(&store).await;
-    idempotent_put(&store).await;
-    put_keyed_verifies(&store).await;
-    batch_round_trip(&store).await;
-    concurrent_put_get(&store).await;
-    large_blocks(&store, max_block).await;
-    hamt_over_store(store.clone(), 10_000).await;
-    if let Some(corrupter) = corrupter {
-        corrupted_block_detected(&store, corrupter).await;
+impl Subject {
+    /// A subject of `store`, taking blocks of up to 2 MiB.
+    pub fn new(store: Arc<dyn BlockStore>) -> Self {
+        Self {
+            store,
+            corrupter: None,
+            max_block: 2 << 20,
+            guards: Vec::new(),
+        }
+    }
+
+    /// Lets the checks plant bad bytes through `corrupter`.
+    #[must_use]
+    pub fn with_corrupter(mut self, corrupter: impl Corrupter + 'static) -> Self {
+        self.corrupter = Some(Box::new(corrupter));
+        self
+    }
+
+    /// The largest block the store takes (a Kubo node's RPC server takes less than 2 MiB).
+    #[must_use]
+    pub fn max_block(mut self, bytes: usize) -> Self {
+        self.max_block = bytes;
+        self
+    }
+
+    /// Keeps `guard` (a temporary directory, say) alive as long as the subject.
+    #[must_use]
+    pub fn keep(mut self, guard: impl Any + Send + Sync) -> Self {
+        self.guards.push(Box::new(guard));
+        self
+    }
+
+    /// How many things the subject keeps alive.
+    pub fn guards(&self) -> usize {
+        self.guards.len()
+    }
+}
+
+/// What a subject function returns: a [`Subject`], or a future of one (for stores that
+/// start asynchronously).
+pub trait IntoSubject {
+    /// The subject, once ready.
+    fn into_subject(self) -> std::pin::Pin<Box<dyn Future<Output = Subject> + Send>>;
+}
+
+impl IntoSubject for Subject {
+    fn into_subject(self) -> std::pin::Pin<Box<dyn Future<Output = Subject> + Send>> {
+        Box::pin(std::future::ready(self))
+    }
+}
+
+impl<F: Future<Output = Subject> + Send + 'static> IntoSubject for F {
+    fn into_subject(self) -> std::pin::Pin<Box<dyn Future<Output = Subject> + Send>> {
+        Box::pin(self)
+    }
+}
+
+/// Writes one `#[tokio::test]` per check of the suite, each on a fresh subject from
+/// `$subject` (a `fn() -> Subject`, or an `async fn` for stores that start asynchronously). With `corrupt` after it, the subject has a
+/// [`Corrupter`] and [`corrupted_block_detected`] runs too. The calling crate needs `tokio`
+/// with the `macros` and `rt-multi-thread` features among its dev-dependencies.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($subject:path) => {
+        $crate::conformance_tests!(@checks $subject,
+            round_trip, missing_block, idempotent_put, put_keyed_verifies, batch_round_trip,
+            concurrent_put_get, large_blocks, hamt_over_store, sync_keeps_blocks,
+            capabilities_agree);
+    };
+    ($subject:path, corrupt) => {
+        $crate::conformance_tests!($subject);
+        $crate::conformance_tests!(@checks $subject, corrupted_block_detected);
+    };
+    (@checks $subject:path, $($check:ident),+) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let subject = $crate::test_suite::IntoSubject::into_subject($subject()).await;
+                $crate::test_suite::$check(&subject).await;
+            }
+        )+
+    };
+}
+
+/// Runs every check of the suite on one subject, the corrupted-block check when it has a
+/// [`Corrupter`]. [`conformance_tests!`] is the usual way: it names each check.
+pub async fn run_all(subject: &Subject) {
+    round_trip(subject).await;
+    missing_block(subject).await;
+    idempotent_put(subject).await;
+    put_keyed_verifies(subject).await;
+    batch_round_trip(subject).await;
+    concurrent_put_get(subject).await;
+    large_blocks(subject).await;
+    hamt_over_store(subject).await;
+    sync_keeps_blocks(subject).await;
+    capabilities_agree(subject).await;
+    if subject.corrupter.is_some() {
+        corrupted_block_detected(subject).await;
     }
 }
 
@@ -67,7 +165,8 @@ fn distinct(tag: &str, i: usize) -> Bytes {
 }
 
 /// `put` returns the CIDv1 of the bytes under the store's hash; `get` returns them exactly.
-pub async fn round_trip(store: &Arc<dyn BlockStore>) {
+pub async fn round_trip(subject: &Subject) {
+    let store = &subject.store;
     for codec in [Codec::Raw, Codec::DagCbor] {
         let data = if codec == Codec::Raw {
             distinct("round trip", 0)
@@ -88,7 +187,8 @@ pub async fn round_trip(store: &Arc<dyn BlockStore>) {
 }
 
 /// A block that was never stored is [`Error::NotFound`], and `has` says false.
-pub async fn missing_block(store: &Arc<dyn BlockStore>) {
+pub async fn missing_block(subject: &Subject) {
+    let store = &subject.store;
     let cid = store
         .hash_alg()
         .cid(Codec::Raw, &distinct("never stored", 0));
@@ -99,7 +199,8 @@ pub async fn missing_block(store: &Arc<dyn BlockStore>) {
 }
 
 /// Storing the same bytes twice gives the same CID and no error.
-pub async fn idempotent_put(store: &Arc<dyn BlockStore>) {
+pub async fn idempotent_put(subject: &Subject) {
+    let store = &subject.store;
     let data = distinct("idempotent", 0);
     let a = store
         .put(Codec::Raw, data.clone())
@@ -118,7 +219,8 @@ pub async fn idempotent_put(store: &Arc<dyn BlockStore>) {
 }
 
 /// `put_keyed` with bytes that do not match the CID is [`Error::Corrupt`] and stores nothing.
-pub async fn put_keyed_verifies(store: &Arc<dyn BlockStore>) {
+pub async fn put_keyed_verifies(subject: &Subject) {
+    let store = &subject.store;
     let data = distinct("keyed", 0);
     let cid = store.hash_alg().cid(Codec::Raw, &data);
     let err = store
@@ -144,7 +246,8 @@ pub async fn put_keyed_verifies(store: &Arc<dyn BlockStore>) {
 }
 
 /// The batch forms keep input order and agree with the single forms.
-pub async fn batch_round_trip(store: &Arc<dyn BlockStore>) {
+pub async fn batch_round_trip(subject: &Subject) {
+    let store = &subject.store;
     let blocks: Vec<(Codec, Bytes)> = (0..300)
         .map(|i| (Codec::Raw, distinct("batch", i)))
         .collect();
@@ -195,7 +298,8 @@ pub async fn batch_round_trip(store: &Arc<dyn BlockStore>) {
 }
 
 /// Many tasks putting and getting at once see their own blocks.
-pub async fn concurrent_put_get(store: &Arc<dyn BlockStore>) {
+pub async fn concurrent_put_get(subject: &Subject) {
+    let store = &subject.store;
     let tasks: Vec<_> = (0..16)
         .map(|t| {
             let store = store.clone();
@@ -213,8 +317,10 @@ pub async fn concurrent_put_get(store: &Arc<dyn BlockStore>) {
     }
 }
 
-/// Blocks of 1 MiB and 2 MiB (or `max_block` bytes, when smaller) round-trip unchanged.
-pub async fn large_blocks(store: &Arc<dyn BlockStore>, max_block: usize) {
+/// Blocks of 1 MiB and 2 MiB (or the subject's `max_block` bytes, when smaller) round-trip
+/// unchanged.
+pub async fn large_blocks(subject: &Subject) {
+    let (store, max_block) = (&subject.store, subject.max_block);
     let mut sizes = vec![(1 << 20).min(max_block), (2 << 20).min(max_block)];
     sizes.dedup();
     for size in sizes {
@@ -233,9 +339,10 @@ pub async fn large_blocks(store: &Arc<dyn BlockStore>, max_block: usize) {
     }
 }
 
-/// A HAMT of `n` keys written through the store reads back fully from a fresh handle, and
-/// gets the same root as the same HAMT in memory.
-pub async fn hamt_over_store(store: Arc<dyn BlockStore>, n: usize) {
+/// A HAMT of 10 000 keys written through the store reads back fully from a fresh handle,
+/// and gets the same root as the same HAMT in memory.
+pub async fn hamt_over_store(subject: &Subject) {
+    let (store, n) = (subject.store.clone(), 10_000);
     let pairs: Vec<(String, Vec<u8>)> = (0..n)
         .map(|i| (format!("suite/{i}"), format!("value {i}").into_bytes()))
         .collect();
@@ -272,8 +379,59 @@ pub async fn hamt_over_store(store: Arc<dyn BlockStore>, n: usize) {
     assert_eq!(keys, expected);
 }
 
+/// `sync` succeeds after writes, keeps every block readable, and may be called again with
+/// nothing new; a store that says it is durable also says it accepts writes.
+pub async fn sync_keeps_blocks(subject: &Subject) {
+    let store = &subject.store;
+    let blocks: Vec<(Codec, Bytes)> = (0..40)
+        .map(|i| (Codec::Raw, distinct("sync", i)))
+        .collect();
+    let cids = store.put_many(blocks.clone()).await.expect("put_many");
+    store.sync().await.expect("sync after writes");
+    store.sync().await.expect("sync with nothing new");
+    let got = store.get_many(&cids).await.expect("get_many after sync");
+    assert_eq!(
+        got,
+        blocks.into_iter().map(|(_, d)| d).collect::<Vec<_>>(),
+        "blocks changed by sync"
+    );
+    let caps = store.capabilities();
+    assert!(caps.write, "the suite writes, so the store must say it accepts writes");
+}
+
+/// The capability flags agree with the extension traits the store hands out.
+pub async fn capabilities_agree(subject: &Subject) {
+    let store = &subject.store;
+    let caps = store.capabilities();
+    assert_eq!(caps.pin, store.pinning().is_some(), "pin flag vs pinning()");
+    assert_eq!(caps.check, store.checker().is_some(), "check flag vs checker()");
+    assert_eq!(
+        caps.import_car,
+        store.car_importer().is_some(),
+        "import_car flag vs car_importer()"
+    );
+    if let Some(pinning) = store.pinning() {
+        let root = store
+            .put(Codec::Raw, distinct("pin", 0))
+            .await
+            .expect("put");
+        pinning.pin(&root).await.expect("pin");
+        assert!(pinning.is_pinned(&root).await.expect("is_pinned"));
+        pinning.unpin(&root).await.expect("unpin");
+        assert!(!pinning.is_pinned(&root).await.expect("is_pinned after unpin"));
+    }
+    if let Some(checker) = store.checker() {
+        checker.check().await.expect("check of a healthy store");
+    }
+}
+
 /// Bytes planted under a CID are reported as [`Error::Corrupt`], never returned.
-pub async fn corrupted_block_detected(store: &Arc<dyn BlockStore>, corrupter: &dyn Corrupter) {
+pub async fn corrupted_block_detected(subject: &Subject) {
+    let store = &subject.store;
+    let corrupter = subject
+        .corrupter
+        .as_deref()
+        .expect("this check needs a subject with a corrupter");
     let data = distinct("to corrupt", 0);
     let cid = store.put(Codec::Raw, data).await.expect("put");
     corrupter
@@ -332,37 +490,4 @@ pub async fn unixfs_file(store: &dyn BlockStore, content: &[u8], chunk: usize) -
     let cid = store.hash_alg().cid(Codec::DagPb, &node);
     store.put_keyed(&cid, node.into()).await.expect("store");
     cid
-}
-
-/// Runs the Python peer `script` (real py-hamt from PyPI) with `args`, feeding it `stdin`,
-/// and returns what it printed. The interpreter comes from `HAMT_TEST_PYTHON`, which
-/// `cargo xtask test` sets to its venv; without it this panics, so interop tests fail rather
-/// than pass silently. A failing script panics with its standard error.
-pub fn run_python_peer(script: &std::path::Path, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
-    use std::io::Write as _;
-    use std::process::{Command, Stdio};
-    let python = std::env::var("HAMT_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!("HAMT_TEST_PYTHON is not set: run these tests with `cargo xtask test`, which installs py-hamt in a venv")
-    });
-    let mut child = Command::new(python)
-        .env("PYTHONWARNINGS", "ignore")
-        .arg(script)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the py-hamt peer");
-    // The pipe closes when this statement ends, so the peer sees end of input.
-    if let (Some(mut pipe), Some(input)) = (child.stdin.take(), stdin) {
-        pipe.write_all(input).expect("write to the py-hamt peer");
-    }
-    let out = child.wait_with_output().expect("wait for the py-hamt peer");
-    assert!(
-        out.status.success(),
-        "py-hamt peer {} failed: {args:?}\n{}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }

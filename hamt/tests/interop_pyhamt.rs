@@ -21,7 +21,7 @@ const N: usize = 3000;
 
 fn run_python(args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pyhamt/vectors.py");
-    hamt::test_suite::run_python_peer(&script, args, stdin)
+    hamt_test_support::run_python_peer(&script, args, stdin)
 }
 
 /// The value py-hamt's script stores for `i`, as the bytes of its value block.

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use hamt::{Hamt, HamtReader};
+use hamt::{Hamt, HamtReader, Pinning as _};
 use hamt_store_embedded::EmbeddedStore;
 
 #[tokio::main]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use hamt::{BlockStore, Cid, verify};
+use hamt::{BlockStore, Capabilities, Cid, Pinning, verify};
 use rust_ipfs::builder::DefaultIpfsBuilder as IpfsBuilder;
 use rust_ipfs::{Block, Ipfs, Multiaddr, PeerId};
 
@@ -274,39 +274,6 @@ impl EmbeddedStore {
         Ok(addrs.into_iter().map(|a| format!("{a}/p2p/{id}")).collect())
     }
 
-    /// Pins `root` and every block under it (recursively), so [`gc`](Self::gc) keeps them.
-    ///
-    /// # Errors
-    /// A block under `root` that is missing (and, offline, cannot be fetched).
-    pub async fn pin(&self, root: &Cid) -> hamt::Result<()> {
-        let node = self.node()?;
-        let mut pin = node.insert_pin(root).recursive();
-        if !self.inner.networked {
-            pin = pin.local();
-        }
-        pin.await.map_err(node_err)
-    }
-
-    /// Removes the recursive pin on `root`.
-    ///
-    /// # Errors
-    /// When `root` is not pinned.
-    pub async fn unpin(&self, root: &Cid) -> hamt::Result<()> {
-        self.node()?
-            .remove_pin(root)
-            .recursive()
-            .await
-            .map_err(node_err)
-    }
-
-    /// True when `root` is pinned (directly, recursively or under another pin).
-    ///
-    /// # Errors
-    /// Node failures.
-    pub async fn is_pinned(&self, root: &Cid) -> hamt::Result<bool> {
-        self.node()?.is_pinned(root).await.map_err(node_err)
-    }
-
     /// Deletes every block no pin covers; returns how many.
     ///
     /// # Errors
@@ -340,8 +307,59 @@ impl EmbeddedStore {
     }
 }
 
+/// Recursive pins, which [`gc`](EmbeddedStore::gc) respects.
+#[async_trait]
+impl Pinning for EmbeddedStore {
+    /// Pins `root` and every block under it (recursively), so [`gc`](EmbeddedStore::gc) keeps them.
+    ///
+    /// # Errors
+    /// A block under `root` that is missing (and, offline, cannot be fetched).
+    async fn pin(&self, root: &Cid) -> hamt::Result<()> {
+        let node = self.node()?;
+        let mut pin = node.insert_pin(root).recursive();
+        if !self.inner.networked {
+            pin = pin.local();
+        }
+        pin.await.map_err(node_err)
+    }
+
+    /// Removes the recursive pin on `root`.
+    ///
+    /// # Errors
+    /// When `root` is not pinned.
+    async fn unpin(&self, root: &Cid) -> hamt::Result<()> {
+        self.node()?
+            .remove_pin(root)
+            .recursive()
+            .await
+            .map_err(node_err)
+    }
+
+    /// True when `root` is pinned (directly, recursively or under another pin).
+    ///
+    /// # Errors
+    /// Node failures.
+    async fn is_pinned(&self, root: &Cid) -> hamt::Result<bool> {
+        self.node()?.is_pinned(root).await.map_err(node_err)
+    }
+
+}
+
 #[async_trait]
 impl BlockStore for EmbeddedStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            write: true,
+            durable: self.inner.path.is_some(),
+            pin: true,
+            ..Capabilities::default()
+        }
+    }
+
+    fn pinning(&self) -> Option<&dyn Pinning> {
+        Some(self)
+    }
+
     async fn put_keyed(&self, cid: &Cid, data: Bytes) -> hamt::Result<()> {
         verify(cid, &data)?;
         let block = Block::new_unchecked(*cid, data);

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use futures::TryStreamExt as _;
 use hamt::car::{CarReader, export_car};
-use hamt::test_suite;
-use hamt::{BlockStore, Bytes, Cid, Codec, Hamt, HamtReader};
+use hamt::test_suite::Subject;
+use hamt::{BlockStore, Bytes, Cid, Codec, Hamt, HamtReader, Pinning as _};
 use hamt_store_embedded::{EmbeddedStore, Error};
 
 fn value(i: usize) -> Vec<u8> {
@@ -43,19 +43,31 @@ fn check(map: &BTreeMap<String, Bytes>, n: usize) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_in_memory() {
+async fn in_memory() -> Subject {
     let node = EmbeddedStore::from_url("ipfs-embedded:mem").await.unwrap();
-    test_suite::run_all(Arc::new(node.clone()), None).await;
-    node.shutdown().await.unwrap();
+    Subject::new(Arc::new(node))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_on_disk_and_persistence_across_restarts() {
+async fn on_disk() -> Subject {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("ipfs-embedded:{}", dir.path().join("repo").display());
     let node = EmbeddedStore::from_url(&url).await.unwrap();
-    test_suite::run_all(Arc::new(node.clone()), None).await;
+    Subject::new(Arc::new(node)).keep(dir)
+}
+
+mod conformance_in_memory {
+    hamt::conformance_tests!(super::in_memory);
+}
+
+mod conformance_on_disk {
+    hamt::conformance_tests!(super::on_disk);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistence_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("ipfs-embedded:{}", dir.path().join("repo").display());
+    let node = EmbeddedStore::from_url(&url).await.unwrap();
     let root = write_map(Arc::new(node.clone()), 2000).await;
 
     // A second open of the same repo is refused while the node runs.
@@ -141,9 +153,7 @@ async fn car_copy(from: Arc<dyn BlockStore>, root: Cid, to: &dyn BlockStore) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cars_move_between_this_node_and_the_javascript_ipfs_node() {
-    let rpc = std::env::var("HAMT_TEST_KUBO_RPC").expect(
-        "HAMT_TEST_KUBO_RPC is not set: run with `cargo xtask test`, which starts an IPFS node",
-    );
+    let rpc = hamt_test_support::required_env("HAMT_TEST_KUBO_RPC");
     let kubo: Arc<dyn BlockStore> =
         Arc::new(hamt_store_kubo::KuboStore::from_url(&format!("kubo+{rpc}?read=rpc")).unwrap());
     let node = EmbeddedStore::from_url("ipfs-embedded:mem").await.unwrap();

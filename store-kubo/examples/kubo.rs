@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use hamt::{BlockStore, Hamt, HamtReader};
+use hamt::{BlockStore, Hamt, HamtReader, Pinning as _};
 use hamt_store_kubo::KuboStore;
 
 #[tokio::main]

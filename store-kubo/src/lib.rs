@@ -4,4 +4,4 @@ mod error;
 mod store;
 
 pub use crate::error::Error;
-pub use crate::store::{KuboStore, KuboStoreBuilder, ReadFrom, SCHEME};
+pub use crate::store::{KuboStore, KuboStoreBuilder, ReadFrom, SCHEME, SCHEME_HTTPS};

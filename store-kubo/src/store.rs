@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use hamt::{BlockStore, Cid, Codec, HashAlg, parse_cid, verify};
+use hamt::{BlockStore, Capabilities, Cid, Codec, HashAlg, Pinning, parse_cid, verify};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
@@ -14,8 +14,11 @@ use url::Url;
 
 use crate::error::Error;
 
-/// The URL schemes of this store: `kubo+http://HOST:PORT` and `kubo+https://HOST:PORT`.
+/// The URL scheme of this store: `kubo+http://HOST:PORT` (see also [`SCHEME_HTTPS`]).
 pub const SCHEME: &str = "kubo+http";
+
+/// The URL scheme of this store over TLS: `kubo+https://HOST`.
+pub const SCHEME_HTTPS: &str = "kubo+https";
 
 /// Where blocks are read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -352,8 +355,8 @@ impl KuboStore {
         };
         let parsed = Url::parse(url).map_err(|e| invalid(e.to_string()))?;
         let http_scheme = match parsed.scheme() {
-            "kubo+http" => "http",
-            "kubo+https" => "https",
+            SCHEME => "http",
+            SCHEME_HTTPS => "https",
             other => {
                 return Err(invalid(format!(
                     "scheme {other:?}: expected kubo+http or kubo+https"
@@ -530,57 +533,6 @@ impl KuboStore {
         Err(last.unwrap_or(hamt::Error::NotFound { cid: *cid }))
     }
 
-    /// Pins `root` and everything under it on the node.
-    ///
-    /// # Errors
-    /// Node failures.
-    pub async fn pin(&self, root: &Cid) -> hamt::Result<()> {
-        self.rpc(
-            "pin/add",
-            &[("arg", root.to_string()), ("recursive", "true".into())],
-            None,
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Removes the recursive pin of `root`.
-    ///
-    /// # Errors
-    /// Node failures (including a root that is not pinned).
-    pub async fn unpin(&self, root: &Cid) -> hamt::Result<()> {
-        self.rpc(
-            "pin/rm",
-            &[("arg", root.to_string()), ("recursive", "true".into())],
-            None,
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Moves a recursive pin from `old` to `new` (a new version of the same dataset),
-    /// transferring only what changed.
-    ///
-    /// # Errors
-    /// Node failures.
-    pub async fn pin_update(&self, old: &Cid, new: &Cid) -> hamt::Result<()> {
-        let query = [
-            ("arg", old.to_string()),
-            ("arg", new.to_string()),
-            ("unpin", "true".into()),
-        ];
-        match self.rpc("pin/update", &query, None).await {
-            Ok(_) => Ok(()),
-            // Workaround, JavaScript node: it has no `pin/update`. Pinning the new root before
-            // unpinning the old keeps the data pinned throughout.
-            Err(Error::Status { status: 404, .. }) => {
-                self.pin(new).await?;
-                self.unpin(old).await
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// The recursively pinned roots.
     ///
     /// # Errors
@@ -699,8 +651,85 @@ async fn send(endpoint: &str, request: reqwest::RequestBuilder) -> Result<Bytes,
     })
 }
 
+/// Recursive pins on the node (`pin/add`, `pin/rm`, `pin/update`, `pin/ls`).
+#[async_trait]
+impl Pinning for KuboStore {
+    /// Pins `root` and everything under it on the node.
+    ///
+    /// # Errors
+    /// Node failures.
+    async fn pin(&self, root: &Cid) -> hamt::Result<()> {
+        self.rpc(
+            "pin/add",
+            &[("arg", root.to_string()), ("recursive", "true".into())],
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Removes the recursive pin of `root`.
+    ///
+    /// # Errors
+    /// Node failures (including a root that is not pinned).
+    async fn unpin(&self, root: &Cid) -> hamt::Result<()> {
+        self.rpc(
+            "pin/rm",
+            &[("arg", root.to_string()), ("recursive", "true".into())],
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Moves a recursive pin from `old` to `new` (a new version of the same dataset),
+    /// transferring only what changed.
+    ///
+    /// # Errors
+    /// Node failures.
+    async fn pin_update(&self, old: &Cid, new: &Cid) -> hamt::Result<()> {
+        let query = [
+            ("arg", old.to_string()),
+            ("arg", new.to_string()),
+            ("unpin", "true".into()),
+        ];
+        match self.rpc("pin/update", &query, None).await {
+            Ok(_) => Ok(()),
+            // Workaround, JavaScript node: it has no `pin/update`. Pinning the new root before
+            // unpinning the old keeps the data pinned throughout.
+            Err(Error::Status { status: 404, .. }) => {
+                Pinning::pin(self, new).await?;
+                Pinning::unpin(self, old).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// True when `root` is pinned recursively.
+    ///
+    /// # Errors
+    /// Node failures.
+    async fn is_pinned(&self, root: &Cid) -> hamt::Result<bool> {
+        Ok(self.pins().await?.contains(root))
+    }
+}
+
 #[async_trait]
 impl BlockStore for KuboStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            write: true,
+            durable: true,
+            shared: true,
+            pin: true,
+            ..Capabilities::default()
+        }
+    }
+
+    fn pinning(&self) -> Option<&dyn Pinning> {
+        Some(self)
+    }
+
     fn hash_alg(&self) -> HashAlg {
         self.opts().hash_alg
     }

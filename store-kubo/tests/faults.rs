@@ -64,9 +64,7 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_restart_during_a_long_write_loses_nothing_flushed() {
-    let dir = PathBuf::from(std::env::var("HAMT_TEST_IPFS_NODE_DIR").unwrap_or_else(|_| {
-        panic!("HAMT_TEST_IPFS_NODE_DIR is not set: run with `cargo xtask test`, which installs the IPFS node")
-    }));
+    let dir = PathBuf::from(hamt_test_support::required_env("HAMT_TEST_IPFS_NODE_DIR"));
     let repo = tempfile_dir();
     let (api, gateway) = (free_port(), free_port());
     let node = Node::start(&dir, &repo, api, gateway);

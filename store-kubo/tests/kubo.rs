@@ -11,15 +11,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::TryStreamExt as _;
-use hamt::{BlockStore, Codec, Error, Hamt, HamtReader, MemoryStore, parse_cid, test_suite};
+use hamt::test_suite::Subject;
+use hamt::{BlockStore, Codec, Error, Hamt, HamtReader, MemoryStore, Pinning as _, parse_cid};
 use hamt_store_kubo::{KuboStore, KuboStoreBuilder, ReadFrom};
 use url::Url;
 
 fn env(name: &str) -> Url {
-    let value = std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run these tests with `cargo xtask test`, which starts the IPFS test node")
-    });
-    Url::parse(&value).unwrap()
+    Url::parse(&hamt_test_support::required_env(name)).unwrap()
 }
 
 /// The test node's RPC server refuses request bodies over 1 MiB (README, workaround 6).
@@ -45,24 +43,32 @@ async fn serve(store: Arc<dyn BlockStore>) -> (Url, hamt_gateway::LocalServer) {
 
 fn python(args: &[&str]) -> serde_json::Value {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pyhamt_kubo.py");
-    serde_json::from_slice(&test_suite::run_python_peer(&script, args, None)).unwrap()
+    serde_json::from_slice(&hamt_test_support::run_python_peer(&script, args, None)).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_rpc_reads() {
-    test_suite::run_all_with(Arc::new(rpc_store()), None, MAX_BLOCK).await;
+fn rpc_reads() -> Subject {
+    Subject::new(Arc::new(rpc_store())).max_block(MAX_BLOCK)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_gateway_reads_through_this_projects_gateway() {
-    let (gateway, _server) = serve(Arc::new(rpc_store())).await;
+async fn gateway_reads_through_this_projects_gateway() -> Subject {
+    let (gateway, server) = serve(Arc::new(rpc_store())).await;
     let store = KuboStoreBuilder::new()
         .rpc_url(env("HAMT_TEST_KUBO_RPC"))
         .gateways(vec![gateway])
         .missing_block_timeout(Duration::from_millis(500))
         .build()
         .unwrap();
-    test_suite::run_all_with(Arc::new(store), None, MAX_BLOCK).await;
+    Subject::new(Arc::new(store))
+        .max_block(MAX_BLOCK)
+        .keep(server)
+}
+
+mod conformance_rpc_reads {
+    hamt::conformance_tests!(super::rpc_reads);
+}
+
+mod conformance_gateway_reads {
+    hamt::conformance_tests!(super::gateway_reads_through_this_projects_gateway);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

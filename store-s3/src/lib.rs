@@ -6,6 +6,5 @@ mod store;
 
 pub use crate::error::Error;
 pub use crate::store::{
-    BlockLocation, CheckReport, DEFAULT_PACK_SIZE, ImportedCar, S3Store, S3StoreBuilder, SCHEME,
-    Stats,
+    BlockLocation, DEFAULT_PACK_SIZE, S3Store, S3StoreBuilder, SCHEME, Stats,
 };

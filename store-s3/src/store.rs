@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{StreamExt as _, TryStreamExt as _};
 use hamt::car::{CarReader, CarWriter};
-use hamt::{BlockStore, Cid, HashAlg, verify};
+use hamt::{
+    BlockStore, Capabilities, Check, CheckReport, Cid, HashAlg, ImportCar, ImportedCar, verify,
+};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use object_store::{
@@ -275,17 +277,6 @@ fn parse_size(text: &str) -> Option<usize> {
     n.checked_mul(scale)
 }
 
-/// A CAR file stored as one pack by [`S3Store::import_car`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImportedCar {
-    /// The roots its header names.
-    pub roots: Vec<Cid>,
-    /// Blocks it holds (each verified).
-    pub blocks: u64,
-    /// The pack object it became.
-    pub pack: String,
-}
-
 /// Where a block lives: [`S3Store::locate_block`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockLocation {
@@ -295,20 +286,6 @@ pub struct BlockLocation {
     pub offset: u64,
     /// The block's length.
     pub len: u64,
-}
-
-/// What [`S3Store::check`] found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CheckReport {
-    /// Index objects, each with its pack present and long enough.
-    pub packs: u64,
-    /// Blocks those indexes name.
-    pub blocks: u64,
-    /// Bytes of those packs.
-    pub bytes: u64,
-    /// Packs with no index: left by an interrupted upload, invisible to readers; safe to
-    /// delete once no writer is running.
-    pub orphan_packs: Vec<String>,
 }
 
 impl S3Store {
@@ -657,7 +634,7 @@ impl S3Store {
 
     /// Stores a CAR v1 file as one pack with its index: every block is verified while the
     /// file is read, then the file itself is uploaded unchanged, so `hamt export-car` output
-    /// becomes readable here with one upload.
+    /// becomes readable here with one upload. The result's `location` is the pack's path.
     ///
     /// # Errors
     /// [`Error::Io`]; [`Error::Hamt`] for a malformed CAR or a block that does not match its
@@ -721,12 +698,13 @@ impl S3Store {
         Ok(ImportedCar {
             roots,
             blocks,
-            pack: pack_path.to_string(),
+            location: Some(pack_path.to_string()),
         })
     }
 
     /// Checks that every index's pack exists and is long enough, and lists packs without an
-    /// index.
+    /// index (the report's `objects` are packs; its `orphans`, packs left without an index by
+    /// an interrupted upload, invisible to readers and safe to delete once no writer runs).
     ///
     /// # Errors
     /// [`Error::CorruptIndex`], [`Error::TruncatedPack`], [`Error::ObjectStore`] (a pack
@@ -769,16 +747,16 @@ impl S3Store {
                     needed: index.pack_len,
                 });
             }
-            report.packs += 1;
+            report.objects += 1;
             report.blocks += index.entries.len() as u64;
             report.bytes += size;
             with_index.insert(pack);
         }
-        report.orphan_packs = packs
+        report.orphans = packs
             .into_keys()
             .filter(|p| !with_index.contains(p))
             .collect();
-        report.orphan_packs.sort();
+        report.orphans.sort();
         Ok(report)
     }
 }
@@ -792,10 +770,50 @@ impl fmt::Debug for S3Store {
     }
 }
 
+/// [`S3Store::check`], for callers that hold any store.
+#[async_trait]
+impl Check for S3Store {
+    async fn check(&self) -> hamt::Result<CheckReport> {
+        Ok(S3Store::check(self).await?)
+    }
+}
+
+/// [`S3Store::import_car`], for callers that hold any store.
+#[async_trait]
+impl ImportCar for S3Store {
+    async fn import_car_file(&self, path: &FsPath) -> hamt::Result<ImportedCar> {
+        Ok(self.import_car(path).await?)
+    }
+}
+
 #[async_trait]
 impl BlockStore for S3Store {
     fn hash_alg(&self) -> HashAlg {
         self.inner.hash_alg
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            write: true,
+            durable: true,
+            shared: true,
+            check: true,
+            import_car: true,
+            ..Capabilities::default()
+        }
+    }
+
+    /// Packs the buffered blocks and uploads them: [`S3Store::sync`].
+    async fn sync(&self) -> hamt::Result<()> {
+        Ok(S3Store::sync(self).await?)
+    }
+
+    fn checker(&self) -> Option<&dyn Check> {
+        Some(self)
+    }
+
+    fn car_importer(&self) -> Option<&dyn ImportCar> {
+        Some(self)
     }
 
     async fn put_keyed(&self, cid: &Cid, data: Bytes) -> hamt::Result<()> {

@@ -12,20 +12,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::TryStreamExt as _;
-use hamt::test_suite::{self, Corrupter};
+use hamt::test_suite::{self, Corrupter, Subject};
 use hamt::{BlockStore, Cid, Codec, Error, Hamt, HamtReader, MemoryStore};
 use hamt_store_s3::S3Store;
 use object_store::{ObjectStore, ObjectStoreExt as _};
 
 fn server() -> (String, String) {
-    let get = |k: &str| {
-        std::env::var(k).unwrap_or_else(|_| {
-            panic!(
-                "{k} is not set: run these tests with `cargo xtask test`, which starts an S3 server"
-            )
-        })
-    };
-    (get("HAMT_TEST_S3_ENDPOINT"), get("HAMT_TEST_S3_BUCKET"))
+    (
+        hamt_test_support::required_env("HAMT_TEST_S3_ENDPOINT"),
+        hamt_test_support::required_env("HAMT_TEST_S3_BUCKET"),
+    )
 }
 
 /// A store URL under a prefix no other test uses.
@@ -77,14 +73,25 @@ async fn flip_byte(pack: &str, offset: u64) {
     objects.put(&path, bytes.into()).await.unwrap();
 }
 
-#[tokio::test]
-async fn conformance() {
+fn packed() -> Subject {
     let store = S3Store::from_url(&url("conformance", "256KiB")).unwrap();
-    test_suite::run_all(Arc::new(store.clone()), Some(&PackCorrupter(store.clone()))).await;
+    Subject::new(Arc::new(store.clone())).with_corrupter(PackCorrupter(store))
+}
+
+mod conformance {
+    hamt::conformance_tests!(super::packed, corrupt);
+}
+
+/// After the whole suite, the store's own check finds every pack it wrote whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_after_the_suite() {
+    let store = S3Store::from_url(&url("conformance", "256KiB")).unwrap();
+    let subject = Subject::new(Arc::new(store.clone())).with_corrupter(PackCorrupter(store.clone()));
+    test_suite::run_all(&subject).await;
     store.sync().await.unwrap();
     let report = store.check().await.unwrap();
-    assert!(report.packs > 1, "{report:?}");
-    assert!(report.orphan_packs.is_empty());
+    assert!(report.objects > 1, "{report:?}");
+    assert!(report.orphans.is_empty());
 }
 
 fn value(i: usize) -> Vec<u8> {
@@ -185,7 +192,7 @@ async fn two_writers_on_one_prefix_and_a_reader_that_sees_both() {
         assert_eq!(got[&format!("{tag}/42")].as_ref(), value(42).as_slice());
     }
     let report = reader_store.check().await.unwrap();
-    assert!(report.orphan_packs.is_empty(), "{report:?}");
+    assert!(report.orphans.is_empty(), "{report:?}");
 
     // A block synced by another writer after this store listed the indexes is found too.
     let late = S3Store::from_url(&url).unwrap();

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use hamt::{Block, BlockStore, Cid, Codec, Error, HashAlg};
+use hamt::{Block, BlockStore, Capabilities, Cid, Codec, Error, HashAlg, Pinning};
 
 /// When writes reach the remote store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -14,14 +14,15 @@ pub enum WriteMode {
     /// Every write goes to the local store and then to the remote one before it returns.
     #[default]
     WriteThrough,
-    /// Writes go to the local store only and are queued; [`CachedStore::sync`] sends them.
+    /// Writes go to the local store only and are queued; [`CachedStore::send_pending`] (or
+    /// [`sync`](BlockStore::sync), when online) sends them.
     WriteBack,
 }
 
 /// A caching tier: reads are served locally when possible and fill the local store from the
 /// remote one; writes follow the [`WriteMode`]. In offline mode the remote store is never
 /// contacted: cached blocks are served, others fail with [`Error::Offline`], and writes are
-/// queued for [`sync`](Self::sync).
+/// queued for [`send_pending`](Self::send_pending).
 ///
 /// Both sides are any [`BlockStore`]; the usual local side is a
 /// [`SledStore`](crate::SledStore). Blocks are addressed with the remote store's hash.
@@ -102,7 +103,7 @@ impl<L: BlockStore, R: BlockStore> CachedStore<L, R> {
     ///
     /// # Errors
     /// [`Error::NotSupported`] in offline mode; local or remote failures.
-    pub async fn sync(&self) -> hamt::Result<usize> {
+    pub async fn send_pending(&self) -> hamt::Result<usize> {
         if self.is_offline() {
             return Err(Error::NotSupported {
                 store: "cached",
@@ -129,7 +130,7 @@ impl<L: BlockStore, R: BlockStore> CachedStore<L, R> {
     /// values, or any DAG-CBOR / DAG-PB graph), sending the ones it lacks from the local store.
     /// Returns how many were sent.
     ///
-    /// Unlike [`sync`](Self::sync), this does not rely on the in-memory queue, so it also
+    /// Unlike [`send_pending`](Self::send_pending), this does not rely on the in-memory queue, so it also
     /// recovers writes queued by a process that exited before syncing.
     ///
     /// # Errors
@@ -143,38 +144,26 @@ impl<L: BlockStore, R: BlockStore> CachedStore<L, R> {
                 operation: "publish while offline",
             });
         }
-        let mut seen = BTreeSet::from([*root]);
-        let mut level = vec![*root];
+        let mut walk = hamt::dag::Walk::new(&self.local, [*root]);
         let mut sent = 0;
-        while !level.is_empty() {
-            let mut next = Vec::new();
-            for chunk in level.chunks(256) {
-                let present: Vec<bool> = futures::stream::iter(chunk)
-                    .map(|cid| self.remote.has(cid))
-                    .buffered(self.remote.concurrency().max(1))
-                    .try_collect()
-                    .await?;
-                let blocks = self.local.get_many(chunk).await?;
-                let mut missing = Vec::new();
-                for ((cid, data), present) in chunk.iter().zip(blocks).zip(present) {
-                    for link in hamt::car::links(cid, &data)? {
-                        if seen.insert(link) {
-                            next.push(link);
-                        }
-                    }
-                    if !present {
-                        missing.push((*cid, data));
-                    }
-                }
-                sent += missing.len();
-                let cids: Vec<Cid> = missing.iter().map(|(c, _)| *c).collect();
-                self.remote.put_many_keyed(missing).await?;
-                let mut queue = self.lock_pending();
-                for cid in &cids {
-                    queue.remove(cid);
-                }
+        while let Some(blocks) = walk.next_batch().await? {
+            let present: Vec<bool> = futures::stream::iter(&blocks)
+                .map(|(cid, _)| self.remote.has(cid))
+                .buffered(self.remote.concurrency().max(1))
+                .try_collect()
+                .await?;
+            let missing: Vec<(Cid, Bytes)> = blocks
+                .into_iter()
+                .zip(present)
+                .filter_map(|(block, present)| (!present).then_some(block))
+                .collect();
+            sent += missing.len();
+            let cids: Vec<Cid> = missing.iter().map(|(c, _)| *c).collect();
+            self.remote.put_many_keyed(missing).await?;
+            let mut queue = self.lock_pending();
+            for cid in &cids {
+                queue.remove(cid);
             }
-            level = next;
         }
         Ok(sent)
     }
@@ -201,6 +190,35 @@ impl<L: BlockStore, R: BlockStore> BlockStore for CachedStore<L, R> {
 
     fn concurrency(&self) -> usize {
         self.remote.concurrency()
+    }
+
+    /// Makes the local store durable; online, also sends every queued block to the remote
+    /// store and makes that durable. Offline, the queued blocks are durable locally and stay
+    /// queued.
+    async fn sync(&self) -> hamt::Result<()> {
+        self.local.sync().await?;
+        if !self.is_offline() {
+            self.send_pending().await?;
+            self.remote.sync().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes as the local store takes them; durable when either side is; shared and pinning
+    /// as the remote store is (the remote store pins).
+    fn capabilities(&self) -> Capabilities {
+        let (local, remote) = (self.local.capabilities(), self.remote.capabilities());
+        Capabilities {
+            write: local.write,
+            durable: local.durable || remote.durable,
+            shared: false,
+            pin: remote.pin,
+            ..Capabilities::default()
+        }
+    }
+
+    fn pinning(&self) -> Option<&dyn Pinning> {
+        self.remote.pinning()
     }
 
     async fn put_keyed(&self, cid: &Cid, data: Bytes) -> hamt::Result<()> {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use hamt::{Block, BlockStore, Cid, HashAlg, verify};
+use hamt::{Block, BlockStore, Capabilities, Cid, HashAlg, verify};
 
 use crate::error::Error;
 
@@ -182,6 +182,19 @@ impl SledStore {
 impl BlockStore for SledStore {
     fn hash_alg(&self) -> HashAlg {
         self.hash_alg
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            write: true,
+            durable: true,
+            ..Capabilities::default()
+        }
+    }
+
+    /// [`SledStore::flush`]: every block stored so far is on disk.
+    async fn sync(&self) -> hamt::Result<()> {
+        self.flush().await
     }
 
     async fn put_keyed(&self, cid: &Cid, data: Bytes) -> hamt::Result<()> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use hamt::test_suite::{self, Corrupter};
+use hamt::test_suite::{Corrupter, Subject};
 use hamt::{BlockStore, Cid, Codec, Error, Hamt, HamtReader, HashAlg, MemoryStore};
 use hamt_store_sled::{CachedStore, SledStore, SledStoreBuilder, WriteMode};
 
@@ -21,37 +21,77 @@ impl Corrupter for SledCorrupter {
     }
 }
 
-#[tokio::test]
-async fn sled_conformance() {
+fn sled_blake3() -> Subject {
     let dir = tempfile::tempdir().unwrap();
     let store = SledStore::open(dir.path().join("db")).unwrap();
-    test_suite::run_all(Arc::new(store.clone()), Some(&SledCorrupter(store))).await;
+    Subject::new(Arc::new(store.clone()))
+        .with_corrupter(SledCorrupter(store))
+        .keep(dir)
 }
 
-#[tokio::test]
-async fn sled_conformance_sha256() {
+fn sled_sha256() -> Subject {
     let dir = tempfile::tempdir().unwrap();
     let store = SledStoreBuilder::new(dir.path().join("db"))
         .hash_alg(HashAlg::Sha2_256)
         .open()
         .unwrap();
-    test_suite::run_all(Arc::new(store.clone()), Some(&SledCorrupter(store))).await;
+    Subject::new(Arc::new(store.clone()))
+        .with_corrupter(SledCorrupter(store))
+        .keep(dir)
 }
 
-#[tokio::test]
-async fn cached_conformance_write_through() {
+fn cached(mode: WriteMode) -> Subject {
     let dir = tempfile::tempdir().unwrap();
     let local = SledStore::open(dir.path().join("db")).unwrap();
-    let store = CachedStore::new(local, MemoryStore::new());
-    test_suite::run_all(Arc::new(store), None).await;
+    let store = CachedStore::new(local, MemoryStore::new()).with_mode(mode);
+    Subject::new(Arc::new(store)).keep(dir)
 }
 
+fn cached_write_through() -> Subject {
+    cached(WriteMode::WriteThrough)
+}
+
+fn cached_write_back() -> Subject {
+    cached(WriteMode::WriteBack)
+}
+
+mod conformance_sled {
+    hamt::conformance_tests!(super::sled_blake3, corrupt);
+}
+
+mod conformance_sled_sha256 {
+    hamt::conformance_tests!(super::sled_sha256, corrupt);
+}
+
+mod conformance_cached_write_through {
+    hamt::conformance_tests!(super::cached_write_through);
+}
+
+mod conformance_cached_write_back {
+    hamt::conformance_tests!(super::cached_write_back);
+}
+
+/// In write-back mode, the trait's `sync` sends the queue to the remote store; offline it
+/// keeps the blocks queued (durable locally) and succeeds.
 #[tokio::test]
-async fn cached_conformance_write_back() {
+async fn write_back_sync_sends_the_queue_when_online() {
     let dir = tempfile::tempdir().unwrap();
+    let remote = MemoryStore::new();
     let local = SledStore::open(dir.path().join("db")).unwrap();
-    let store = CachedStore::new(local, MemoryStore::new()).with_mode(WriteMode::WriteBack);
-    test_suite::run_all(Arc::new(store), None).await;
+    let store = CachedStore::new(local, remote.clone())
+        .with_mode(WriteMode::WriteBack)
+        .with_offline(true);
+    let cid = store
+        .put(Codec::Raw, Bytes::from_static(b"queued"))
+        .await
+        .unwrap();
+    BlockStore::sync(&store).await.unwrap();
+    assert_eq!(store.pending(), vec![cid]);
+    assert!(!remote.has(&cid).await.unwrap());
+    store.set_offline(false);
+    BlockStore::sync(&store).await.unwrap();
+    assert!(store.pending().is_empty());
+    assert!(remote.has(&cid).await.unwrap());
 }
 
 #[tokio::test]
@@ -196,11 +236,11 @@ async fn write_back_queues_until_sync() {
 
     store.set_offline(true);
     assert!(matches!(
-        store.sync().await,
+        store.send_pending().await,
         Err(Error::NotSupported { .. })
     ));
     store.set_offline(false);
-    assert_eq!(store.sync().await.unwrap(), queued);
+    assert_eq!(store.send_pending().await.unwrap(), queued);
     assert!(store.pending().is_empty());
     let reader = HamtReader::open(Arc::new(remote), root).await.unwrap();
     assert_eq!(reader.len().await.unwrap(), 300);
@@ -218,7 +258,7 @@ async fn offline_writes_queue_even_in_write_through() {
         .unwrap();
     assert!(!remote.has(&cid).await.unwrap());
     store.set_offline(false);
-    assert_eq!(store.sync().await.unwrap(), 1);
+    assert_eq!(store.send_pending().await.unwrap(), 1);
     assert!(remote.has(&cid).await.unwrap());
 }
 

@@ -18,7 +18,7 @@ const HEADER: &str = "interop-header";
 
 fn peer(args: &[&str], stdin: Option<&[u8]>) -> serde_json::Value {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/peer.py");
-    let out = hamt::test_suite::run_python_peer(&script, args, stdin);
+    let out = hamt_test_support::run_python_peer(&script, args, stdin);
     serde_json::from_slice(&out).unwrap()
 }
 

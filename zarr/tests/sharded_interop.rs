@@ -15,7 +15,7 @@ use hamt_zarr::{ReadMode, ShardedStore};
 fn peer(args: &[&str], stdin: Option<&[u8]>) -> serde_json::Value {
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/sharded_peer.py");
-    serde_json::from_slice(&hamt::test_suite::run_python_peer(&script, args, stdin)).unwrap()
+    serde_json::from_slice(&hamt_test_support::run_python_peer(&script, args, stdin)).unwrap()
 }
 
 async fn load(doc: &serde_json::Value) -> (Arc<MemoryStore>, Cid) {
