@@ -145,11 +145,14 @@ pub(crate) async fn run(
             root,
             chunks_per_shard,
         } => {
-            let sharded = hamt_zarr::hamt_to_sharded(store, cid(&root)?, chunks_per_shard).await?;
-            out.line(
+            let sharded =
+                hamt_zarr::hamt_to_sharded(store.clone(), cid(&root)?, chunks_per_shard).await?;
+            out.durable_line(
+                store.as_ref(),
                 &sharded.to_string(),
                 &json!({"root": sharded.to_string(), "from": root, "chunks_per_shard": chunks_per_shard}),
             )
+            .await
         }
         ZarrCommand::Info { root, crypt } => {
             if let Ok(sharded) = hamt_zarr::ShardedStore::open(store.clone(), cid(&root)?).await {
@@ -221,13 +224,15 @@ async fn import(
     out: &Output,
 ) -> Result<(), CliError> {
     let total: u64 = hamt_zarr::scan_dir(dir)?.iter().map(|f| f.2).sum();
-    let zarr = crypt.open(store, None).await?;
+    let zarr = crypt.open(store.clone(), None).await?;
     let progress = bar(Some(total), "importing");
     let copied = hamt_zarr::import_dir(&zarr, dir, &|n| progress.inc(n)).await?;
     let root = zarr.flush().await?;
     progress.finish_and_clear();
-    out.line(
+    out.durable_line(
+        store.as_ref(),
         &root.to_string(),
         &json!({"root": root.to_string(), "keys": copied.keys, "bytes": copied.bytes}),
     )
+    .await
 }

@@ -55,7 +55,7 @@ fn fails(store: &str, args: &[&str], code: i32, message: &str) {
 }
 
 fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-data")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-data")
 }
 
 fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -331,9 +331,7 @@ fn serve_a_car_that_imports_into_an_empty_store_and_stop_on_sigterm() {
 
 #[test]
 fn kubo_store_import_read_and_pin() {
-    let rpc = std::env::var("HAMT_TEST_KUBO_RPC").unwrap_or_else(|_| {
-        panic!("HAMT_TEST_KUBO_RPC is not set: run with `cargo xtask test`, which starts the IPFS test node")
-    });
+    let rpc = hamt_test_support::required_env("HAMT_TEST_KUBO_RPC");
     let host = rpc.trim_start_matches("http://").trim_end_matches('/');
     let store = format!("kubo+http://{host}?read=rpc&missing-block-timeout=500");
     let root = ok(&store, &["import", sample().to_str().unwrap()])
@@ -368,7 +366,7 @@ fn zarr_import_info_export_round_trip() {
     let store = env.store("db");
     let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("../zarr/tests/python/peer.py");
     let original = env.root.join("original.zarr");
-    hamt::test_suite::run_python_peer(&peer, &["write-dir", original.to_str().unwrap()], None);
+    hamt_test_support::run_python_peer(&peer, &["write-dir", original.to_str().unwrap()], None);
 
     let root = ok(&store, &["zarr", "import", original.to_str().unwrap()]);
     let root = root.trim();
@@ -388,7 +386,7 @@ fn zarr_import_info_export_round_trip() {
         &store,
         &["zarr", "export", root, exported.to_str().unwrap()],
     );
-    let same = hamt::test_suite::run_python_peer(
+    let same = hamt_test_support::run_python_peer(
         &peer,
         &[
             "compare-dirs",
@@ -454,10 +452,8 @@ fn zarr_import_info_export_round_trip() {
 #[cfg(feature = "s3")]
 #[test]
 fn s3_store_import_read_car_and_check() {
-    let endpoint = std::env::var("HAMT_TEST_S3_ENDPOINT").expect(
-        "HAMT_TEST_S3_ENDPOINT is not set: run with `cargo xtask test`, which starts an S3 server",
-    );
-    let bucket = std::env::var("HAMT_TEST_S3_BUCKET").unwrap();
+    let endpoint = hamt_test_support::required_env("HAMT_TEST_S3_ENDPOINT");
+    let bucket = hamt_test_support::required_env("HAMT_TEST_S3_BUCKET");
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
