@@ -5,6 +5,7 @@ mod bucket;
 mod cache;
 pub mod car;
 mod cells;
+pub mod codec;
 mod diff;
 mod error;
 mod hamt;
@@ -16,7 +17,6 @@ mod store;
 pub mod test_suite;
 mod tree;
 pub mod unixfs;
-mod varint;
 
 pub use crate::block::{
     Block, Codec, HashAlg, MAX_INLINE, can_verify, identity_cid, inline_data, parse_cid, verify,
