@@ -9,11 +9,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::block::{Block, Codec, HashAlg, MAX_INLINE, identity_cid};
-use crate::bucket::Insert;
 use crate::cache::{Loader, NodeCache};
 use crate::error::{Error, Result};
 use crate::link::Link;
-use crate::node::{Entry, HASH_LEN, MAX_KEY_LEN, Node, Slot, key_hash};
+use crate::node::{Entry, HASH_LEN, Insert, MAX_KEY_LEN, Node, Slot, key_hash};
 use crate::store::BlockStore;
 use crate::tree::{self, NodeRef, Stats, too_deep};
 

@@ -1,15 +1,12 @@
 #![doc = include_str!("../README.md")]
 
 mod block;
-mod bucket;
 mod cache;
 pub mod car;
-mod cells;
 pub mod codec;
 mod diff;
 mod error;
 mod hamt;
-mod hint;
 mod link;
 mod node;
 mod store;

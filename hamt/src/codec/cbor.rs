@@ -113,6 +113,25 @@ pub const fn cid_head_len(cid_len: usize) -> usize {
     CID_TAG_HEAD.len() + head_len(cid_len as u64 + 1) + 1
 }
 
+/// The argument and head length of the head at the front of `bytes`, which this crate
+/// wrote or checked: it panics on a truncated head rather than report it.
+#[inline]
+pub(crate) fn trusted_head(bytes: &[u8]) -> (u64, usize) {
+    let info = bytes[0] & 0x1f;
+    let be = |n: usize| {
+        bytes[1..=n]
+            .iter()
+            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
+    };
+    match info {
+        0..=23 => (u64::from(info), 1),
+        24 => (be(1), 2),
+        25 => (be(2), 3),
+        26 => (be(4), 5),
+        _ => (be(8), 9),
+    }
+}
+
 /// An item's head, as [`Reader::head`] reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head {
@@ -304,6 +323,7 @@ mod tests {
                 let mut out = Vec::new();
                 write_head(&mut out, major, arg);
                 assert_eq!(out.len(), head_len(arg), "{major} {arg}");
+                assert_eq!(trusted_head(&out), (arg, out.len()));
                 let mut r = Reader::new(&out);
                 assert_eq!(
                     r.head(),
