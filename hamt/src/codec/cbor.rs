@@ -361,7 +361,10 @@ mod tests {
         let mut out = Vec::new();
         write_cid(&mut out, &cid.to_bytes());
         assert_eq!(out, serde_ipld_dagcbor::to_vec(&Ipld::Link(cid)).unwrap());
-        assert_eq!(out.len(), cid_head_len(cid.encoded_len()) + cid.encoded_len());
+        assert_eq!(
+            out.len(),
+            cid_head_len(cid.encoded_len()) + cid.encoded_len()
+        );
         let mut r = Reader::new(&out);
         assert_eq!(r.cid(), Ok((&cid.to_bytes()[..], true)));
         assert_eq!(r.position(), out.len());
@@ -381,10 +384,7 @@ mod tests {
         let mut bad = out.clone();
         bad[5] = 0x7f; // CID version 127
         assert_eq!(Reader::new(&bad).cid(), Err("invalid CID"));
-        assert_eq!(
-            Reader::new(&out[..out.len() - 1]).cid(),
-            Err("truncated")
-        );
+        assert_eq!(Reader::new(&out[..out.len() - 1]).cid(), Err("truncated"));
     }
 
     #[test]

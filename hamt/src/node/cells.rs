@@ -71,7 +71,6 @@ pub(super) enum WideCell<C> {
     Dirty(C),
 }
 
-
 /// All 256 slots by index, with how many are occupied and how many are dirty children.
 #[derive(Debug, Clone)]
 pub(super) struct Wide<C> {
@@ -580,9 +579,7 @@ mod tests {
             assert_eq!(seen(&cells), expected, "step {step}");
             assert_eq!(cells.len(), model.len());
             for m in &model {
-                let got = cells
-                    .dirty_mut(at(&cells, &model, m.0))
-                    .copied();
+                let got = cells.dirty_mut(at(&cells, &model, m.0)).copied();
                 assert_eq!(got, (m.1 == 2).then_some(m.2), "step {step}");
             }
         }

@@ -41,8 +41,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-pub(crate) use self::bucket::{BucketRef, Entry, Insert, key_order};
 use self::bucket::Place;
+pub(crate) use self::bucket::{BucketRef, Entry, Insert, key_order};
 use self::cells::{At, Cell, CellRef, Cells};
 use self::memo::Memo;
 use crate::link::Link;
