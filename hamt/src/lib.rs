@@ -6,6 +6,7 @@ pub mod car;
 pub mod codec;
 mod diff;
 mod error;
+mod flush;
 mod hamt;
 mod link;
 mod node;
