@@ -9,11 +9,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::block::{Codec, MAX_INLINE, identity_cid};
-use crate::cache::{Loader, NodeCache};
+use crate::cache::Loader;
 use crate::error::{Error, Result};
 use crate::flush;
 use crate::link::Link;
 use crate::node::{Entry, HASH_LEN, Insert, MAX_KEY_LEN, Node, Slot, key_hash};
+use crate::read::Reads;
 use crate::store::BlockStore;
 use crate::tree::{self, NodeRef, Stats, too_deep};
 
@@ -109,90 +110,6 @@ impl Config {
     }
 }
 
-/// The read methods [`Hamt`] and [`HamtReader`] share, written once: each type provides
-/// `tree()` (its root) and `loader` (store and node cache).
-macro_rules! read_methods {
-    () => {
-        /// The value bytes of `key` (for a value stored as a UnixFS file, the file's bytes).
-        ///
-        /// # Errors
-        /// Store failures, including a missing node or value block.
-        pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-            // An inlined value is copied out of its node; only a block needs a CID.
-            let found =
-                tree::lookup_with(self.tree(), &self.loader, key, |cid| {
-                    match crate::link::inline_bytes(cid) {
-                        Some(data) => Ok(Bytes::copy_from_slice(data)),
-                        None => Err(Link::from_bytes(cid)
-                            .expect("bucket CIDs are validated on construction")),
-                    }
-                })
-                .await?;
-            match found {
-                None => Ok(None),
-                Some(Ok(data)) => Ok(Some(data)),
-                Some(Err(link)) => {
-                    let cid = link.to_cid();
-                    Ok(Some(
-                        crate::unixfs::read_value(&self.loader.store, &cid).await?,
-                    ))
-                }
-            }
-        }
-
-        /// The value of `key`, decoded from DAG-CBOR.
-        ///
-        /// # Errors
-        /// As [`get`](Self::get), and [`Error::Decode`] when the value does not decode as `T`.
-        pub async fn get_cbor<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-            decode_value(self.get(key).await?)
-        }
-
-        /// The CID of the value block of `key`.
-        ///
-        /// # Errors
-        /// Store failures.
-        pub async fn get_pointer(&self, key: &str) -> Result<Option<Cid>> {
-            tree::lookup(self.tree(), &self.loader, key).await
-        }
-
-        /// True when `key` is in the map.
-        ///
-        /// # Errors
-        /// Store failures.
-        pub async fn contains_key(&self, key: &str) -> Result<bool> {
-            Ok(self.get_pointer(key).await?.is_some())
-        }
-
-        /// Every key, depth first, in py-hamt's order (a node's bucket keys in slot order, then
-        /// its children from the highest slot down).
-        pub fn keys(&self) -> impl Stream<Item = Result<String>> + '_ {
-            use futures::TryStreamExt as _;
-            tree::entries(self.tree(), &self.loader).map_ok(|e| e.key.into_string())
-        }
-
-        /// Every key with the CID of its value.
-        pub fn pointers(&self) -> impl Stream<Item = Result<(String, Cid)>> + '_ {
-            tree::pointers(self.tree(), &self.loader)
-        }
-
-        /// Every key with its value bytes; values are fetched concurrently.
-        // A `Stream` is the async iterator; `iter` is the name users look for.
-        #[allow(clippy::iter_not_returning_iterator)]
-        pub fn iter(&self) -> impl Stream<Item = Result<(String, Bytes)>> + '_ {
-            tree::values(self.tree(), &self.loader)
-        }
-
-        /// Counts keys, nodes and levels.
-        ///
-        /// # Errors
-        /// Store failures.
-        pub async fn stats(&self) -> Result<Stats> {
-            tree::stats(self.tree(), &self.loader).await
-        }
-    };
-}
-
 /// A hash array mapped trie over a [`BlockStore`], in py-hamt 3's format.
 ///
 /// Keys are strings; each value is its own raw block and the tree maps keys to value CIDs.
@@ -280,10 +197,7 @@ impl Hamt {
         len: Option<u64>,
     ) -> Self {
         Self {
-            loader: Loader {
-                store,
-                cache: Arc::new(NodeCache::new(config.cache_bytes)),
-            },
+            loader: Loader::new(store, config.cache_bytes),
             config,
             root,
             root_cid,
@@ -316,7 +230,68 @@ impl Hamt {
         NodeRef::Mem(&self.root)
     }
 
-    read_methods!();
+    /// The reads of this tree.
+    fn reads(&self) -> Reads<'_> {
+        Reads::new(&self.root, &self.loader)
+    }
+
+    /// The value bytes of `key` (for a value stored as a UnixFS file, the file's bytes).
+    ///
+    /// # Errors
+    /// Store failures, including a missing node or value block.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.reads().get(key).await
+    }
+
+    /// The value of `key`, decoded from DAG-CBOR.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get), and [`Error::Decode`] when the value does not decode as `T`.
+    pub async fn get_cbor<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.reads().get_cbor(key).await
+    }
+
+    /// The CID of the value block of `key`.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn get_pointer(&self, key: &str) -> Result<Option<Cid>> {
+        self.reads().get_pointer(key).await
+    }
+
+    /// True when `key` is in the map.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn contains_key(&self, key: &str) -> Result<bool> {
+        self.reads().contains_key(key).await
+    }
+
+    /// Every key, depth first, in py-hamt's order (a node's bucket keys in slot order, then
+    /// its children from the highest slot down).
+    pub fn keys(&self) -> impl Stream<Item = Result<String>> + '_ {
+        self.reads().keys()
+    }
+
+    /// Every key with the CID of its value.
+    pub fn pointers(&self) -> impl Stream<Item = Result<(String, Cid)>> + '_ {
+        self.reads().pointers()
+    }
+
+    /// Every key with its value bytes; values are fetched concurrently.
+    // A `Stream` is the async iterator; `iter` is the name users look for.
+    #[allow(clippy::iter_not_returning_iterator)]
+    pub fn iter(&self) -> impl Stream<Item = Result<(String, Bytes)>> + '_ {
+        self.reads().values()
+    }
+
+    /// Counts keys, nodes and levels.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn stats(&self) -> Result<Stats> {
+        self.reads().stats().await
+    }
 
     /// Stores `value` as a raw block and maps `key` to it (py-hamt's `values_are_bytes`
     /// mode). Returns the CID of the value it replaced.
@@ -678,14 +653,6 @@ fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     })
 }
 
-fn decode_value<T: DeserializeOwned>(bytes: Option<Bytes>) -> Result<Option<T>> {
-    bytes
-        .map(|b| {
-            serde_ipld_dagcbor::from_slice(&b).map_err(|e| Error::decode("DAG-CBOR value", None, e))
-        })
-        .transpose()
-}
-
 /// A read-only handle on a flushed HAMT root. Cloning is cheap; clones share the node cache,
 /// so many tasks can read the same tree at once.
 #[derive(Debug, Clone)]
@@ -714,10 +681,7 @@ impl HamtReader {
         root: Cid,
         config: Config,
     ) -> Result<Self> {
-        let loader = Loader {
-            store,
-            cache: Arc::new(NodeCache::new(config.cache_bytes)),
-        };
+        let loader = Loader::new(store, config.cache_bytes);
         let node = loader.load_cid(&root).await?;
         Ok(Self { loader, root, node })
     }
@@ -732,11 +696,67 @@ impl HamtReader {
         &self.loader.store
     }
 
-    fn tree(&self) -> NodeRef<'_> {
-        NodeRef::Mem(&self.node)
+    /// The reads of this tree.
+    fn reads(&self) -> Reads<'_> {
+        Reads::new(&self.node, &self.loader)
     }
 
-    read_methods!();
+    /// The value bytes of `key`, as [`Hamt::get`].
+    ///
+    /// # Errors
+    /// As [`Hamt::get`].
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.reads().get(key).await
+    }
+
+    /// The value of `key`, decoded from DAG-CBOR, as [`Hamt::get_cbor`].
+    ///
+    /// # Errors
+    /// As [`Hamt::get_cbor`].
+    pub async fn get_cbor<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.reads().get_cbor(key).await
+    }
+
+    /// The CID of the value block of `key`, as [`Hamt::get_pointer`].
+    ///
+    /// # Errors
+    /// As [`Hamt::get_pointer`].
+    pub async fn get_pointer(&self, key: &str) -> Result<Option<Cid>> {
+        self.reads().get_pointer(key).await
+    }
+
+    /// True when `key` is in the map, as [`Hamt::contains_key`].
+    ///
+    /// # Errors
+    /// As [`Hamt::contains_key`].
+    pub async fn contains_key(&self, key: &str) -> Result<bool> {
+        self.reads().contains_key(key).await
+    }
+
+    /// Every key, in py-hamt's order, as [`Hamt::keys`].
+    pub fn keys(&self) -> impl Stream<Item = Result<String>> + '_ {
+        self.reads().keys()
+    }
+
+    /// Every key with the CID of its value, as [`Hamt::pointers`].
+    pub fn pointers(&self) -> impl Stream<Item = Result<(String, Cid)>> + '_ {
+        self.reads().pointers()
+    }
+
+    /// Every key with its value bytes, as [`Hamt::iter`].
+    // A `Stream` is the async iterator; `iter` is the name users look for.
+    #[allow(clippy::iter_not_returning_iterator)]
+    pub fn iter(&self) -> impl Stream<Item = Result<(String, Bytes)>> + '_ {
+        self.reads().values()
+    }
+
+    /// Counts keys, nodes and levels, as [`Hamt::stats`].
+    ///
+    /// # Errors
+    /// As [`Hamt::stats`].
+    pub async fn stats(&self) -> Result<Stats> {
+        self.reads().stats().await
+    }
 
     /// Number of keys (a walk of every node).
     ///

@@ -10,6 +10,7 @@ mod flush;
 mod hamt;
 mod link;
 mod node;
+mod read;
 mod store;
 #[cfg(feature = "test-suite")]
 pub mod test_suite;
