@@ -1,5 +1,5 @@
 //! The flush: every changed node of a tree encoded, hashed, stored and sealed, behind one
-//! function, [`write`].
+//! function, [`write()`].
 //!
 //! The root's changed subtrees go a window of [`FLUSH_WINDOW`] at a time: encoded and hashed
 //! (on all cores for a large flush), stored with one [`put_blocks`](BlockStore::put_blocks),

@@ -10,9 +10,9 @@
 //! the encoding. Inside, in reading order:
 //!
 //! - this file: the node's fields and their invariants, reads and edits;
-//! - [`format`]: the wire form, written by hand for this fixed shape (it is the hot path of
-//!   every HAMT operation; tests check it against `serde_ipld_dagcbor`): encoding,
-//!   decoding, and re-pointing a flushed node at its own block;
+//! - [`format`](mod@format): the wire form, written by hand for this fixed shape (it is
+//!   the hot path of every HAMT operation; tests check it against `serde_ipld_dagcbor`):
+//!   encoding, decoding, and re-pointing a flushed node at its own block;
 //! - [`bucket`]: a bucket, kept as its canonical CBOR bytes;
 //! - the performance machinery, which can be read, or skipped, as one unit: [`cells`] (how
 //!   the occupied slots are held) and [`memo`] (children remembered by their parent, with
