@@ -88,6 +88,14 @@ pub(crate) struct Loader {
 }
 
 impl Loader {
+    /// A loader over `store` with an empty cache of `cache_bytes`.
+    pub(crate) fn new(store: Arc<dyn BlockStore>, cache_bytes: usize) -> Self {
+        Self {
+            store,
+            cache: Arc::new(NodeCache::new(cache_bytes)),
+        }
+    }
+
     pub(crate) async fn load(&self, link: &Link) -> Result<Arc<Node>> {
         if let Some(node) = self.cache.get(link) {
             return Ok(node);

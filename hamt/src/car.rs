@@ -11,6 +11,7 @@ use futures::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use serde::{Deserialize, Serialize};
 
 use crate::block::verify;
+use crate::codec::varint;
 use crate::dag::Walk;
 use crate::error::{Error, Result};
 use crate::store::BlockStore;
@@ -53,7 +54,7 @@ impl<W: AsyncWrite + Unpin> CarWriter<W> {
             }
         })?;
         let mut buf = Vec::with_capacity(header.len() + 10);
-        crate::varint::push(&mut buf, header.len() as u64);
+        varint::push(&mut buf, header.len() as u64);
         buf.extend_from_slice(&header);
         writer.write_all(&buf).await.map_err(io_err)?;
         let position = buf.len() as u64;
@@ -72,7 +73,7 @@ impl<W: AsyncWrite + Unpin> CarWriter<W> {
     pub async fn write(&mut self, cid: &Cid, data: &[u8]) -> Result<u64> {
         let cid_bytes = cid.to_bytes();
         self.buf.clear();
-        crate::varint::push(&mut self.buf, (cid_bytes.len() + data.len()) as u64);
+        varint::push(&mut self.buf, (cid_bytes.len() + data.len()) as u64);
         self.buf.extend_from_slice(&cid_bytes);
         self.writer.write_all(&self.buf).await.map_err(io_err)?;
         self.writer.write_all(data).await.map_err(io_err)?;
@@ -131,7 +132,7 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
         if header.version != 1 {
             return Err(car_err(format!("unsupported version {}", header.version)));
         }
-        let position = varint_len(len as u64) + len as u64;
+        let position = (varint::len(len as u64) + len) as u64;
         Ok(Self {
             reader,
             roots: header.roots,
@@ -182,40 +183,37 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
         let start = usize::try_from(cursor.position()).map_err(car_err)?;
         let data = Bytes::copy_from_slice(&section[start..]);
         verify(&cid, &data)?;
-        let offset = self.position + varint_len(len as u64) + start as u64;
-        self.position += varint_len(len as u64) + len as u64;
+        let head = varint::len(len as u64) as u64;
+        let offset = self.position + head + start as u64;
+        self.position += head + len as u64;
         Ok(Some((cid, data, offset)))
     }
 }
 
-/// Bytes of `n` as an unsigned varint.
-fn varint_len(n: u64) -> u64 {
-    u64::from((64 - (n | 1).leading_zeros()).div_ceil(7))
-}
-
-/// Reads a varint; `None` at a clean end of input.
+/// Reads a section length; `None` at a clean end of input.
 async fn read_varint<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Option<u64>> {
-    let mut value = 0u64;
-    for i in 0..10 {
+    let mut decoder = varint::Decoder::new();
+    loop {
         let mut byte = [0u8];
         let n = reader.read(&mut byte).await.map_err(io_err)?;
         if n == 0 {
-            return if i == 0 {
+            return if decoder.bytes() == 0 {
                 Ok(None)
             } else {
                 Err(car_err("truncated length"))
             };
         }
-        value |= u64::from(byte[0] & 0x7f) << (7 * i);
-        if byte[0] & 0x80 == 0 {
+        let value = decoder
+            .feed(byte[0])
+            .map_err(|_| car_err("length varint too long"))?;
+        if let Some(value) = value {
             // Offsets are computed from the minimal encoding: a padded one would shift them.
-            if varint_len(value) != i + 1 {
+            if varint::len(value) != decoder.bytes() {
                 return Err(car_err("non-minimal length varint"));
             }
             return Ok(Some(value));
         }
     }
-    Err(car_err("length varint too long"))
 }
 
 /// Writes a CAR with `root` and every block reachable from it, breadth first, each block

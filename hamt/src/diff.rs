@@ -6,7 +6,7 @@ use std::sync::Arc;
 use cid::Cid;
 use futures::Stream;
 
-use crate::cache::{Loader, NodeCache};
+use crate::cache::Loader;
 use crate::error::Result;
 use crate::link::Link;
 use crate::node::{Entry, Node, Slot, key_order};
@@ -65,10 +65,7 @@ pub fn diff(store: Arc<dyn BlockStore>, old: Cid, new: Cid) -> impl Stream<Item 
         ready: VecDeque<Change>,
     }
     let state = State {
-        loader: Loader {
-            store,
-            cache: Arc::new(NodeCache::new(16 << 20)),
-        },
+        loader: Loader::new(store, 16 << 20),
         work: if old == new {
             vec![]
         } else {

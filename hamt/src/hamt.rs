@@ -8,12 +8,13 @@ use futures::Stream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::block::{Block, Codec, HashAlg, MAX_INLINE, identity_cid};
-use crate::bucket::Insert;
-use crate::cache::{Loader, NodeCache};
+use crate::block::{Codec, MAX_INLINE, identity_cid};
+use crate::cache::Loader;
 use crate::error::{Error, Result};
+use crate::flush;
 use crate::link::Link;
-use crate::node::{Entry, HASH_LEN, MAX_KEY_LEN, Node, Slot, key_hash};
+use crate::node::{Entry, HASH_LEN, Insert, MAX_KEY_LEN, Node, Slot, key_hash};
+use crate::read::Reads;
 use crate::store::BlockStore;
 use crate::tree::{self, NodeRef, Stats, too_deep};
 
@@ -109,90 +110,6 @@ impl Config {
     }
 }
 
-/// The read methods [`Hamt`] and [`HamtReader`] share, written once: each type provides
-/// `tree()` (its root) and `loader` (store and node cache).
-macro_rules! read_methods {
-    () => {
-        /// The value bytes of `key` (for a value stored as a UnixFS file, the file's bytes).
-        ///
-        /// # Errors
-        /// Store failures, including a missing node or value block.
-        pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-            // An inlined value is copied out of its node; only a block needs a CID.
-            let found =
-                tree::lookup_with(self.tree(), &self.loader, key, |cid| {
-                    match crate::link::inline_bytes(cid) {
-                        Some(data) => Ok(Bytes::copy_from_slice(data)),
-                        None => Err(Link::from_bytes(cid)
-                            .expect("bucket CIDs are validated on construction")),
-                    }
-                })
-                .await?;
-            match found {
-                None => Ok(None),
-                Some(Ok(data)) => Ok(Some(data)),
-                Some(Err(link)) => {
-                    let cid = link.to_cid();
-                    Ok(Some(
-                        crate::unixfs::read_value(&self.loader.store, &cid).await?,
-                    ))
-                }
-            }
-        }
-
-        /// The value of `key`, decoded from DAG-CBOR.
-        ///
-        /// # Errors
-        /// As [`get`](Self::get), and [`Error::Decode`] when the value does not decode as `T`.
-        pub async fn get_cbor<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-            decode_value(self.get(key).await?)
-        }
-
-        /// The CID of the value block of `key`.
-        ///
-        /// # Errors
-        /// Store failures.
-        pub async fn get_pointer(&self, key: &str) -> Result<Option<Cid>> {
-            tree::lookup(self.tree(), &self.loader, key).await
-        }
-
-        /// True when `key` is in the map.
-        ///
-        /// # Errors
-        /// Store failures.
-        pub async fn contains_key(&self, key: &str) -> Result<bool> {
-            Ok(self.get_pointer(key).await?.is_some())
-        }
-
-        /// Every key, depth first, in py-hamt's order (a node's bucket keys in slot order, then
-        /// its children from the highest slot down).
-        pub fn keys(&self) -> impl Stream<Item = Result<String>> + '_ {
-            use futures::TryStreamExt as _;
-            tree::entries(self.tree(), &self.loader).map_ok(|e| e.key.into_string())
-        }
-
-        /// Every key with the CID of its value.
-        pub fn pointers(&self) -> impl Stream<Item = Result<(String, Cid)>> + '_ {
-            tree::pointers(self.tree(), &self.loader)
-        }
-
-        /// Every key with its value bytes; values are fetched concurrently.
-        // A `Stream` is the async iterator; `iter` is the name users look for.
-        #[allow(clippy::iter_not_returning_iterator)]
-        pub fn iter(&self) -> impl Stream<Item = Result<(String, Bytes)>> + '_ {
-            tree::values(self.tree(), &self.loader)
-        }
-
-        /// Counts keys, nodes and levels.
-        ///
-        /// # Errors
-        /// Store failures.
-        pub async fn stats(&self) -> Result<Stats> {
-            tree::stats(self.tree(), &self.loader).await
-        }
-    };
-}
-
 /// A hash array mapped trie over a [`BlockStore`], in py-hamt 3's format.
 ///
 /// Keys are strings; each value is its own raw block and the tree maps keys to value CIDs.
@@ -280,10 +197,7 @@ impl Hamt {
         len: Option<u64>,
     ) -> Self {
         Self {
-            loader: Loader {
-                store,
-                cache: Arc::new(NodeCache::new(config.cache_bytes)),
-            },
+            loader: Loader::new(store, config.cache_bytes),
             config,
             root,
             root_cid,
@@ -316,7 +230,68 @@ impl Hamt {
         NodeRef::Mem(&self.root)
     }
 
-    read_methods!();
+    /// The reads of this tree.
+    fn reads(&self) -> Reads<'_> {
+        Reads::new(&self.root, &self.loader)
+    }
+
+    /// The value bytes of `key` (for a value stored as a UnixFS file, the file's bytes).
+    ///
+    /// # Errors
+    /// Store failures, including a missing node or value block.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.reads().get(key).await
+    }
+
+    /// The value of `key`, decoded from DAG-CBOR.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get), and [`Error::Decode`] when the value does not decode as `T`.
+    pub async fn get_cbor<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.reads().get_cbor(key).await
+    }
+
+    /// The CID of the value block of `key`.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn get_pointer(&self, key: &str) -> Result<Option<Cid>> {
+        self.reads().get_pointer(key).await
+    }
+
+    /// True when `key` is in the map.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn contains_key(&self, key: &str) -> Result<bool> {
+        self.reads().contains_key(key).await
+    }
+
+    /// Every key, depth first, in py-hamt's order (a node's bucket keys in slot order, then
+    /// its children from the highest slot down).
+    pub fn keys(&self) -> impl Stream<Item = Result<String>> + '_ {
+        self.reads().keys()
+    }
+
+    /// Every key with the CID of its value.
+    pub fn pointers(&self) -> impl Stream<Item = Result<(String, Cid)>> + '_ {
+        self.reads().pointers()
+    }
+
+    /// Every key with its value bytes; values are fetched concurrently.
+    // A `Stream` is the async iterator; `iter` is the name users look for.
+    #[allow(clippy::iter_not_returning_iterator)]
+    pub fn iter(&self) -> impl Stream<Item = Result<(String, Bytes)>> + '_ {
+        self.reads().values()
+    }
+
+    /// Counts keys, nodes and levels.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn stats(&self) -> Result<Stats> {
+        self.reads().stats().await
+    }
 
     /// Stores `value` as a raw block and maps `key` to it (py-hamt's `values_are_bytes`
     /// mode). Returns the CID of the value it replaced.
@@ -526,74 +501,7 @@ impl Hamt {
         if let Some(cid) = self.root_cid {
             return Ok(cid);
         }
-        let hash_alg = self.loader.store.hash_alg();
-        let store = self.loader.store.clone();
-        let parallel = self.changes >= PARALLEL_FLUSH_CHANGES;
-        // The root's changed subtrees are encoded a window at a time, on all cores, stored,
-        // and then sealed: their nodes move into the cache sharing their blocks' bytes, so
-        // memory holds the tree or its blocks, not both. A window is sealed on this thread
-        // while the next one is encoded on the others. A failed store leaves the windows
-        // before it sealed and stored, and the rest dirty for a retry; so does a flush
-        // dropped while it waits for the store, as nothing is taken out of the tree across an
-        // await. A subtree's own root is sealed where it stands (the cache gets a copy), so
-        // even a panic while sealing leaves it a valid node.
-        let dirty = self.root.dirty_indices();
-        let windows: Vec<&[u8]> = dirty.chunks(FLUSH_WINDOW).collect();
-        // The window last stored, with its blocks, to be sealed.
-        let mut stored: Option<(&[u8], Vec<SubtreeBlocks>)> = None;
-        for next in 0..=windows.len() {
-            let encode = windows.get(next).copied().unwrap_or_default();
-            let (sealing, blocks) = stored.take().unwrap_or_default();
-            let (sealed, encoded) = {
-                let mut to_seal = Vec::new();
-                let mut to_encode = Vec::new();
-                for (index, child) in self.root.dirty_children_mut() {
-                    if sealing.contains(&index) {
-                        to_seal.push(child);
-                    } else if encode.contains(&index) {
-                        to_encode.push(&*child);
-                    }
-                }
-                let cache = &self.loader.cache;
-                let mut sealed = Vec::with_capacity(blocks.len());
-                let encoded = encode_subtrees(&to_encode, hash_alg, parallel, || {
-                    for (child, links) in to_seal.into_iter().zip(blocks) {
-                        let link = seal_nodes(child, &mut links.into_iter(), cache);
-                        cache.insert(link.clone(), Arc::new(child.clone()));
-                        sealed.push(link);
-                    }
-                });
-                (sealed, encoded)
-            };
-            for (&index, link) in sealing.iter().zip(sealed) {
-                // The child is clean now and its copy cached; its link takes its place.
-                self.root.seal_child(index, |_| link);
-            }
-            if encode.is_empty() {
-                break;
-            }
-            let mut batch = Vec::new();
-            let mut links = Vec::with_capacity(encode.len());
-            for blocks in encoded {
-                links.push(
-                    blocks
-                        .iter()
-                        .map(|b| (Link::from_cid(b.cid()), b.data().clone()))
-                        .collect(),
-                );
-                batch.extend(blocks);
-            }
-            store.put_blocks(batch).await?;
-            stored = Some((encode, links));
-        }
-        let bytes = self
-            .root
-            .encode_with(|_| unreachable!("every child of the root is sealed"));
-        let root_block = Block::new(hash_alg, Codec::DagCbor, Bytes::from(bytes));
-        let root = *root_block.cid();
-        let root_bytes = root_block.data().clone();
-        store.put_blocks(vec![root_block]).await?;
-        self.root.rebase(root_bytes);
+        let root = flush::write(&mut self.root, &self.loader, self.changes).await?;
         self.root_cid = Some(root);
         self.changes = 0;
         Ok(root)
@@ -739,162 +647,10 @@ fn build(entries: Vec<Entry>, depth: usize, max: usize) -> Result<Node> {
     Ok(node)
 }
 
-/// A flushed subtree's blocks as links and bytes, in the order [`seal_nodes`] takes them.
-type SubtreeBlocks = Vec<(Link, Bytes)>;
-
-/// How many of the root's changed subtrees [`Hamt::flush`] encodes before storing them.
-const FLUSH_WINDOW: usize = 16;
-
-/// Below this many changes a flush is too small to gain from more threads.
-const PARALLEL_FLUSH_CHANGES: usize = 50_000;
-
-/// The dirty nodes of some subtrees in post-order (children first), each with the positions
-/// of its dirty children.
-#[derive(Default)]
-struct PostOrder<'a> {
-    nodes: Vec<&'a Node>,
-    /// `kids[i]` is the range of `kid_positions` holding node `i`'s dirty children.
-    kids: Vec<std::ops::Range<usize>>,
-    kid_positions: Vec<usize>,
-}
-
-impl<'a> PostOrder<'a> {
-    /// Adds `node` and its dirty descendants; returns `node`'s position.
-    fn add(&mut self, node: &'a Node) -> usize {
-        let mut mine = Vec::new();
-        for child in node.dirty_children() {
-            mine.push(self.add(child));
-        }
-        let start = self.kid_positions.len();
-        self.kid_positions.extend(mine);
-        self.kids.push(start..self.kid_positions.len());
-        self.nodes.push(node);
-        self.nodes.len() - 1
-    }
-}
-
-/// Encodes and hashes each subtree: its blocks, children first (the order
-/// [`seal_nodes`] consumes them), the subtree's own root last.
-///
-/// The subtrees are encoded and hashed on other threads when `parallel`, while this thread
-/// runs `alongside` (sealing the previous window); otherwise `alongside` runs first. Every
-/// block's buffer is allocated here first, at its exact size: blocks then come from this
-/// thread's allocator arena, where the buffers freed by sealing the windows two or more
-/// before are reused, and a flush adds little more than a window to the memory the tree
-/// already held.
-fn encode_subtrees(
-    nodes: &[&Node],
-    hash_alg: HashAlg,
-    parallel: bool,
-    alongside: impl FnOnce(),
-) -> Vec<Vec<Block>> {
-    let mut order = PostOrder::default();
-    let bounds: Vec<usize> = std::iter::once(0)
-        .chain(nodes.iter().map(|n| order.add(n) + 1))
-        .collect();
-    let mut buffers: Vec<Vec<u8>> = order
-        .nodes
-        .iter()
-        .map(|n| Vec::with_capacity(n.encoded_len()))
-        .collect();
-    let mut cids: Vec<Option<Cid>> = vec![None; order.nodes.len()];
-    // Encodes the nodes from `first` on into `buffers` and `cids`, which start at `first`: a
-    // run of whole subtrees, so every child is in the run, before its parent.
-    let encode = |first: usize, buffers: &mut [Vec<u8>], cids: &mut [Option<Cid>]| {
-        for at in 0..buffers.len() {
-            let i = first + at;
-            let mut kids = order.kid_positions[order.kids[i].clone()].iter();
-            let mut out = std::mem::take(&mut buffers[at]);
-            order.nodes[i].encode_into(&mut out, |_| {
-                let cid = kids
-                    .next()
-                    .and_then(|&k| cids[k - first].as_ref())
-                    .unwrap_or_else(|| unreachable!("children come first in post-order"));
-                Link::from_cid(cid)
-            });
-            cids[at] = Some(hash_alg.cid(Codec::DagCbor, &out));
-            buffers[at] = out;
-        }
-    };
-    let threads = if parallel {
-        std::thread::available_parallelism()
-            .map_or(1, std::num::NonZero::get)
-            .min(nodes.len())
-    } else {
-        1
-    };
-    if threads <= 1 {
-        alongside();
-        encode(0, &mut buffers, &mut cids);
-    } else {
-        // Whole subtrees per thread, about the same number of nodes each.
-        let per_thread = order.nodes.len().div_ceil(threads);
-        let mut cuts = vec![0];
-        for &b in &bounds[1..] {
-            if b - cuts.last().copied().unwrap_or(0) >= per_thread || b == order.nodes.len() {
-                cuts.push(b);
-            }
-        }
-        std::thread::scope(|scope| {
-            let mut rest_b = &mut buffers[..];
-            let mut rest_c = &mut cids[..];
-            let mut handles = Vec::new();
-            for pair in cuts.windows(2) {
-                let (b, tail_b) = std::mem::take(&mut rest_b).split_at_mut(pair[1] - pair[0]);
-                let (c, tail_c) = std::mem::take(&mut rest_c).split_at_mut(pair[1] - pair[0]);
-                (rest_b, rest_c) = (tail_b, tail_c);
-                let first = pair[0];
-                handles.push(scope.spawn(move || encode(first, b, c)));
-            }
-            alongside();
-            for h in handles {
-                h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-            }
-        });
-    }
-    let mut blocks = cids.into_iter().zip(buffers).map(|(cid, data)| match cid {
-        Some(cid) => Block::hashed(cid, Bytes::from(data)),
-        None => unreachable!("every node is encoded"),
-    });
-    bounds
-        .windows(2)
-        .map(|w| blocks.by_ref().take(w[1] - w[0]).collect())
-        .collect()
-}
-
-/// Seals `node`, a dirty subtree whose blocks `blocks` yields in the order
-/// [`encode_subtrees`] made them (children first): every node is re-pointed at its block,
-/// its dirty descendants are moved into the cache, and the link to `node` is returned.
-/// `node` itself stays where it is, clean.
-fn seal_nodes(
-    node: &mut Node,
-    blocks: &mut impl Iterator<Item = (Link, Bytes)>,
-    cache: &NodeCache,
-) -> Link {
-    node.seal_children(|mut child| {
-        let link = seal_nodes(&mut child, blocks, cache);
-        cache.insert(link.clone(), Arc::new(child));
-        link
-    });
-    let Some((link, block)) = blocks.next() else {
-        unreachable!("encode_subtrees made one block per dirty node")
-    };
-    node.rebase(block);
-    link
-}
-
 fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     serde_ipld_dagcbor::to_vec(value).map_err(|e| Error::Encode {
         reason: e.to_string(),
     })
-}
-
-fn decode_value<T: DeserializeOwned>(bytes: Option<Bytes>) -> Result<Option<T>> {
-    bytes
-        .map(|b| {
-            serde_ipld_dagcbor::from_slice(&b).map_err(|e| Error::decode("DAG-CBOR value", None, e))
-        })
-        .transpose()
 }
 
 /// A read-only handle on a flushed HAMT root. Cloning is cheap; clones share the node cache,
@@ -925,10 +681,7 @@ impl HamtReader {
         root: Cid,
         config: Config,
     ) -> Result<Self> {
-        let loader = Loader {
-            store,
-            cache: Arc::new(NodeCache::new(config.cache_bytes)),
-        };
+        let loader = Loader::new(store, config.cache_bytes);
         let node = loader.load_cid(&root).await?;
         Ok(Self { loader, root, node })
     }
@@ -943,11 +696,67 @@ impl HamtReader {
         &self.loader.store
     }
 
-    fn tree(&self) -> NodeRef<'_> {
-        NodeRef::Mem(&self.node)
+    /// The reads of this tree.
+    fn reads(&self) -> Reads<'_> {
+        Reads::new(&self.node, &self.loader)
     }
 
-    read_methods!();
+    /// The value bytes of `key`, as [`Hamt::get`].
+    ///
+    /// # Errors
+    /// As [`Hamt::get`].
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.reads().get(key).await
+    }
+
+    /// The value of `key`, decoded from DAG-CBOR, as [`Hamt::get_cbor`].
+    ///
+    /// # Errors
+    /// As [`Hamt::get_cbor`].
+    pub async fn get_cbor<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.reads().get_cbor(key).await
+    }
+
+    /// The CID of the value block of `key`, as [`Hamt::get_pointer`].
+    ///
+    /// # Errors
+    /// As [`Hamt::get_pointer`].
+    pub async fn get_pointer(&self, key: &str) -> Result<Option<Cid>> {
+        self.reads().get_pointer(key).await
+    }
+
+    /// True when `key` is in the map, as [`Hamt::contains_key`].
+    ///
+    /// # Errors
+    /// As [`Hamt::contains_key`].
+    pub async fn contains_key(&self, key: &str) -> Result<bool> {
+        self.reads().contains_key(key).await
+    }
+
+    /// Every key, in py-hamt's order, as [`Hamt::keys`].
+    pub fn keys(&self) -> impl Stream<Item = Result<String>> + '_ {
+        self.reads().keys()
+    }
+
+    /// Every key with the CID of its value, as [`Hamt::pointers`].
+    pub fn pointers(&self) -> impl Stream<Item = Result<(String, Cid)>> + '_ {
+        self.reads().pointers()
+    }
+
+    /// Every key with its value bytes, as [`Hamt::iter`].
+    // A `Stream` is the async iterator; `iter` is the name users look for.
+    #[allow(clippy::iter_not_returning_iterator)]
+    pub fn iter(&self) -> impl Stream<Item = Result<(String, Bytes)>> + '_ {
+        self.reads().values()
+    }
+
+    /// Counts keys, nodes and levels, as [`Hamt::stats`].
+    ///
+    /// # Errors
+    /// As [`Hamt::stats`].
+    pub async fn stats(&self) -> Result<Stats> {
+        self.reads().stats().await
+    }
 
     /// Number of keys (a walk of every node).
     ///

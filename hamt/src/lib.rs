@@ -1,23 +1,22 @@
 #![doc = include_str!("../README.md")]
 
 mod block;
-mod bucket;
 mod cache;
 pub mod car;
-mod cells;
+pub mod codec;
 pub mod dag;
 mod diff;
 mod error;
+mod flush;
 mod hamt;
-mod hint;
 mod link;
 mod node;
+mod read;
 mod store;
 #[cfg(feature = "test-suite")]
 pub mod test_suite;
 mod tree;
 pub mod unixfs;
-mod varint;
 
 pub use crate::block::{
     Block, Codec, HashAlg, MAX_INLINE, can_verify, identity_cid, inline_data, parse_cid, verify,

@@ -456,13 +456,7 @@ pub async fn corrupted_block_detected(subject: &Subject) {
 /// UnixFS data records the file size and each chunk's size: the shape Kubo gives a file of a
 /// few chunks (not checked byte for byte against Kubo). For tests of values stored as files.
 pub async fn unixfs_file(store: &dyn BlockStore, content: &[u8], chunk: usize) -> Cid {
-    fn varint(out: &mut Vec<u8>, mut n: u64) {
-        while n >= 0x80 {
-            out.push(u8::try_from(n & 0x7f).expect("seven bits") | 0x80);
-            n >>= 7;
-        }
-        out.push(u8::try_from(n).expect("below 0x80"));
-    }
+    use crate::codec::varint::push as varint;
     fn field(out: &mut Vec<u8>, number: u64, bytes: &[u8]) {
         varint(out, number << 3 | 2);
         varint(out, bytes.len() as u64);

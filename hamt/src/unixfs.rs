@@ -167,7 +167,7 @@ struct Proto<'a>(&'a [u8]);
 
 impl<'a> Proto<'a> {
     fn varint(&mut self) -> std::result::Result<u64, &'static str> {
-        crate::varint::take(&mut self.0)
+        crate::codec::varint::take(&mut self.0)
     }
 
     fn key(&mut self) -> std::result::Result<Option<(u64, u64)>, &'static str> {

@@ -615,3 +615,91 @@ async fn a_flush_that_fails_or_is_dropped_midway_can_be_retried() {
         }
     }
 }
+
+/// A memory store that records which thread each call came from.
+#[derive(Debug, Default)]
+struct Recording {
+    inner: MemoryStore,
+    threads: std::sync::Mutex<BTreeSet<String>>,
+}
+
+impl Recording {
+    fn record(&self) {
+        let id = format!("{:?}", std::thread::current().id());
+        self.threads.lock().unwrap().insert(id);
+    }
+}
+
+#[async_trait::async_trait]
+impl BlockStore for Recording {
+    async fn put_keyed(&self, cid: &hamt::Cid, data: hamt::Bytes) -> hamt::Result<()> {
+        self.record();
+        self.inner.put_keyed(cid, data).await
+    }
+
+    async fn get(&self, cid: &hamt::Cid) -> hamt::Result<hamt::Bytes> {
+        self.record();
+        self.inner.get(cid).await
+    }
+
+    async fn put_blocks(&self, blocks: Vec<hamt::Block>) -> hamt::Result<()> {
+        self.record();
+        self.inner.put_blocks(blocks).await
+    }
+}
+
+/// Inserts `pairs` into a fresh tree over a recording store and flushes once; returns the
+/// root, the thread that polled the work, and the threads the store was called from.
+async fn flush_once(pairs: &[(String, Vec<u8>)]) -> (hamt::Cid, String, BTreeSet<String>) {
+    let polling = format!("{:?}", std::thread::current().id());
+    let recording = Arc::new(Recording::default());
+    let mut map = Hamt::new(recording.clone());
+    for (k, v) in pairs {
+        map.insert(k, v.clone()).await.unwrap();
+    }
+    let root = map.flush().await.unwrap();
+    let threads = recording.threads.lock().unwrap().clone();
+    (root, polling, threads)
+}
+
+/// A flush large enough to encode on threads blocks the thread that polls it while they
+/// work (see the `flush` module). That is safe on any executor because the encoding threads
+/// need nothing from it: the flush completes on single-threaded executors, gives the root a
+/// flush on one thread gives, and every store call stays on the polling thread.
+#[test]
+fn a_parallel_flush_needs_nothing_from_the_executor() {
+    // Past the 50 000 changes from which a flush encodes on threads.
+    let pairs = pairs(60_000);
+    // Two flushes of 30 000 changes each encode on the polling thread alone.
+    let sequential = runtime().block_on(async {
+        let mut map = Hamt::new(store());
+        for (i, (k, v)) in pairs.iter().enumerate() {
+            map.insert(k, v.clone()).await.unwrap();
+            if i == 29_999 {
+                map.flush().await.unwrap();
+            }
+        }
+        map.flush().await.unwrap()
+    });
+    let one_worker = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let runs = [
+        ("current-thread", runtime().block_on(flush_once(&pairs))),
+        ("one worker", {
+            let pairs = pairs.clone();
+            one_worker
+                .block_on(one_worker.spawn(async move { flush_once(&pairs).await }))
+                .unwrap()
+        }),
+        (
+            "futures block_on",
+            futures::executor::block_on(flush_once(&pairs)),
+        ),
+    ];
+    for (executor, (root, polling, threads)) in runs {
+        assert_eq!(root, sequential, "{executor}");
+        assert_eq!(threads, BTreeSet::from([polling]), "{executor}");
+    }
+}

@@ -6,6 +6,7 @@
 //! content: two writers storing the same pack write the same objects.
 
 use hamt::Cid;
+use hamt::codec::varint;
 
 /// The first bytes of every index object (format version 1).
 const MAGIC: &[u8; 8] = b"HAMTIDX1";
@@ -38,40 +39,19 @@ pub(crate) struct Index {
     pub(crate) entries: Vec<Entry>,
 }
 
-fn push_varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push(u8::try_from(n & 0x7f).unwrap_or(0) | 0x80);
-        n >>= 7;
-    }
-    out.push(u8::try_from(n).unwrap_or(0));
-}
-
-fn take_varint(input: &mut &[u8]) -> Result<u64, String> {
-    let mut value = 0u64;
-    for i in 0..10 {
-        let (&byte, rest) = input.split_first().ok_or("truncated varint")?;
-        *input = rest;
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Ok(value);
-        }
-    }
-    Err("varint too long".into())
-}
-
 impl Index {
     /// The index object's bytes and the pack name derived from them.
     pub(crate) fn encode(&self) -> (Vec<u8>, String) {
         let mut out = Vec::with_capacity(16 + self.entries.len() * 48);
         out.extend_from_slice(MAGIC);
-        push_varint(&mut out, self.pack_len);
-        push_varint(&mut out, self.entries.len() as u64);
+        varint::push(&mut out, self.pack_len);
+        varint::push(&mut out, self.entries.len() as u64);
         for e in &self.entries {
             let cid = e.cid.to_bytes();
-            push_varint(&mut out, cid.len() as u64);
+            varint::push(&mut out, cid.len() as u64);
             out.extend_from_slice(&cid);
-            push_varint(&mut out, e.offset);
-            push_varint(&mut out, u64::from(e.len));
+            varint::push(&mut out, e.offset);
+            varint::push(&mut out, u64::from(e.len));
         }
         let hash = blake3::hash(&out);
         out.extend_from_slice(hash.as_bytes());
@@ -93,8 +73,8 @@ impl Index {
             return Err("its content does not match its name".into());
         }
         let mut input = &body[MAGIC.len()..];
-        let pack_len = take_varint(&mut input)?;
-        let count = take_varint(&mut input)?;
+        let pack_len = varint::take(&mut input)?;
+        let count = varint::take(&mut input)?;
         // Each entry takes at least four bytes: a bound before allocating.
         if count > input.len() as u64 / 4 {
             return Err(format!(
@@ -104,15 +84,15 @@ impl Index {
         }
         let mut entries = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
         for _ in 0..count {
-            let cid_len = usize::try_from(take_varint(&mut input)?).map_err(|e| e.to_string())?;
+            let cid_len = usize::try_from(varint::take(&mut input)?).map_err(|e| e.to_string())?;
             if cid_len > input.len() {
                 return Err("truncated CID".into());
             }
             let (cid_bytes, rest) = input.split_at(cid_len);
             input = rest;
             let cid = Cid::try_from(cid_bytes).map_err(|e| format!("bad CID: {e}"))?;
-            let offset = take_varint(&mut input)?;
-            let len = u32::try_from(take_varint(&mut input)?).map_err(|_| "block too large")?;
+            let offset = varint::take(&mut input)?;
+            let len = u32::try_from(varint::take(&mut input)?).map_err(|_| "block too large")?;
             if offset
                 .checked_add(u64::from(len))
                 .is_none_or(|end| end > pack_len)

@@ -4,7 +4,7 @@
 //! in DAG-CBOR order. A large tree has one bucket per few keys, so the bucket's in-memory
 //! form decides the tree's footprint and how much work a load and a flush do. Here a bucket
 //! is exactly its canonical encoding, stored inside its node's one buffer (see
-//! [`Node`](crate::node::Node)): decoding a node only validates its buckets, encoding one
+//! [`Node`](super::Node)): decoding a node only validates its buckets, encoding one
 //! copies them, and no bucket costs an allocation of its own.
 //!
 //! Everything in this module that reads a bucket trusts it: buckets are validated by
@@ -12,8 +12,15 @@
 
 use std::cmp::Ordering;
 
+use crate::codec::cbor::{self, Reader};
 use crate::link::Link;
-use crate::node::Entry;
+
+/// One key of a bucket and the CID of its value block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) key: Box<str>,
+    pub(crate) value: Link,
+}
 
 /// A bucket's canonical CBOR encoding, borrowed from its node.
 #[derive(Clone, Copy)]
@@ -29,28 +36,28 @@ impl std::fmt::Debug for BucketRef<'_> {
 
 /// One entry, borrowed from a bucket.
 #[derive(Clone, Copy)]
-pub(crate) struct EntryRef<'a> {
+pub(super) struct EntryRef<'a> {
     /// The key's bytes (valid UTF-8: checked when the bucket was built).
     key: &'a [u8],
     /// The binary CID of the value.
-    pub(crate) cid: &'a [u8],
+    pub(super) cid: &'a [u8],
     /// Where the entry starts and ends in the bucket's bytes.
     span: (usize, usize),
 }
 
 impl<'a> EntryRef<'a> {
     /// The key.
-    pub(crate) fn key(&self) -> &'a str {
+    pub(super) fn key(&self) -> &'a str {
         // Keys are checked as UTF-8 before they enter a bucket.
         std::str::from_utf8(self.key).unwrap_or_default()
     }
 
-    pub(crate) fn link(&self) -> Link {
+    pub(super) fn link(&self) -> Link {
         // The bytes were parsed as a CID when the bucket was built.
         Link::from_bytes(self.cid).expect("bucket CIDs are validated on construction")
     }
 
-    pub(crate) fn to_entry(self) -> Entry {
+    pub(super) fn to_entry(self) -> Entry {
         Entry {
             key: self.key().into(),
             value: self.link(),
@@ -78,7 +85,7 @@ pub(crate) enum Insert {
 }
 
 /// Where a key goes in a bucket, as byte offsets into the bucket's encoding.
-pub(crate) enum Place {
+pub(super) enum Place {
     /// The key is there, encoded at `start..end`, with value `old`.
     Found { start: usize, end: usize, old: Link },
     /// The key is not there; its entry would go at `at`.
@@ -87,34 +94,34 @@ pub(crate) enum Place {
 
 impl<'a> BucketRef<'a> {
     /// A bucket whose bytes were validated or written by this module.
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
         BucketRef(bytes)
     }
 
     /// Number of entries.
     pub(crate) fn len(&self) -> usize {
-        usize::try_from(head(self.0).0).unwrap_or(usize::MAX)
+        usize::try_from(cbor::trusted_head(self.0).0).unwrap_or(usize::MAX)
     }
 
     /// Length of the map header.
-    pub(crate) fn header_len(&self) -> usize {
-        head(self.0).1
+    pub(super) fn header_len(&self) -> usize {
+        cbor::trusted_head(self.0).1
     }
 
     /// The entries in key order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = EntryRef<'a>> + use<'a> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = EntryRef<'a>> + use<'a> {
         let bytes = self.0;
-        let mut pos = head(bytes).1;
+        let mut pos = cbor::trusted_head(bytes).1;
         std::iter::from_fn(move || {
             if pos >= bytes.len() {
                 return None;
             }
             let start = pos;
-            let (key_len, h) = head(&bytes[pos..]);
+            let (key_len, h) = cbor::trusted_head(&bytes[pos..]);
             let key_len = usize::try_from(key_len).expect("a key held in memory");
             let key = &bytes[pos + h..pos + h + key_len];
             pos += h + key_len + 2; // the key, then tag 42
-            let (cid_len, h) = head(&bytes[pos..]);
+            let (cid_len, h) = cbor::trusted_head(&bytes[pos..]);
             let cid_len = usize::try_from(cid_len).expect("a CID held in memory");
             // Skip the identity multibase prefix.
             let cid = &bytes[pos + h + 1..pos + h + cid_len];
@@ -147,7 +154,7 @@ impl<'a> BucketRef<'a> {
     }
 
     /// Where `key` is, or would go.
-    pub(crate) fn place(&self, key: &str) -> Place {
+    pub(super) fn place(&self, key: &str) -> Place {
         let key = key.as_bytes();
         for e in self.iter() {
             match bytes_order(key, e.key) {
@@ -166,200 +173,69 @@ impl<'a> BucketRef<'a> {
     }
 }
 
-/// Appends a CBOR header of major type `major` and argument `len`, in its shortest form.
-pub(crate) fn write_header(out: &mut Vec<u8>, major: u8, len: u64) {
-    let m = major << 5;
-    // Each arm's bound makes its cast lossless.
-    #[allow(clippy::cast_possible_truncation)]
-    match len {
-        0..=23 => out.push(m | len as u8),
-        24..=0xff => out.extend_from_slice(&[m | 0x18, len as u8]),
-        0x100..=0xffff => {
-            out.push(m | 0x19);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        0x1_0000..=0xffff_ffff => {
-            out.push(m | 0x1a);
-            out.extend_from_slice(&(len as u32).to_be_bytes());
-        }
-        _ => {
-            out.push(m | 0x1b);
-            out.extend_from_slice(&len.to_be_bytes());
-        }
-    }
-}
-
-/// Length of the shortest CBOR header for `len`.
-pub(crate) fn header_len(len: u64) -> usize {
-    match len {
-        0..=23 => 1,
-        24..=0xff => 2,
-        0x100..=0xffff => 3,
-        0x1_0000..=0xffff_ffff => 5,
-        _ => 9,
-    }
+/// Appends a map header for a bucket of `len` entries.
+pub(super) fn write_header(out: &mut Vec<u8>, len: usize) {
+    cbor::write_head(out, cbor::MAP, len as u64);
 }
 
 /// Appends one bucket entry: the key as text, then the CID (tag 42, identity prefix).
-pub(crate) fn write_entry(out: &mut Vec<u8>, key: &[u8], cid: &[u8]) {
-    write_header(out, 3, key.len() as u64);
+pub(super) fn write_entry(out: &mut Vec<u8>, key: &[u8], cid: &[u8]) {
+    cbor::write_head(out, cbor::TEXT, key.len() as u64);
     out.extend_from_slice(key);
-    out.extend_from_slice(&[0xd8, 0x2a]);
-    write_header(out, 2, cid.len() as u64 + 1);
-    out.push(0x00);
-    out.extend_from_slice(cid);
+    cbor::write_cid(out, cid);
 }
 
 /// Appends a bucket of `(key, binary CID)` pairs already in key order, without duplicates.
-pub(crate) fn write_sorted<'e>(
+pub(super) fn write_sorted<'e>(
     out: &mut Vec<u8>,
     len: usize,
     entries: impl Iterator<Item = (&'e [u8], &'e [u8])>,
 ) {
-    write_header(out, 5, len as u64);
+    write_header(out, len);
     for (key, cid) in entries {
         write_entry(out, key, cid);
     }
 }
 
 /// Appends a bucket of owned entries, in any order, without duplicate keys.
-pub(crate) fn write_bucket(out: &mut Vec<u8>, entries: &mut [Entry]) {
+pub(super) fn write_bucket(out: &mut Vec<u8>, entries: &mut [Entry]) {
     entries.sort_by(|a, b| key_order(&a.key, &b.key));
-    write_header(out, 5, entries.len() as u64);
+    write_header(out, entries.len());
     for e in entries.iter() {
-        write_header(out, 3, e.key.len() as u64);
-        out.extend_from_slice(e.key.as_bytes());
-        out.extend_from_slice(&[0xd8, 0x2a]);
-        write_header(out, 2, e.value.encoded_len() as u64 + 1);
-        out.push(0x00);
-        e.value.write_bytes(out);
+        e.value
+            .with_bytes(|cid| write_entry(out, e.key.as_bytes(), cid));
     }
 }
 
-/// The argument and header length of the CBOR header at the front of trusted `bytes`.
-fn head(bytes: &[u8]) -> (u64, usize) {
-    let info = bytes[0] & 0x1f;
-    let be = |n: usize| {
-        bytes[1..=n]
-            .iter()
-            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
-    };
-    match info {
-        0..=23 => (u64::from(info), 1),
-        24 => (be(1), 2),
-        25 => (be(2), 3),
-        26 => (be(4), 5),
-        _ => (be(8), 9),
+/// Checks the bucket of `count` entries whose map header `r` just read, leaving `r` after
+/// it; returns whether it is canonical (shortest headers, keys in order).
+pub(super) fn validate(r: &mut Reader<'_>, count: u64) -> Result<bool, &'static str> {
+    if count > 255 {
+        return Err("bucket of more than 255 keys");
     }
-}
-
-/// A validating reader over untrusted bytes.
-pub(crate) struct Reader<'a> {
-    pub(crate) data: &'a [u8],
-    pub(crate) pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    pub(crate) fn remaining(&self) -> usize {
-        self.data.len() - self.pos
-    }
-
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
-        if n > self.remaining() {
-            return Err("truncated");
-        }
-        let s = &self.data[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
-    }
-
-    fn byte(&mut self) -> Result<u8, &'static str> {
-        Ok(self.take(1)?[0])
-    }
-
-    /// The next header as `(major, argument, minimal)`.
-    pub(crate) fn header(&mut self) -> Result<(u8, u64, bool), &'static str> {
-        let first = self.byte()?;
-        let major = first >> 5;
-        let info = first & 0x1f;
-        let mut be = |n: usize| -> Result<u64, &'static str> {
-            Ok(self
-                .take(n)?
-                .iter()
-                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
-        };
-        let len = match info {
-            0..=23 => u64::from(info),
-            24 => be(1)?,
-            25 => be(2)?,
-            26 => be(4)?,
-            27 => be(8)?,
-            _ => return Err("indefinite lengths are not DAG-CBOR"),
-        };
-        let minimal = header_len(len)
-            == usize::from(match info {
-                0..=23 => 1u8,
-                24 => 2,
-                25 => 3,
-                26 => 5,
-                _ => 9,
-            });
-        Ok((major, len, minimal))
-    }
-
-    fn len(&mut self, expect_major: u8, what: &'static str) -> Result<(usize, bool), &'static str> {
-        let (major, len, minimal) = self.header()?;
-        if major != expect_major {
-            return Err(what);
-        }
-        Ok((usize::try_from(len).map_err(|_| "truncated")?, minimal))
-    }
-
-    /// A CID (tag 42, identity multibase prefix), checked to parse; returns its binary form
-    /// and whether its headers were minimal.
-    pub(crate) fn cid(&mut self) -> Result<(&'a [u8], bool), &'static str> {
-        if self.take(2)? != [0xd8, 0x2a] {
-            return Err("expected a CID (tag 42)");
-        }
-        let (len, minimal) = self.len(2, "CID is not a byte string")?;
-        let bytes = self.take(len)?;
-        match bytes.split_first() {
-            Some((0, cid)) if crate::link::is_cid(cid) => Ok((cid, minimal)),
-            Some((0, _)) => Err("invalid CID"),
-            _ => Err("CID lacks the identity multibase prefix"),
-        }
-    }
-
-    /// Checks the bucket of `count` entries whose map header was just read; returns whether
-    /// it is canonical (shortest headers, keys in order).
-    pub(crate) fn bucket(&mut self, count: u64) -> Result<bool, &'static str> {
-        if count > 255 {
-            return Err("bucket of more than 255 keys");
-        }
-        let mut canonical = true;
-        let mut prev: Option<&[u8]> = None;
-        for _ in 0..count {
-            let (len, minimal) = self.len(3, "bucket key is not a string")?;
-            let key = self.take(len)?;
-            std::str::from_utf8(key).map_err(|_| "bucket key is not UTF-8")?;
-            let (_, cid_minimal) = self.cid()?;
-            canonical &= minimal && cid_minimal;
-            if let Some(prev) = prev {
-                match bytes_order(prev, key) {
-                    Ordering::Less => {}
-                    Ordering::Equal => return Err("duplicate key in a bucket"),
-                    Ordering::Greater => canonical = false,
-                }
+    let mut canonical = true;
+    let mut prev: Option<&[u8]> = None;
+    for _ in 0..count {
+        let (len, minimal) = r.length(cbor::TEXT, "bucket key is not a string")?;
+        let key = r.take(len)?;
+        std::str::from_utf8(key).map_err(|_| "bucket key is not UTF-8")?;
+        let (_, cid_minimal) = r.cid()?;
+        canonical &= minimal && cid_minimal;
+        if let Some(prev) = prev {
+            match bytes_order(prev, key) {
+                Ordering::Less => {}
+                Ordering::Equal => return Err("duplicate key in a bucket"),
+                Ordering::Greater => canonical = false,
             }
-            prev = Some(key);
         }
-        Ok(canonical)
+        prev = Some(key);
     }
+    Ok(canonical)
 }
 
 /// Re-encodes a non-canonical bucket in canonical form. Its keys were only checked against
 /// their neighbours as written, so a key repeated further apart shows here, once sorted.
-pub(crate) fn canonicalize(out: &mut Vec<u8>, bucket: BucketRef<'_>) -> Result<(), &'static str> {
+pub(super) fn canonicalize(out: &mut Vec<u8>, bucket: BucketRef<'_>) -> Result<(), &'static str> {
     let mut entries: Vec<EntryRef<'_>> = bucket.iter().collect();
     entries.sort_by(|a, b| bytes_order(a.key, b.key));
     if entries.windows(2).any(|w| w[0].key == w[1].key) {
@@ -410,12 +286,9 @@ mod tests {
         assert!(matches!(b.place("zzzz"), Place::Missing { at } if at == long_start));
         assert!(matches!(b.place(&"l".repeat(300)), Place::Missing { at } if at == bytes.len()));
         assert!(matches!(b.place("ab"), Place::Found { old, .. } if old == link(3)));
-        let mut r = Reader {
-            data: &bytes,
-            pos: 0,
-        };
-        let (_, n, _) = r.header().unwrap();
-        assert!(r.bucket(n).unwrap());
+        let mut r = Reader::new(&bytes);
+        let n = r.head().unwrap().arg;
+        assert!(validate(&mut r, n).unwrap());
         assert_eq!(r.remaining(), 0);
     }
 
@@ -433,12 +306,9 @@ mod tests {
             link(2).write_bytes(&mut v);
             v
         });
-        let mut r = Reader {
-            data: &bytes,
-            pos: 0,
-        };
-        let (_, n, _) = r.header().unwrap();
-        assert!(!r.bucket(n).unwrap());
+        let mut r = Reader::new(&bytes);
+        let n = r.head().unwrap().arg;
+        assert!(!validate(&mut r, n).unwrap());
         let mut fixed = Vec::new();
         canonicalize(&mut fixed, BucketRef::new(&bytes)).unwrap();
         let keys: Vec<&str> = BucketRef::new(&fixed).iter().map(|e| e.key()).collect();
@@ -449,32 +319,26 @@ mod tests {
         link(1).write_bytes(&mut cid);
         write_entry(&mut dup, b"a", &cid);
         write_entry(&mut dup, b"a", &cid);
-        let mut r = Reader { data: &dup, pos: 0 };
-        let (_, n, _) = r.header().unwrap();
-        assert!(r.bucket(n).is_err());
+        let mut r = Reader::new(&dup);
+        let n = r.head().unwrap().arg;
+        assert!(validate(&mut r, n).is_err());
         // Also when the repeats are not neighbours: "a", "b", "a" reads as merely out of
         // order, and sorting shows the duplicate.
         let mut apart = vec![0xa3];
         for key in [b"a", b"b", b"a"] {
             write_entry(&mut apart, key, &cid);
         }
-        let mut r = Reader {
-            data: &apart,
-            pos: 0,
-        };
-        let (_, n, _) = r.header().unwrap();
-        assert_eq!(r.bucket(n), Ok(false));
+        let mut r = Reader::new(&apart);
+        let n = r.head().unwrap().arg;
+        assert_eq!(validate(&mut r, n), Ok(false));
         assert!(canonicalize(&mut Vec::new(), BucketRef::new(&apart)).is_err());
         // A non-minimal key header is not canonical.
         let mut wide = vec![0xa1, 0x78, 0x01, b'a'];
         wide.extend_from_slice(&[0xd8, 0x2a, 0x58, 0x25, 0x00]);
         wide.extend_from_slice(&cid);
-        let mut r = Reader {
-            data: &wide,
-            pos: 0,
-        };
-        let (_, n, _) = r.header().unwrap();
-        assert!(!r.bucket(n).unwrap());
+        let mut r = Reader::new(&wide);
+        let n = r.head().unwrap().arg;
+        assert!(!validate(&mut r, n).unwrap());
     }
 
     #[test]

@@ -11,34 +11,46 @@
 //! in place, in an array of all 256 slots ([`Cells::Wide`]): following a slot to its child
 //! then reads the child itself, not a cell and then the child, one cache miss fewer on
 //! every insert into a big tree.
-
-use crate::node::Node;
+//!
+//! The cells do not know what a node is: `C` is the type of a dirty child (a
+//! [`Node`](super::Node), or a marker in tests). Which form holds the slots never shows in
+//! what they read: every operation gives what a plain vector of cells in index order
+//! would, and a test checks that against such a model across all three forms.
 
 /// An occupied slot, as held in a vector: 16 bytes.
 #[derive(Debug, Clone)]
-pub(crate) enum Cell {
+pub(super) enum Cell<C> {
     /// A bucket: the byte range of its encoding in the node's buffer.
     Bucket(u32, u32),
     /// A link: the byte range of the binary CID in the node's buffer.
     Link(u32, u32),
     /// A child changed since the last flush.
-    Dirty(Box<Node>),
+    Dirty(Box<C>),
 }
 
 /// An occupied slot, as read.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum CellRef<'a> {
+#[derive(Debug)]
+pub(super) enum CellRef<'a, C> {
     Bucket(u32, u32),
     Link(u32, u32),
-    Dirty(&'a Node),
+    Dirty(&'a C),
 }
+
+// Not derived: a derive would ask `C: Copy` for what is only a reference.
+impl<C> Clone for CellRef<'_, C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C> Copy for CellRef<'_, C> {}
 
 /// Where a slot is: its index among the 256, and its rank among the occupied slots (where it
 /// would be if it is empty).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct At {
-    pub(crate) index: u8,
-    pub(crate) rank: usize,
+pub(super) struct At {
+    pub(super) index: u8,
+    pub(super) rank: usize,
 }
 
 /// Slots a node may have to keep them in itself.
@@ -51,25 +63,25 @@ const WIDE_MIN: usize = 64;
 /// behind a pointer, is the point of a wide node.
 #[derive(Debug, Clone, Default)]
 #[allow(clippy::large_enum_variant)]
-pub(crate) enum WideCell {
+pub(super) enum WideCell<C> {
     #[default]
     Empty,
     Bucket(u32, u32),
     Link(u32, u32),
-    Dirty(Node),
+    Dirty(C),
 }
 
 /// All 256 slots by index, with how many are occupied and how many are dirty children.
 #[derive(Debug, Clone)]
-pub(crate) struct Wide {
+pub(super) struct Wide<C> {
     len: usize,
     dirty: usize,
-    at: Vec<WideCell>,
+    at: Vec<WideCell<C>>,
 }
 
 /// Up to [`SMALL`] buckets and links whose ranges end below 64 KiB.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Small {
+pub(super) struct Small {
     len: u8,
     /// Bit `rank` set: that slot is a link, else a bucket.
     links: u32,
@@ -78,13 +90,13 @@ pub(crate) struct Small {
 
 /// A node's occupied slots, in index order.
 #[derive(Debug, Clone)]
-pub(crate) enum Cells {
+pub(super) enum Cells<C> {
     Small(Small),
-    Large(Vec<Cell>),
-    Wide(Wide),
+    Large(Vec<Cell<C>>),
+    Wide(Wide<C>),
 }
 
-impl Default for Cells {
+impl<C> Default for Cells<C> {
     fn default() -> Self {
         Cells::Small(Small::EMPTY)
     }
@@ -108,7 +120,7 @@ impl Small {
         at: [[0; 2]; SMALL],
     };
 
-    fn get(&self, rank: usize) -> CellRef<'static> {
+    fn get<'a, C>(&self, rank: usize) -> CellRef<'a, C> {
         let [start, end] = self.at[rank];
         if self.links & (1 << rank) == 0 {
             CellRef::Bucket(start.into(), end.into())
@@ -118,7 +130,7 @@ impl Small {
     }
 
     /// The range and kind of `cell`, when it can be kept here.
-    fn fits(cell: &Cell) -> Option<([u16; 2], bool)> {
+    fn fits<C>(cell: &Cell<C>) -> Option<([u16; 2], bool)> {
         match *cell {
             Cell::Bucket(start, end) => Some((short(start, end)?, false)),
             Cell::Link(start, end) => Some((short(start, end)?, true)),
@@ -132,8 +144,8 @@ impl Small {
     }
 }
 
-impl Cell {
-    fn of(cell: &WideCell) -> Option<CellRef<'_>> {
+impl<C> Cell<C> {
+    fn of(cell: &WideCell<C>) -> Option<CellRef<'_, C>> {
         match cell {
             WideCell::Empty => None,
             WideCell::Bucket(start, end) => Some(CellRef::Bucket(*start, *end)),
@@ -142,7 +154,7 @@ impl Cell {
         }
     }
 
-    fn wide(self) -> WideCell {
+    fn wide(self) -> WideCell<C> {
         match self {
             Cell::Bucket(start, end) => WideCell::Bucket(start, end),
             Cell::Link(start, end) => WideCell::Link(start, end),
@@ -151,7 +163,7 @@ impl Cell {
     }
 
     /// The cell a wide slot held; `None` for an empty one.
-    fn from_wide(cell: WideCell) -> Option<Cell> {
+    fn from_wide(cell: WideCell<C>) -> Option<Cell<C>> {
         match cell {
             WideCell::Empty => None,
             WideCell::Bucket(start, end) => Some(Cell::Bucket(start, end)),
@@ -160,7 +172,7 @@ impl Cell {
         }
     }
 
-    fn small(cell: CellRef<'_>) -> Cell {
+    fn small(cell: CellRef<'_, C>) -> Cell<C> {
         match cell {
             CellRef::Bucket(start, end) => Cell::Bucket(start, end),
             CellRef::Link(start, end) => Cell::Link(start, end),
@@ -169,9 +181,9 @@ impl Cell {
     }
 }
 
-impl Cells {
+impl<C: Default> Cells<C> {
     /// Number of occupied slots.
-    pub(crate) fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         match self {
             Cells::Small(s) => usize::from(s.len),
             Cells::Large(v) => v.len(),
@@ -180,7 +192,7 @@ impl Cells {
     }
 
     /// The occupied slot `at`.
-    pub(crate) fn get(&self, at: At) -> CellRef<'_> {
+    pub(super) fn get(&self, at: At) -> CellRef<'_, C> {
         match self {
             Cells::Small(s) => {
                 debug_assert!(at.rank < usize::from(s.len));
@@ -197,7 +209,7 @@ impl Cells {
     }
 
     /// The dirty child at `at`, mutably.
-    pub(crate) fn dirty_mut(&mut self, at: At) -> Option<&mut Node> {
+    pub(super) fn dirty_mut(&mut self, at: At) -> Option<&mut C> {
         match self {
             Cells::Small(_) => None,
             Cells::Large(v) => match &mut v[at.rank] {
@@ -212,7 +224,7 @@ impl Cells {
     }
 
     /// The slots as a vector, which takes any cell.
-    fn large(&mut self) -> &mut Vec<Cell> {
+    fn large(&mut self) -> &mut Vec<Cell<C>> {
         match self {
             Cells::Small(s) => {
                 let mut v = Vec::with_capacity(2 * SMALL);
@@ -258,7 +270,7 @@ impl Cells {
 
     /// Inserts `cell` at the empty slot `at`, shifting the ranks after it. `indices` gives
     /// the occupied slots' indices in order, for a node that turns wide.
-    pub(crate) fn insert(&mut self, at: At, cell: Cell, indices: impl Iterator<Item = u8>) {
+    pub(super) fn insert(&mut self, at: At, cell: Cell<C>, indices: impl Iterator<Item = u8>) {
         if let Cells::Small(s) = self
             && usize::from(s.len) < SMALL
             && let Some((span, link)) = Small::fits(&cell)
@@ -283,7 +295,7 @@ impl Cells {
 
     /// Appends a bucket or link after the last slot of a node that is not wide (as decoding
     /// does): no indices are needed, as such a cell never makes the node wide.
-    pub(crate) fn push(&mut self, cell: Cell) {
+    pub(super) fn push(&mut self, cell: Cell<C>) {
         let at = At {
             index: 0,
             rank: self.len(),
@@ -294,12 +306,12 @@ impl Cells {
 
     /// Replaces the occupied slot `at` with `cell`; returns the old one. `indices` as for
     /// [`insert`](Self::insert).
-    pub(crate) fn replace(
+    pub(super) fn replace(
         &mut self,
         at: At,
-        cell: Cell,
+        cell: Cell<C>,
         indices: impl Iterator<Item = u8>,
-    ) -> Cell {
+    ) -> Cell<C> {
         if let Cells::Small(s) = self
             && let Some((span, link)) = Small::fits(&cell)
         {
@@ -318,7 +330,7 @@ impl Cells {
     }
 
     /// Takes the dirty child at `at` out, leaving an empty link in its place.
-    pub(crate) fn take_dirty(&mut self, at: At) -> Option<Node> {
+    pub(super) fn take_dirty(&mut self, at: At) -> Option<C> {
         match self {
             Cells::Small(_) => None,
             Cells::Large(v) => match &v[at.rank] {
@@ -342,7 +354,7 @@ impl Cells {
     }
 
     /// Removes the occupied slot `at`.
-    pub(crate) fn remove(&mut self, at: At) -> Cell {
+    pub(super) fn remove(&mut self, at: At) -> Cell<C> {
         match self {
             Cells::Small(s) => {
                 let rank = at.rank;
@@ -365,7 +377,7 @@ impl Cells {
     }
 
     /// Moves the bucket or link at `at` to `start..end` of the buffer.
-    pub(crate) fn set_range(&mut self, at: At, start: u32, end: u32) {
+    pub(super) fn set_range(&mut self, at: At, start: u32, end: u32) {
         let cell = match self.get(at) {
             CellRef::Bucket(..) => Cell::Bucket(start, end),
             CellRef::Link(..) => Cell::Link(start, end),
@@ -376,7 +388,7 @@ impl Cells {
 
     /// Keeps the slots in the node itself again when they fit: no dirty child, few slots,
     /// ranges below 64 KiB. A wide node without dirty children becomes a vector.
-    pub(crate) fn shrink(&mut self) {
+    pub(super) fn shrink(&mut self) {
         if let Cells::Wide(w) = self
             && w.dirty == 0
         {
@@ -398,7 +410,7 @@ impl Cells {
     }
 
     /// The slots in index order.
-    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = CellRef<'_>> + '_ {
+    pub(super) fn iter(&self) -> impl DoubleEndedIterator<Item = CellRef<'_, C>> + '_ {
         let (ranks, wide) = match self {
             Cells::Wide(w) => (0..0, &w.at[..]),
             _ => (0..self.len(), &[][..]),
@@ -410,10 +422,10 @@ impl Cells {
 
     /// The dirty children with their indices, mutably, in index order. `indices` gives the
     /// occupied slots' indices in order.
-    pub(crate) fn dirty_children_mut(
+    pub(super) fn dirty_children_mut(
         &mut self,
         indices: impl Iterator<Item = u8>,
-    ) -> Vec<(u8, &mut Node)> {
+    ) -> Vec<(u8, &mut C)> {
         match self {
             Cells::Small(_) => Vec::new(),
             Cells::Large(v) => indices
@@ -434,11 +446,11 @@ impl Cells {
     }
 
     /// Heap bytes held for the slots.
-    pub(crate) fn heap_bytes(&self) -> usize {
+    pub(super) fn heap_bytes(&self) -> usize {
         match self {
             Cells::Small(_) => 0,
-            Cells::Large(v) => v.capacity() * size_of::<Cell>(),
-            Cells::Wide(w) => w.at.capacity() * size_of::<WideCell>(),
+            Cells::Large(v) => v.capacity() * size_of::<Cell<C>>(),
+            Cells::Wide(w) => w.at.capacity() * size_of::<WideCell<C>>(),
         }
     }
 }
@@ -447,19 +459,21 @@ impl Cells {
 mod tests {
     use super::*;
 
+    /// A dirty child in these tests: a mark that tells it apart.
+    type Child = u32;
+
+    type Cells = super::Cells<Child>;
+    type Cell = super::Cell<Child>;
+
     /// A slot as the model holds it: `(index, kind, start, end)`, kind 0 bucket, 1 link,
-    /// 2 dirty child (whose range is its `stale` field).
+    /// 2 dirty child (whose range is its mark).
     type Model = Vec<(u8, u8, u32, u32)>;
 
     fn cell(kind: u8, start: u32, end: u32) -> Cell {
         match kind {
             0 => Cell::Bucket(start, end),
             1 => Cell::Link(start, end),
-            _ => {
-                let mut child = Node::default();
-                child.mark(start);
-                Cell::Dirty(Box::new(child))
-            }
+            _ => Cell::Dirty(Box::new(start)),
         }
     }
 
@@ -469,7 +483,7 @@ mod tests {
             .map(|c| match c {
                 CellRef::Bucket(s, e) => (0, s, e),
                 CellRef::Link(s, e) => (1, s, e),
-                CellRef::Dirty(child) => (2, child.mark_of(), 0),
+                CellRef::Dirty(child) => (2, *child, 0),
             })
             .collect()
     }
@@ -537,7 +551,7 @@ mod tests {
                 Some(rank) if op < 4 => {
                     let taken = cells.take_dirty(at(&cells, &model, index));
                     if model[rank].1 == 2 {
-                        assert_eq!(taken.map(|c| c.mark_of()), Some(model[rank].2));
+                        assert_eq!(taken, Some(model[rank].2));
                         model[rank] = (index, 1, 0, 0);
                     } else {
                         assert!(taken.is_none());
@@ -565,9 +579,7 @@ mod tests {
             assert_eq!(seen(&cells), expected, "step {step}");
             assert_eq!(cells.len(), model.len());
             for m in &model {
-                let got = cells
-                    .dirty_mut(at(&cells, &model, m.0))
-                    .map(|c| c.mark_of());
+                let got = cells.dirty_mut(at(&cells, &model, m.0)).copied();
                 assert_eq!(got, (m.1 == 2).then_some(m.2), "step {step}");
             }
         }

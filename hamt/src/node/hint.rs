@@ -2,17 +2,17 @@
 //! so that cache misses which do not depend on each other overlap.
 
 /// Cache line size assumed for prefetching.
-pub(crate) const LINE: usize = 64;
+pub(super) const LINE: usize = 64;
 
 /// The address of the first cache line of `len` bytes at `start` and the number of lines
 /// they span.
-pub(crate) fn lines(start: usize, len: usize) -> (usize, usize) {
+pub(super) fn lines(start: usize, len: usize) -> (usize, usize) {
     let first = start & !(LINE - 1);
     (first, (start + len - first).div_ceil(LINE))
 }
 
 /// Asks the CPU to start loading `lines` cache lines from `first` into its caches.
-pub(crate) fn prefetch(first: usize, lines: usize) {
+pub(super) fn prefetch(first: usize, lines: usize) {
     for line in 0..lines {
         prefetch_line(first + line * LINE);
     }
