@@ -2,8 +2,10 @@
 
 mod cached;
 mod error;
+mod guard;
 mod store;
+mod url;
 
 pub use crate::cached::{CachedStore, WriteMode};
 pub use crate::error::Error;
-pub use crate::store::{SCHEME, SledStore, SledStoreBuilder};
+pub use crate::store::{DEFAULT_CACHE_BYTES, SCHEME, SledStore, SledStoreBuilder};

@@ -1,15 +1,25 @@
 //! [`SledStore`]: blocks in a sled database on disk.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use hamt::{Block, BlockStore, Capabilities, Cid, HashAlg, verify};
 
 use crate::error::Error;
+use crate::guard::{self, Guarded};
+use crate::url;
 
 /// The URL scheme of this store: `sled:PATH`.
 pub const SCHEME: &str = "sled";
+
+/// sled's page cache size when none is given: 32 MiB.
+///
+/// sled's real footprint is a few times its cache budget for many small blocks: a 1M-key
+/// import peaks at 323–350 MiB with 32 MiB, 450–475 MiB with 64 MiB and 520 MiB with
+/// sled's own default of 1 GiB (`benches/src/bin/rss.rs`), at no measurable cost in speed.
+pub const DEFAULT_CACHE_BYTES: u64 = 32 << 20;
 
 /// A persistent block store in a sled database.
 ///
@@ -19,13 +29,36 @@ pub const SCHEME: &str = "sled";
 /// microseconds, so no thread hand-off is worth its cost.
 ///
 /// Writes are durable after [`flush`](Self::flush) (sled also flushes on its own every
-/// 500 ms, and when the last handle is dropped).
+/// 500 ms, and when the last handle is dropped). A damaged database is
+/// [`Error::CorruptDatabase`] at open or at the operation that meets the damage, never a
+/// panic: every sled call runs behind the boundary described in `guard.rs`.
 #[derive(Debug, Clone)]
 pub struct SledStore {
     db: sled::Db,
     blocks: sled::Tree,
     path: PathBuf,
     hash_alg: HashAlg,
+    /// Declared last so that it drops after `db` and `blocks`: it holds the last handles.
+    _closer: Arc<Closer>,
+}
+
+/// Holds a handle on the database so that the last drop of a [`SledStore`] happens here,
+/// under the guard, and is skipped after sled's flusher thread died (it would never return).
+#[derive(Debug)]
+struct Closer(Option<(sled::Db, sled::Tree)>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        if let Some(handles) = self.0.take() {
+            if guard::flusher_panicked() {
+                std::mem::forget(handles);
+            } else {
+                // Dropping flushes; a failure has nowhere to go from a destructor, and the
+                // blocks flushed before are durable either way.
+                let _ = guard::guard(move || drop(handles));
+            }
+        }
+    }
 }
 
 /// Options for opening a [`SledStore`].
@@ -43,7 +76,7 @@ impl SledStoreBuilder {
         Self {
             path: path.into(),
             hash_alg: HashAlg::default(),
-            cache_bytes: 256 << 20,
+            cache_bytes: DEFAULT_CACHE_BYTES,
             temporary: false,
         }
     }
@@ -55,7 +88,7 @@ impl SledStoreBuilder {
         self
     }
 
-    /// sled's page cache size in bytes (256 MiB by default).
+    /// sled's page cache size in bytes (32 MiB by default; `?cache=` in a URL).
     #[must_use]
     pub fn cache_bytes(mut self, bytes: u64) -> Self {
         self.cache_bytes = bytes;
@@ -75,21 +108,37 @@ impl SledStoreBuilder {
     /// [`Error::Locked`] when another process holds it, [`Error::CorruptDatabase`] when its
     /// files are damaged, [`Error::Sled`] for other I/O failures.
     pub fn open(self) -> Result<SledStore, Error> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(&self.path)
             .cache_capacity(self.cache_bytes)
-            .temporary(self.temporary)
-            .open()
-            .map_err(|e| Error::from_sled(self.path.clone(), e))?;
-        let blocks = db
-            .open_tree("blocks")
-            .map_err(|e| Error::from_sled(self.path.clone(), e))?;
+            .temporary(self.temporary);
+        let opened = guard::guard(|| {
+            let db = config.open()?;
+            let blocks = db.open_tree("blocks")?;
+            Ok((db, blocks))
+        });
+        let (db, blocks) = match opened {
+            Ok(Ok(handles)) => handles,
+            Ok(Err(e)) => return Err(Error::from_sled(self.path, e)),
+            Err(panic) => return Err(Error::from_panic(self.path, &panic)),
+        };
         Ok(SledStore {
+            _closer: Arc::new(Closer(Some((db.clone(), blocks.clone())))),
             db,
             blocks,
             path: self.path,
             hash_alg: self.hash_alg,
         })
+    }
+
+    /// The page cache size [`open`](Self::open) will ask sled for.
+    pub fn cache_size(&self) -> u64 {
+        self.cache_bytes
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -102,7 +151,9 @@ impl SledStore {
         SledStoreBuilder::new(path.as_ref()).open()
     }
 
-    /// Opens the store named by a `sled:PATH` URL (`sled://PATH` is accepted too).
+    /// Opens the store named by a `sled:PATH` URL (`sled://PATH` is accepted too), with
+    /// options after a `?`: `cache=SIZE` is sled's page cache (`65536`, `512KiB`, `64MiB`,
+    /// `1GiB`; 32 MiB when not given).
     ///
     /// # Errors
     /// [`Error::InvalidUrl`], and as [`SledStoreBuilder::open`].
@@ -110,24 +161,12 @@ impl SledStore {
         Self::builder_from_url(url)?.open()
     }
 
-    /// A builder for the store named by a `sled:PATH` URL.
+    /// A builder for the store named by a `sled:PATH[?cache=SIZE]` URL.
     ///
     /// # Errors
     /// [`Error::InvalidUrl`].
     pub fn builder_from_url(url: &str) -> Result<SledStoreBuilder, Error> {
-        let invalid = |reason: &str| Error::InvalidUrl {
-            url: url.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let rest = url
-            .strip_prefix(SCHEME)
-            .and_then(|r| r.strip_prefix(':'))
-            .ok_or_else(|| invalid("expected sled:PATH"))?;
-        let path = rest.strip_prefix("//").unwrap_or(rest);
-        if path.is_empty() {
-            return Err(invalid("the path is empty"));
-        }
-        Ok(SledStoreBuilder::new(path))
+        url::parse(url)
     }
 
     /// The database directory.
@@ -135,14 +174,20 @@ impl SledStore {
         &self.path
     }
 
-    /// Number of blocks held.
-    pub fn len(&self) -> usize {
-        self.blocks.len()
+    /// Number of blocks held (a walk of the whole database).
+    ///
+    /// # Errors
+    /// [`Error::CorruptDatabase`] when the walk meets damage.
+    pub fn len(&self) -> hamt::Result<usize> {
+        self.call(|| Ok(self.blocks.len()))
     }
 
     /// True when no block is held.
-    pub fn is_empty(&self) -> bool {
-        self.blocks.is_empty()
+    ///
+    /// # Errors
+    /// As [`len`](Self::len).
+    pub fn is_empty(&self) -> hamt::Result<bool> {
+        self.call(|| Ok(self.blocks.is_empty()))
     }
 
     /// Size of the database files on disk, in bytes.
@@ -150,16 +195,20 @@ impl SledStore {
     /// # Errors
     /// File system failures.
     pub fn size_on_disk(&self) -> hamt::Result<u64> {
-        self.db.size_on_disk().map_err(|e| self.backend(e))
+        self.call(|| self.db.size_on_disk())
     }
 
-    /// Writes everything buffered to disk.
+    /// Makes every block written so far durable: after this returns, they survive a crash of
+    /// the process or the machine.
     ///
     /// # Errors
-    /// File system failures.
+    /// File system failures, [`Error::CorruptDatabase`].
     pub async fn flush(&self) -> hamt::Result<()> {
-        self.db.flush_async().await.map_err(|e| self.backend(e))?;
-        Ok(())
+        match Guarded(Box::pin(self.db.flush_async())).await {
+            Ok(Ok(_bytes)) => Ok(()),
+            Ok(Err(e)) => Err(self.backend(e)),
+            Err(panic) => Err(Error::from_panic(self.path.clone(), &panic).into()),
+        }
     }
 
     /// Stores bytes under a CID without checking them, so tests can simulate a damaged disk.
@@ -167,10 +216,16 @@ impl SledStore {
     /// # Errors
     /// sled failures.
     pub fn insert_unchecked(&self, cid: &Cid, data: &[u8]) -> hamt::Result<()> {
-        self.blocks
-            .insert(cid.to_bytes(), data)
-            .map_err(|e| self.backend(e))?;
-        Ok(())
+        self.call(|| self.blocks.insert(cid.to_bytes(), data).map(drop))
+    }
+
+    /// Runs one sled call behind the panic boundary (see `guard.rs`).
+    fn call<T>(&self, f: impl FnOnce() -> sled::Result<T>) -> hamt::Result<T> {
+        match guard::guard(f) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.backend(e)),
+            Err(panic) => Err(Error::from_panic(self.path.clone(), &panic).into()),
+        }
     }
 
     fn backend(&self, e: sled::Error) -> hamt::Error {
@@ -199,26 +254,19 @@ impl BlockStore for SledStore {
 
     async fn put_keyed(&self, cid: &Cid, data: Bytes) -> hamt::Result<()> {
         verify(cid, &data)?;
-        self.blocks
-            .insert(cid.to_bytes(), &*data)
-            .map_err(|e| self.backend(e))?;
-        Ok(())
+        self.call(|| self.blocks.insert(cid.to_bytes(), &*data).map(drop))
     }
 
     async fn get(&self, cid: &Cid) -> hamt::Result<Bytes> {
         let data = self
-            .blocks
-            .get(cid.to_bytes())
-            .map_err(|e| self.backend(e))?
+            .call(|| self.blocks.get(cid.to_bytes()))?
             .ok_or(hamt::Error::NotFound { cid: *cid })?;
         verify(cid, &data)?;
         Ok(Bytes::from(data.to_vec()))
     }
 
     async fn has(&self, cid: &Cid) -> hamt::Result<bool> {
-        self.blocks
-            .contains_key(cid.to_bytes())
-            .map_err(|e| self.backend(e))
+        self.call(|| self.blocks.contains_key(cid.to_bytes()))
     }
 
     async fn put_many_keyed(&self, blocks: Vec<(Cid, Bytes)>) -> hamt::Result<()> {
@@ -227,7 +275,7 @@ impl BlockStore for SledStore {
             verify(cid, data)?;
             batch.insert(cid.to_bytes(), &**data);
         }
-        self.blocks.apply_batch(batch).map_err(|e| self.backend(e))
+        self.call(|| self.blocks.apply_batch(batch))
     }
 
     async fn put_blocks(&self, blocks: Vec<Block>) -> hamt::Result<()> {
@@ -235,7 +283,7 @@ impl BlockStore for SledStore {
         for block in &blocks {
             batch.insert(block.cid().to_bytes(), &**block.data());
         }
-        self.blocks.apply_batch(batch).map_err(|e| self.backend(e))
+        self.call(|| self.blocks.apply_batch(batch))
     }
 
     async fn get_many(&self, cids: &[Cid]) -> hamt::Result<Vec<Bytes>> {

@@ -109,7 +109,10 @@ async fn survives_reopen() {
         root
     };
     let store = Arc::new(SledStore::open(&path).unwrap());
-    assert!(store.len() > 251, "251 distinct values and the nodes");
+    assert!(
+        store.len().unwrap() > 251,
+        "251 distinct values and the nodes"
+    );
     let reader = HamtReader::open(store, root).await.unwrap();
     assert_eq!(reader.len().await.unwrap(), 2000);
     assert_eq!(
@@ -127,6 +130,11 @@ async fn second_open_is_locked() {
     assert!(
         matches!(err, hamt_store_sled::Error::Locked { .. }),
         "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("another process") && message.contains("hamt serve"),
+        "the message says who may hold the store: {message}"
     );
     let as_hamt: Error = err.into();
     assert!(as_hamt.is_temporary());
@@ -156,6 +164,47 @@ async fn damaged_files_are_typed_errors() {
         matches!(err, hamt_store_sled::Error::CorruptDatabase { .. }),
         "{err:?}"
     );
+    let message = err.to_string();
+    assert!(
+        !message.contains("backtrace") && !message.ends_with("()"),
+        "no Debug output of sled's in the message: {message}"
+    );
+    assert!(message.contains("is damaged"), "{message}");
+}
+
+#[test]
+fn url_cache_option() {
+    let size = |url: &str| SledStore::builder_from_url(url).map(|b| b.cache_size());
+    assert_eq!(
+        size("sled:/tmp/a").unwrap(),
+        hamt_store_sled::DEFAULT_CACHE_BYTES
+    );
+    assert_eq!(size("sled:/tmp/a?cache=64MiB").unwrap(), 64 << 20);
+    assert_eq!(size("sled:///tmp/a?cache=1GiB").unwrap(), 1 << 30);
+    assert_eq!(size("sled:/tmp/a?cache=65536").unwrap(), 65536);
+    let builder = SledStore::builder_from_url("sled:rel/dir?cache=8MiB").unwrap();
+    assert_eq!(builder.path(), std::path::Path::new("rel/dir"));
+    for bad in [
+        "sled:/tmp/a?cache=64MB",
+        "sled:/tmp/a?cache=",
+        "sled:/tmp/a?cache",
+        "sled:/tmp/a?cache=1MiB&cache=2MiB",
+        "sled:/tmp/a?size=1MiB",
+        "sled:?cache=1MiB",
+    ] {
+        let err = SledStore::builder_from_url(bad).unwrap_err();
+        assert!(
+            matches!(err, hamt_store_sled::Error::InvalidUrl { .. }),
+            "{bad}: {err:?}"
+        );
+    }
+    // The builder method still sets it, and the option reaches sled.
+    let dir = tempfile::tempdir().unwrap();
+    let builder = SledStoreBuilder::new(dir.path().join("db")).cache_bytes(4 << 20);
+    assert_eq!(builder.cache_size(), 4 << 20);
+    let url = format!("sled:{}?cache=4MiB", dir.path().join("u").display());
+    let store = SledStore::from_url(&url).unwrap();
+    assert_eq!(store.path(), dir.path().join("u"));
 }
 
 #[test]
@@ -189,13 +238,13 @@ async fn cache_fills_and_serves_offline() {
     };
     let local = SledStore::open(dir.path().join("db")).unwrap();
     let store = Arc::new(CachedStore::new(local.clone(), remote));
-    assert_eq!(local.len(), 0);
+    assert!(local.is_empty().unwrap());
     // Online: reading the keys fills the local store.
     let reader = HamtReader::open(store.clone(), root).await.unwrap();
     for i in 0..250 {
         assert!(reader.get(&format!("k{i}")).await.unwrap().is_some());
     }
-    assert!(!local.is_empty());
+    assert!(!local.is_empty().unwrap());
     // Offline: cached keys read, the others fail clearly.
     store.set_offline(true);
     let reader = HamtReader::open(store.clone(), root).await.unwrap();
