@@ -151,11 +151,21 @@ pub(crate) async fn stat(
     out: &Output,
 ) -> Result<(), CliError> {
     let root = cid(&args.root)?;
-    let reader = HamtReader::open(store, root).await?;
+    let reader = HamtReader::open(store.clone(), root).await?;
     let stats = reader.stats().await?;
+    // Sizes from the store's index where it has one: no value is read.
     let value_bytes: u64 = reader
-        .iter()
-        .map_ok(|(_, v)| v.len() as u64)
+        .pointers()
+        .map_ok(|(_, value)| {
+            let store = store.clone();
+            async move {
+                match hamt::inline_data(&value) {
+                    Some(data) => Ok(data.len() as u64),
+                    None => store.block_size(&value).await,
+                }
+            }
+        })
+        .try_buffer_unordered(32)
         .try_fold(0, |acc, n| async move { Ok(acc + n) })
         .await?;
     let text = format!(

@@ -178,6 +178,10 @@ pub async fn round_trip(subject: &Subject) {
         assert_eq!(cid.version(), cid::Version::V1);
         assert_eq!(store.get(&cid).await.expect("get"), data);
         assert!(store.has(&cid).await.expect("has"));
+        assert_eq!(
+            store.block_size(&cid).await.expect("block_size"),
+            data.len() as u64
+        );
     }
     let empty = store
         .put(Codec::Raw, Bytes::new())
@@ -196,6 +200,11 @@ pub async fn missing_block(subject: &Subject) {
     assert!(err.is_not_found(), "expected NotFound, got {err:?}");
     assert!(matches!(err, Error::NotFound { cid: c } if c == cid));
     assert!(!store.has(&cid).await.expect("has"));
+    let err = store
+        .block_size(&cid)
+        .await
+        .expect_err("block_size of a missing block");
+    assert!(err.is_not_found(), "expected NotFound, got {err:?}");
 }
 
 /// Storing the same bytes twice gives the same CID and no error.
@@ -336,6 +345,13 @@ pub async fn large_blocks(subject: &Subject) {
         let back = store.get(&cid).await.expect("get large");
         assert_eq!(back.len(), size);
         assert!(back == data, "large block differs");
+        assert!(store.has(&cid).await.expect("has large"));
+        assert_eq!(
+            store.block_size(&cid).await.expect("block_size large"),
+            size as u64
+        );
+        let batch = store.get_many(&[cid]).await.expect("get_many large");
+        assert!(batch[0] == data, "large block differs in a batch");
     }
 }
 

@@ -44,6 +44,8 @@ impl OpenStore {
         self
     }
 
+    // Only the embedded node has a closing step.
+    #[cfg_attr(not(feature = "embedded"), allow(dead_code))]
     pub(crate) fn with_closer(mut self, closer: Closer) -> Self {
         self.closer = Some(closer);
         self

@@ -3,6 +3,7 @@
 mod cached;
 mod error;
 mod guard;
+mod large;
 mod store;
 mod url;
 
