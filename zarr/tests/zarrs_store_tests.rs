@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use hamt::{BlockStore, Cid, MemoryStore};
@@ -79,10 +81,7 @@ async fn partial_writes_of_chunks_go_through_their_shard() {
     let blocks = Arc::new(MemoryStore::new());
     let store = ShardedStore::create(blocks.clone(), 4).await.unwrap();
     store
-        .set_value(
-            "g/zarr.json",
-            br#"{"zarr_format":3,"node_type":"group","attributes":{}}"#.to_vec(),
-        )
+        .set_value("g/zarr.json", common::GROUP_DOC.to_vec())
         .await
         .unwrap();
     store
