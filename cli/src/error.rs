@@ -59,6 +59,8 @@ impl CliError {
         match self {
             CliError::KeyNotFound { .. } => 3,
             CliError::Hamt(e) if e.is_not_found() => 3,
+            #[cfg(feature = "zarr")]
+            CliError::Zarr(e) if e.is_not_found() => 3,
             _ => 1,
         }
     }
