@@ -76,6 +76,8 @@ impl CliError {
         match self {
             CliError::KeyNotFound { .. } | CliError::IncompleteCar { .. } => 3,
             _ if self.hamt().is_some_and(hamt::Error::is_not_found) => 3,
+            #[cfg(feature = "zarr")]
+            CliError::Zarr(e) if e.is_not_found() => 3,
             _ => 1,
         }
     }
@@ -104,6 +106,10 @@ impl CliError {
             CliError::BadInput(_) => "bad_input",
             #[cfg(feature = "gateway")]
             CliError::Gateway(_) => "gateway",
+            #[cfg(feature = "zarr")]
+            CliError::Zarr(e) if e.is_not_found() => "block_not_found",
+            #[cfg(feature = "zarr")]
+            CliError::Zarr(hamt_zarr::Error::Encrypted { .. }) => "key_required",
             #[cfg(feature = "zarr")]
             CliError::Zarr(_) => "zarr",
             CliError::Hamt(_) => "store_error",

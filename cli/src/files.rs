@@ -176,7 +176,9 @@ pub(crate) async fn import(
         follow_symlinks,
         verbose,
     } = args;
-    let meta = tokio::fs::metadata(&dir).await.map_err(CliError::io(&dir))?;
+    let meta = tokio::fs::metadata(&dir)
+        .await
+        .map_err(CliError::io(&dir))?;
     if !meta.is_dir() {
         return Err(CliError::BadInput(format!(
             "{} is not a directory",
@@ -307,30 +309,58 @@ pub(crate) async fn export(
     out: &Output,
 ) -> Result<(), CliError> {
     let dir = args.dir;
-    let reader = HamtReader::open(store, cid(&args.root)?).await?;
-    let keys: Vec<String> = reader.keys().try_collect().await?;
-    let plan = plan_export(&keys)?;
-    let mut checked = BTreeSet::new();
-    for rel in plan.values() {
-        refuse_links(&dir, rel, &mut checked)?;
+    let root = cid(&args.root)?;
+    #[cfg(feature = "zarr")]
+    if let Some(dataset) = crate::sharded_dataset(&store, root).await? {
+        let keys = dataset.keys().await?;
+        let plan = checked_plan(&dir, &keys)?;
+        for (key, rel) in &plan {
+            let data = dataset
+                .get_value(key)
+                .await?
+                .ok_or_else(|| CliError::BadInput(format!("key {key:?} vanished during export")))?;
+            write_file(&dir.join(rel), &data).await?;
+        }
+        return exported(out, plan.len() as u64, &dir);
     }
+    let reader = HamtReader::open(store, root).await?;
+    let keys: Vec<String> = reader.keys().try_collect().await?;
+    let plan = checked_plan(&dir, &keys)?;
     let mut values = std::pin::pin!(reader.iter());
     let mut count = 0u64;
     while let Some((key, data)) = values.try_next().await? {
         let rel = plan
             .get(&key)
             .ok_or_else(|| CliError::BadInput(format!("key {key:?} appeared during export")))?;
-        let path = dir.join(rel);
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(CliError::io(parent))?;
-        }
-        tokio::fs::write(&path, &data)
-            .await
-            .map_err(CliError::io(&path))?;
+        write_file(&dir.join(rel), &data).await?;
         count += 1;
     }
+    exported(out, count, &dir)
+}
+
+/// [`plan_export`], then [`refuse_links`] for every path: all before anything is written.
+fn checked_plan(dir: &Path, keys: &[String]) -> Result<BTreeMap<String, PathBuf>, CliError> {
+    let plan = plan_export(keys)?;
+    let mut checked = BTreeSet::new();
+    for rel in plan.values() {
+        refuse_links(dir, rel, &mut checked)?;
+    }
+    Ok(plan)
+}
+
+/// Writes one exported value, creating its directories.
+async fn write_file(path: &Path, data: &[u8]) -> Result<(), CliError> {
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(CliError::io(parent))?;
+    }
+    tokio::fs::write(path, data)
+        .await
+        .map_err(CliError::io(path))
+}
+
+fn exported(out: &Output, count: u64, dir: &Path) -> Result<(), CliError> {
     out.line(
         &format!("{count} files written to {}", dir.display()),
         &json!({ "files": count, "dir": dir }),
@@ -343,7 +373,9 @@ mod tests {
 
     #[test]
     fn keys_that_would_share_a_path_are_refused() {
-        for bad in ["", "/a", "a/", "a//b", "a/./b", "./a", "a/../b", "..", "a\\b", "a\0b"] {
+        for bad in [
+            "", "/a", "a/", "a//b", "a/./b", "./a", "a/../b", "..", "a\\b", "a\0b",
+        ] {
             assert!(export_rel(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(export_rel("a/b.csv").unwrap(), Path::new("a").join("b.csv"));

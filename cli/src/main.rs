@@ -27,7 +27,8 @@ use crate::error::CliError;
 use crate::output::Output;
 pub(crate) use crate::output::print_checked;
 
-const EXIT_CODES: &str = "Exit codes: 0 success, 1 error, 2 bad usage, 3 a key or block that is not there.";
+const EXIT_CODES: &str =
+    "Exit codes: 0 success, 1 error, 2 bad usage, 3 a key or block that is not there.";
 
 #[derive(Parser)]
 #[command(
@@ -161,4 +162,17 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 
 fn cid(text: &str) -> Result<Cid, CliError> {
     Ok(parse_cid(text)?)
+}
+
+/// The dataset at `root` when it is a sharded Zarr root (py-hamt's `ShardedZarrStore`
+/// layout), so the generic commands read both layouts; `None` for a HAMT.
+#[cfg(feature = "zarr")]
+async fn sharded_dataset(
+    store: &std::sync::Arc<dyn hamt::BlockStore>,
+    root: Cid,
+) -> Result<Option<hamt_zarr::Dataset>, CliError> {
+    if hamt_zarr::Layout::detect(store, &root).await? != hamt_zarr::Layout::Sharded {
+        return Ok(None);
+    }
+    Ok(Some(hamt_zarr::Dataset::open(store.clone(), root).await?))
 }

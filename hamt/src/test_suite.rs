@@ -399,9 +399,7 @@ pub async fn hamt_over_store(subject: &Subject) {
 /// nothing new; a store that says it is durable also says it accepts writes.
 pub async fn sync_keeps_blocks(subject: &Subject) {
     let store = &subject.store;
-    let blocks: Vec<(Codec, Bytes)> = (0..40)
-        .map(|i| (Codec::Raw, distinct("sync", i)))
-        .collect();
+    let blocks: Vec<(Codec, Bytes)> = (0..40).map(|i| (Codec::Raw, distinct("sync", i))).collect();
     let cids = store.put_many(blocks.clone()).await.expect("put_many");
     store.sync().await.expect("sync after writes");
     store.sync().await.expect("sync with nothing new");
@@ -412,7 +410,10 @@ pub async fn sync_keeps_blocks(subject: &Subject) {
         "blocks changed by sync"
     );
     let caps = store.capabilities();
-    assert!(caps.write, "the suite writes, so the store must say it accepts writes");
+    assert!(
+        caps.write,
+        "the suite writes, so the store must say it accepts writes"
+    );
 }
 
 /// The capability flags agree with the extension traits the store hands out.
@@ -420,7 +421,11 @@ pub async fn capabilities_agree(subject: &Subject) {
     let store = &subject.store;
     let caps = store.capabilities();
     assert_eq!(caps.pin, store.pinning().is_some(), "pin flag vs pinning()");
-    assert_eq!(caps.check, store.checker().is_some(), "check flag vs checker()");
+    assert_eq!(
+        caps.check,
+        store.checker().is_some(),
+        "check flag vs checker()"
+    );
     assert_eq!(
         caps.import_car,
         store.car_importer().is_some(),
@@ -434,7 +439,12 @@ pub async fn capabilities_agree(subject: &Subject) {
         pinning.pin(&root).await.expect("pin");
         assert!(pinning.is_pinned(&root).await.expect("is_pinned"));
         pinning.unpin(&root).await.expect("unpin");
-        assert!(!pinning.is_pinned(&root).await.expect("is_pinned after unpin"));
+        assert!(
+            !pinning
+                .is_pinned(&root)
+                .await
+                .expect("is_pinned after unpin")
+        );
     }
     if let Some(checker) = store.checker() {
         checker.check().await.expect("check of a healthy store");

@@ -262,7 +262,12 @@ mod tests {
     fn usage_lists_exactly_the_enabled_forms() {
         let usage = usage();
         for scheme in SCHEMES {
-            assert_eq!(usage.contains(scheme.form), scheme.enabled, "{}", scheme.form);
+            assert_eq!(
+                usage.contains(scheme.form),
+                scheme.enabled,
+                "{}",
+                scheme.form
+            );
         }
     }
 }

@@ -5,6 +5,4 @@ mod index;
 mod store;
 
 pub use crate::error::Error;
-pub use crate::store::{
-    BlockLocation, DEFAULT_PACK_SIZE, S3Store, S3StoreBuilder, SCHEME, Stats,
-};
+pub use crate::store::{BlockLocation, DEFAULT_PACK_SIZE, S3Store, S3StoreBuilder, SCHEME, Stats};

@@ -86,7 +86,8 @@ mod conformance {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_after_the_suite() {
     let store = S3Store::from_url(&url("conformance", "256KiB")).unwrap();
-    let subject = Subject::new(Arc::new(store.clone())).with_corrupter(PackCorrupter(store.clone()));
+    let subject =
+        Subject::new(Arc::new(store.clone())).with_corrupter(PackCorrupter(store.clone()));
     test_suite::run_all(&subject).await;
     store.sync().await.unwrap();
     let report = store.check().await.unwrap();

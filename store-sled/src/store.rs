@@ -243,7 +243,11 @@ impl SledStore {
     fn store_verified(&self, cid: &Cid, data: &[u8]) -> hamt::Result<()> {
         if data.len() > LARGE {
             self.files.write(cid, data).map_err(|e| self.io(e))?;
-            self.call(|| self.large.insert(cid.to_bytes(), &large::encode_len(data.len())).map(drop))
+            self.call(|| {
+                self.large
+                    .insert(cid.to_bytes(), &large::encode_len(data.len()))
+                    .map(drop)
+            })
         } else {
             self.call(|| self.blocks.insert(cid.to_bytes(), data).map(drop))
         }

@@ -60,15 +60,38 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
 
     let rss_n = if quick { 20_000 } else { 1_000_000 };
     // Peak memory of a bulk load in each layout, each in a process of its own.
-    let rss_run = |layout: &str| -> Result<serde_json::Value> {
+    let rss_run = |store: &str, layout: &str| -> Result<serde_json::Value> {
         json(
-            &output(bench_bin("rss").args([&rss_n.to_string(), "64", "memory", layout]))?,
+            &output(bench_bin("rss").args([&rss_n.to_string(), "64", store, layout]))?,
             "rss",
         )
     };
-    let rss = [rss_run("blocks")?, rss_run("inline")?];
+    let rss = [
+        rss_run("memory", "blocks")?,
+        rss_run("memory", "inline")?,
+        rss_run("sled", "blocks")?,
+        rss_run("sled", "inline")?,
+    ];
 
-    report(&compare, &py, py_n, &rss, rss_n)
+    report(&compare, &py, py_n, &rss, rss_n)?;
+    large_value(quick)
+}
+
+/// Peak memory of the `hamt` command on one large value (target: under 1.5× its size).
+fn large_value(quick: bool) -> Result<()> {
+    run(Command::new(cargo()).args([
+        "build",
+        "-q",
+        "--release",
+        "-p",
+        "hamt-cli",
+        "--bin",
+        "hamt",
+    ]))?;
+    println!();
+    run(bench_bin("large_value")
+        .arg(if quick { "16" } else { "200" })
+        .env("HAMT_BENCH_HAMT_BIN", target_dir().join("release/hamt")))
 }
 
 /// `cargo xtask bench gateway`: this project's gateway (`hamt serve` over sled) against the
@@ -240,8 +263,9 @@ fn report(
     println!();
     for run in rss {
         println!(
-            "peak RSS, insert+flush of {rss_n} keys, 64 MiB node cache, MemoryStore, {}: {:.1} MiB \
+            "peak RSS, insert+flush of {rss_n} keys, 64 MiB node cache, {}, {}: {:.1} MiB \
              (tree and store {:.1} MiB before the flush) in {:.2} s",
+            run["store"].as_str().unwrap_or("?"),
             if run["inline"].as_bool() == Some(true) {
                 "values inline"
             } else {

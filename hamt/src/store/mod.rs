@@ -233,4 +233,3 @@ impl<S: BlockStore + ?Sized> BlockStore for Arc<S> {
         (**self).car_importer()
     }
 }
-
