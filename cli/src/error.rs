@@ -24,6 +24,11 @@ pub(crate) enum CliError {
     #[error(transparent)]
     Zarr(#[from] hamt_zarr::Error),
 
+    /// An encrypted dataset opened without its key.
+    #[cfg(feature = "zarr")]
+    #[error("{0}: pass it with --key-file FILE")]
+    KeyRequired(hamt_zarr::Error),
+
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -109,7 +114,7 @@ impl CliError {
             #[cfg(feature = "zarr")]
             CliError::Zarr(e) if e.is_not_found() => "block_not_found",
             #[cfg(feature = "zarr")]
-            CliError::Zarr(hamt_zarr::Error::Encrypted { .. }) => "key_required",
+            CliError::KeyRequired(_) => "key_required",
             #[cfg(feature = "zarr")]
             CliError::Zarr(_) => "zarr",
             CliError::Hamt(_) => "store_error",

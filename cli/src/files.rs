@@ -5,7 +5,7 @@
 //! checks every key before it writes anything: each key must name one path of its own under
 //! DIR, and nothing is written through a link found inside DIR.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -50,6 +50,8 @@ pub(crate) struct ExportArgs {
 enum Skip {
     /// A link to a directory (followed only with `--follow-symlinks`).
     DirLink,
+    /// A link to a directory above it, which would loop for ever.
+    LoopLink,
     /// A link that points out of DIR, or nowhere.
     OutsideLink,
     /// A FIFO, socket or device.
@@ -62,6 +64,7 @@ impl Skip {
     fn reason(self) -> &'static str {
         match self {
             Skip::DirLink => "links to directories",
+            Skip::LoopLink => "links to a directory they are in",
             Skip::OutsideLink => "links out of the directory or to nothing",
             Skip::Special => "FIFOs, sockets or devices",
             Skip::Store => "the store's own files",
@@ -98,9 +101,10 @@ fn walk(dir: &Path, store_path: Option<&Path>, follow: bool) -> Result<Walked, C
     let real_dir = dir.canonicalize().map_err(CliError::io(dir))?;
     let store_path = store_path.and_then(|p| p.canonicalize().ok());
     let mut walked = Walked::default();
-    let mut visited = HashSet::from([real_dir.clone()]);
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(current) = stack.pop() {
+    // Each directory to read, with the real paths of the directories it is reached through,
+    // so that a followed link back into one of them is not walked for ever.
+    let mut stack = vec![(dir.to_path_buf(), vec![real_dir.clone()])];
+    while let Some((current, chain)) = stack.pop() {
         let entries = std::fs::read_dir(&current).map_err(CliError::io(&current))?;
         for entry in entries {
             let entry = entry.map_err(CliError::io(&current))?;
@@ -129,10 +133,15 @@ fn walk(dir: &Path, store_path: Option<&Path>, follow: bool) -> Result<Walked, C
                 }
             }
             if target.is_dir() {
+                let real = real.canonicalize().map_err(CliError::io(&real))?;
                 if kind.is_symlink() && !follow {
                     walked.skipped.push((Skip::DirLink, path));
-                } else if visited.insert(real.canonicalize().unwrap_or(real)) {
-                    stack.push(path);
+                } else if chain.contains(&real) {
+                    walked.skipped.push((Skip::LoopLink, path));
+                } else {
+                    let mut chain = chain.clone();
+                    chain.push(real);
+                    stack.push((path, chain));
                 }
             } else if target.is_file() {
                 if kind.is_symlink() && !inside && !follow {

@@ -114,9 +114,7 @@ impl Crypt {
 /// The error of a `hamt_zarr` call, with the flag to pass when a key is needed.
 fn zarr_error(err: hamt_zarr::Error) -> CliError {
     match err {
-        hamt_zarr::Error::Encrypted { .. } => {
-            CliError::BadInput(format!("{err}: pass it with --key-file FILE"))
-        }
+        hamt_zarr::Error::Encrypted { .. } => CliError::KeyRequired(err),
         other => CliError::Zarr(other),
     }
 }
