@@ -7,70 +7,17 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use futures::executor::block_on;
 use hamt::car::CarWriter;
 use hamt::{Cid, Codec, HashAlg};
 
-fn hamt(store: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hamt"))
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .env_remove("HAMT_STORE")
-        .output()
-        .unwrap()
-}
-
-fn ok(store: &str, args: &[&str]) -> String {
-    let out = hamt(store, args);
-    assert!(
-        out.status.success(),
-        "hamt {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs a command that must fail with `code`; returns its standard error.
-fn fails(store: &str, args: &[&str], code: i32, message: &str) -> String {
-    let out = hamt(store, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(code), "hamt {args:?}: {stderr}");
-    assert!(
-        stderr.contains(message),
-        "hamt {args:?}: {stderr:?} lacks {message:?}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    stderr
-}
-
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-data")
-}
+mod common;
+use common::{fails, files_under, hamt, ok, sample};
 
 fn sled(dir: &Path, name: &str) -> String {
     format!("sled:{}", dir.join(name).display())
-}
-
-/// Every file under `dir` with its bytes, by relative path.
-fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_str().unwrap().to_owned();
-                out.push((rel, std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Starts `hamt ARGS`, reads its first line of output (a root), and kills it with SIGKILL

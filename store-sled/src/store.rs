@@ -17,9 +17,9 @@ pub const SCHEME: &str = "sled";
 
 /// sled's page cache size when none is given: 32 MiB.
 ///
-/// sled's real footprint is a few times its cache budget for many small blocks: a 1M-key
-/// import peaks at 323–350 MiB with 32 MiB, 450–475 MiB with 64 MiB and 520 MiB with
-/// sled's own default of 1 GiB (`benches/src/bin/rss.rs`), at no measurable cost in speed.
+/// sled's real footprint is a few times its cache budget for many small blocks, so the
+/// default is far below sled's own 1 GiB: the README gives the peak memory of a 1M-key
+/// import at several sizes, which `cargo xtask bench` measures again (`rss` on sled).
 pub const DEFAULT_CACHE_BYTES: u64 = 32 << 20;
 
 /// A persistent block store in a sled database.

@@ -79,15 +79,7 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
 
 /// Peak memory of the `hamt` command on one large value (target: under 1.5× its size).
 fn large_value(quick: bool) -> Result<()> {
-    run(Command::new(cargo()).args([
-        "build",
-        "-q",
-        "--release",
-        "-p",
-        "hamt-cli",
-        "--bin",
-        "hamt",
-    ]))?;
+    build_release(&[("hamt-cli", "hamt")])?;
     println!();
     run(bench_bin("large_value")
         .arg(if quick { "16" } else { "200" })
@@ -116,15 +108,7 @@ fn bench_kubo(quick: bool) -> Result<()> {
 /// `cargo xtask bench s3`: `S3Store` against one object per block on moto's S3 server.
 fn bench_s3(quick: bool) -> Result<()> {
     let python = python_env()?;
-    run(Command::new(cargo()).args([
-        "build",
-        "-q",
-        "--release",
-        "-p",
-        "hamt-benches",
-        "--bin",
-        "s3_load",
-    ]))?;
+    build_release(&[("hamt-benches", "s3_load")])?;
     let server = S3Server::start(&python)?;
     let mut cmd = Command::new(target_dir().join("release/s3_load"));
     cmd.arg(if quick { "500" } else { "20000" });
@@ -143,6 +127,16 @@ pub(crate) fn bench_zarr(quick: bool) -> Result<()> {
         cmd.arg("--quick");
     }
     run(cmd.env("HAMT_BENCH_PYTHON", python))
+}
+
+/// Builds release binaries, each named with its package.
+fn build_release(bins: &[(&str, &str)]) -> Result<()> {
+    let mut cmd = Command::new(cargo());
+    cmd.args(["build", "-q", "--release"]);
+    for (package, bin) in bins {
+        cmd.args(["-p", package, "--bin", bin]);
+    }
+    run(&mut cmd)
 }
 
 /// `cargo run` of the release benchmark binary `bin`, ready for its arguments.
@@ -164,19 +158,7 @@ fn bench_bin(bin: &str) -> Command {
 /// Builds the release `hamt` and benchmark binary `bin`, starts the IPFS test node and runs
 /// `bin ARG` with the node's URLs (`HAMT_BENCH_KUBO_RPC`, `HAMT_BENCH_KUBO_GATEWAY`) and `env`.
 fn run_with_node(bin: &str, arg: &str, env: &[(&str, OsString)]) -> Result<()> {
-    run(Command::new(cargo()).args([
-        "build",
-        "-q",
-        "--release",
-        "-p",
-        "hamt-cli",
-        "-p",
-        "hamt-benches",
-        "--bin",
-        "hamt",
-        "--bin",
-        bin,
-    ]))?;
+    build_release(&[("hamt-cli", "hamt"), ("hamt-benches", bin)])?;
     let node = IpfsNode::start()?;
     let mut cmd = Command::new(target_dir().join("release").join(bin));
     cmd.arg(arg)

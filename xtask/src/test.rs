@@ -32,7 +32,7 @@ pub(crate) fn test(crates: &[String]) -> Result<()> {
             cmd.args(["-p", c]);
         }
     }
-    cmd.arg("--all-features");
+    cmd.args(["--all-features", "--no-fail-fast"]);
     cmd.env("HAMT_TEST_PYTHON", &python);
     cmd.env("PYTHONWARNINGS", "ignore");
     if let Some(node) = &node {
