@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::{fails, files_under, hamt, ok, sample};
+use common::{fails, files_under, ok, sample};
 
 struct Env {
     _dir: tempfile::TempDir,

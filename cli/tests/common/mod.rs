@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Runs `hamt --store STORE ARGS`.
-pub fn hamt(store: &str, args: &[&str]) -> Output {
+pub(crate) fn hamt(store: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hamt"))
         .arg("--store")
         .arg(store)
@@ -18,7 +18,7 @@ pub fn hamt(store: &str, args: &[&str]) -> Output {
 }
 
 /// Runs a command that must succeed; returns its standard output.
-pub fn ok(store: &str, args: &[&str]) -> String {
+pub(crate) fn ok(store: &str, args: &[&str]) -> String {
     let out = hamt(store, args);
     assert!(
         out.status.success(),
@@ -30,7 +30,7 @@ pub fn ok(store: &str, args: &[&str]) -> String {
 
 /// Runs a command that must fail with `code` and say `message`, without a panic; returns
 /// its standard error.
-pub fn fails(store: &str, args: &[&str], code: i32, message: &str) -> String {
+pub(crate) fn fails(store: &str, args: &[&str], code: i32, message: &str) -> String {
     let out = hamt(store, args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(code), "hamt {args:?}: {stderr}");
@@ -43,12 +43,12 @@ pub fn fails(store: &str, args: &[&str], code: i32, message: &str) -> String {
 }
 
 /// The sample directory the README imports.
-pub fn sample() -> PathBuf {
+pub(crate) fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-data")
 }
 
 /// Every file under `dir` with its bytes, by relative path with `/`, sorted.
-pub fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
