@@ -20,6 +20,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// No credentials to sign requests with, found before any request is made (see
+    /// [`Credentials`](crate::Credentials)).
+    #[error("no S3 credentials: {reason}")]
+    MissingCredentials {
+        /// What is missing and how to provide it.
+        reason: String,
+    },
+
     /// An index object that is truncated, altered or not an index.
     #[error("index object {path} is corrupt: {reason}")]
     CorruptIndex {
@@ -79,6 +87,10 @@ impl From<Error> for hamt::Error {
     fn from(err: Error) -> Self {
         match err {
             Error::Hamt(e) => e,
+            Error::MissingCredentials { .. } => hamt::Error::Unauthorized {
+                store: "s3",
+                reason: err.to_string(),
+            },
             other => hamt::Error::Backend {
                 store: "s3",
                 temporary: other.is_temporary(),

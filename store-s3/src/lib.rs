@@ -6,5 +6,5 @@ mod store;
 
 pub use crate::error::Error;
 pub use crate::store::{
-    BlockLocation, DEFAULT_PACK_SIZE, S3Store, S3StoreBuilder, SCHEME, Stats,
+    BlockLocation, Credentials, DEFAULT_PACK_SIZE, S3Store, S3StoreBuilder, SCHEME, Stats,
 };

@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::Path as FsPath;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -13,10 +14,11 @@ use hamt::car::{CarReader, CarWriter};
 use hamt::{
     BlockStore, Capabilities, Check, CheckReport, Cid, HashAlg, ImportCar, ImportedCar, verify,
 };
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path;
 use object_store::{
-    ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload, WriteMultipart,
+    ClientConfigKey, ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload,
+    RetryConfig, WriteMultipart,
 };
 use tokio::io::AsyncReadExt as _;
 use tokio_util::compat::TokioAsyncReadCompatExt as _;
@@ -32,6 +34,8 @@ pub const DEFAULT_PACK_SIZE: usize = 64 << 20;
 const MULTIPART_THRESHOLD: usize = 16 << 20;
 /// Size of each part of a multipart upload.
 const PART_SIZE: usize = 8 << 20;
+/// `object_store`'s default limit on the time spent retrying one request.
+const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_mins(3);
 /// Index objects fetched at once.
 const INDEX_CONCURRENCY: usize = 16;
 
@@ -149,10 +153,32 @@ pub struct S3Store {
     inner: Arc<Inner>,
 }
 
+/// Where an [`S3Store`] gets its credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Credentials {
+    /// From the environment only: `AWS_ACCESS_KEY_ID` with `AWS_SECRET_ACCESS_KEY` (and
+    /// `AWS_SESSION_TOKEN`), a web identity (`AWS_WEB_IDENTITY_TOKEN_FILE` with
+    /// `AWS_ROLE_ARN`) or a container's (`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`, or
+    /// `…_FULL_URI` with `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`). With none of them,
+    /// [`S3StoreBuilder::build`] fails with [`Error::MissingCredentials`]: the instance
+    /// metadata service is never asked.
+    #[default]
+    Environment,
+    /// None: requests are not signed (a public bucket).
+    Anonymous,
+    /// From the environment, else from the instance metadata service
+    /// (`http://169.254.169.254`, or `AWS_METADATA_ENDPOINT`), as on an EC2 instance with a
+    /// role. Only when asked for: elsewhere that address does not answer and every request
+    /// would wait for it.
+    InstanceMetadata,
+}
+
 /// Options for an [`S3Store`]: [`S3Store::builder`] or [`S3Store::builder_from_url`].
 ///
 /// Credentials come from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-/// `AWS_SESSION_TOKEN`, …, as `object_store` reads them) and are never printed.
+/// `AWS_SESSION_TOKEN`, …, as `object_store` reads them; see [`Credentials`]) and are never
+/// printed.
 #[must_use]
 pub struct S3StoreBuilder {
     s3: AmazonS3Builder,
@@ -162,6 +188,8 @@ pub struct S3StoreBuilder {
     prefix: String,
     pack_size: usize,
     hash_alg: HashAlg,
+    credentials: Credentials,
+    retry: Option<(usize, Duration)>,
 }
 
 impl fmt::Debug for S3StoreBuilder {
@@ -176,6 +204,98 @@ impl fmt::Debug for S3StoreBuilder {
 }
 
 impl S3StoreBuilder {
+    /// Options read from the process environment (`AWS_*`, as `object_store` reads them).
+    pub fn from_env() -> Self {
+        Self::from_vars(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
+    }
+
+    /// Options read from `vars` as if they were the environment (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_ENDPOINT`, …; other names are ignored), for a process that keeps its own
+    /// environment out of the store.
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut s3 = AmazonS3Builder::new();
+        for (key, value) in vars {
+            if !key.starts_with("AWS_") {
+                continue;
+            }
+            if let Ok(config) = key.to_ascii_lowercase().parse() {
+                s3 = s3.with_config(config, value);
+            }
+        }
+        Self {
+            s3,
+            objects: None,
+            bucket: None,
+            endpoint: None,
+            prefix: String::new(),
+            pack_size: DEFAULT_PACK_SIZE,
+            hash_alg: HashAlg::Blake3,
+            credentials: Credentials::default(),
+            retry: None,
+        }
+    }
+
+    /// Applies a store URL to these options: `s3://BUCKET/PREFIX?endpoint=URL&region=R&
+    /// pack-size=64MiB&credentials=env|anonymous|instance&timeout=SECONDS&retries=N`.
+    /// Credentials are never part of the URL.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`].
+    pub fn with_url(self, text: &str) -> Result<Self, Error> {
+        let bad = |reason: &str| Error::InvalidUrl {
+            url: text.into(),
+            reason: reason.into(),
+        };
+        let url = url::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+        if url.scheme() != SCHEME {
+            return Err(bad("the scheme must be s3://"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad(
+                "put credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, not the URL",
+            ));
+        }
+        let bucket = url
+            .host_str()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| bad("no bucket"))?;
+        let mut builder = self.bucket(bucket).prefix(url.path());
+        let seconds = |value: &str, what: &str| {
+            value
+                .parse::<f64>()
+                .ok()
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .ok_or_else(|| bad(&format!("{what} must be a number of seconds")))
+        };
+        for (key, value) in url.query_pairs() {
+            builder = match key.as_ref() {
+                "endpoint" => builder.endpoint(value.as_ref()),
+                "region" => builder.region(value.as_ref()),
+                "pack-size" => builder.pack_size(
+                    parse_size(&value).ok_or_else(|| bad("pack-size must look like 64MiB"))?,
+                ),
+                "credentials" => builder.credentials(match value.as_ref() {
+                    "env" => Credentials::Environment,
+                    "anonymous" => Credentials::Anonymous,
+                    "instance" => Credentials::InstanceMetadata,
+                    _ => return Err(bad("credentials must be env, anonymous or instance")),
+                }),
+                "timeout" => builder.timeout(seconds(&value, "timeout")?),
+                "retries" => {
+                    let n = value
+                        .parse()
+                        .map_err(|_| bad("retries must be a whole number"))?;
+                    builder.retries(n, DEFAULT_RETRY_TIMEOUT)
+                }
+                other => return Err(bad(&format!("unknown parameter {other:?}"))),
+            };
+        }
+        Ok(builder)
+    }
+
     /// The bucket.
     pub fn bucket(mut self, bucket: impl Into<String>) -> Self {
         let bucket = bucket.into();
@@ -219,6 +339,30 @@ impl S3StoreBuilder {
         self
     }
 
+    /// Where credentials come from (default: [`Credentials::Environment`]).
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// Longest time one request may take, body included (default 30 s; connecting alone,
+    /// 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.s3 = self.s3.with_config(
+            AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+            format!("{}ms", timeout.as_millis().max(1)),
+        );
+        self
+    }
+
+    /// Retries of a request that failed in a temporary way (connection errors, timeouts of
+    /// reads, 5xx answers), within `retry_timeout` from its first attempt, with exponential
+    /// backoff from 100 ms (default: 10 retries within 3 min).
+    pub fn retries(mut self, retries: usize, retry_timeout: Duration) -> Self {
+        self.retry = Some((retries, retry_timeout));
+        self
+    }
+
     /// Uses this object store instead of building an S3 client (another cloud, a local
     /// directory, memory).
     pub fn object_store(mut self, objects: Arc<dyn ObjectStore>) -> Self {
@@ -229,11 +373,25 @@ impl S3StoreBuilder {
     /// Builds the store; nothing is requested until the first read or write.
     ///
     /// # Errors
+    /// [`Error::MissingCredentials`] when there are no credentials (see [`Credentials`]);
     /// [`Error::ObjectStore`] for a configuration the S3 client refuses (no bucket, say).
     pub fn build(self) -> Result<S3Store, Error> {
-        let objects = match self.objects {
-            Some(o) => o,
-            None => Arc::new(self.s3.build()?),
+        let objects = if let Some(objects) = self.objects {
+            objects
+        } else {
+            let mut s3 = self.s3;
+            match credential_source(&s3, self.credentials)? {
+                Source::Unsigned => s3 = s3.with_skip_signature(true),
+                Source::Found | Source::InstanceMetadata => {}
+            }
+            if let Some((max_retries, retry_timeout)) = self.retry {
+                s3 = s3.with_retry(RetryConfig {
+                    max_retries,
+                    retry_timeout,
+                    ..RetryConfig::default()
+                });
+            }
+            Arc::new(s3.build()?)
         };
         let describe = format!(
             "s3://{}/{}{}",
@@ -256,6 +414,58 @@ impl S3StoreBuilder {
                 counters: Counters::default(),
             }),
         })
+    }
+}
+
+/// How the S3 client will authenticate, decided before it is built.
+enum Source {
+    /// Credentials from the environment.
+    Found,
+    /// No signature.
+    Unsigned,
+    /// `object_store`'s last resort, asked for explicitly.
+    InstanceMetadata,
+}
+
+/// Decides where credentials come from, so that the instance metadata service is asked only
+/// when the caller said so: `object_store` falls back to it whenever nothing else is set,
+/// and off EC2 every request then waits on an address that never answers.
+fn credential_source(s3: &AmazonS3Builder, wanted: Credentials) -> Result<Source, Error> {
+    let set = |key: AmazonS3ConfigKey| s3.get_config_value(&key).is_some_and(|v| !v.is_empty());
+    let key_id = set(AmazonS3ConfigKey::AccessKeyId);
+    let secret = set(AmazonS3ConfigKey::SecretAccessKey);
+    if key_id != secret {
+        let (have, lack) = if key_id {
+            ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        } else {
+            ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID")
+        };
+        return Err(Error::MissingCredentials {
+            reason: format!("{have} is set but {lack} is not"),
+        });
+    }
+    let unsigned = s3
+        .get_config_value(&AmazonS3ConfigKey::SkipSignature)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if wanted == Credentials::Anonymous || unsigned {
+        return Ok(Source::Unsigned);
+    }
+    let found = key_id
+        || (set(AmazonS3ConfigKey::WebIdentityTokenFile) && set(AmazonS3ConfigKey::RoleArn))
+        || set(AmazonS3ConfigKey::ContainerCredentialsRelativeUri)
+        || (set(AmazonS3ConfigKey::ContainerCredentialsFullUri)
+            && set(AmazonS3ConfigKey::ContainerAuthorizationTokenFile));
+    match (found, wanted) {
+        (true, _) => Ok(Source::Found),
+        (false, Credentials::InstanceMetadata) => Ok(Source::InstanceMetadata),
+        (false, _) => Err(Error::MissingCredentials {
+            reason:
+                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_WEB_IDENTITY_TOKEN_FILE \
+                     with AWS_ROLE_ARN, or a container's credentials); for a public bucket add \
+                     credentials=anonymous to the URL, on an EC2 instance with a role \
+                     credentials=instance"
+                    .into(),
+        }),
     }
 }
 
@@ -289,54 +499,18 @@ pub struct BlockLocation {
 }
 
 impl S3Store {
-    /// Options for a store; set at least the bucket.
+    /// Options for a store, from the process environment; set at least the bucket.
     pub fn builder() -> S3StoreBuilder {
-        S3StoreBuilder {
-            s3: AmazonS3Builder::from_env(),
-            objects: None,
-            bucket: None,
-            endpoint: None,
-            prefix: String::new(),
-            pack_size: DEFAULT_PACK_SIZE,
-            hash_alg: HashAlg::Blake3,
-        }
+        S3StoreBuilder::from_env()
     }
 
-    /// Options from a URL: `s3://BUCKET/PREFIX?endpoint=URL&region=R&pack-size=64MiB`.
-    /// Credentials come from the environment, never from the URL.
+    /// Options from a URL (see [`S3StoreBuilder::with_url`]), with credentials and other
+    /// `AWS_*` settings from the process environment, never from the URL.
     ///
     /// # Errors
     /// [`Error::InvalidUrl`].
     pub fn builder_from_url(text: &str) -> Result<S3StoreBuilder, Error> {
-        let bad = |reason: &str| Error::InvalidUrl {
-            url: text.into(),
-            reason: reason.into(),
-        };
-        let url = url::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
-        if url.scheme() != SCHEME {
-            return Err(bad("the scheme must be s3://"));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(bad(
-                "put credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, not the URL",
-            ));
-        }
-        let bucket = url
-            .host_str()
-            .filter(|b| !b.is_empty())
-            .ok_or_else(|| bad("no bucket"))?;
-        let mut builder = Self::builder().bucket(bucket).prefix(url.path());
-        for (key, value) in url.query_pairs() {
-            builder = match key.as_ref() {
-                "endpoint" => builder.endpoint(value.as_ref()),
-                "region" => builder.region(value.as_ref()),
-                "pack-size" => builder.pack_size(
-                    parse_size(&value).ok_or_else(|| bad("pack-size must look like 64MiB"))?,
-                ),
-                other => return Err(bad(&format!("unknown parameter {other:?}"))),
-            };
-        }
-        Ok(builder)
+        Self::builder().with_url(text)
     }
 
     /// Opens the store named by `url` (see [`builder_from_url`](Self::builder_from_url)).
