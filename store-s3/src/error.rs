@@ -48,6 +48,18 @@ pub enum Error {
         needed: u64,
     },
 
+    /// A ranged read answered with fewer (or more) bytes than asked for: a body cut short
+    /// on the way. Worth retrying.
+    #[error("{path}: a ranged read returned {got} bytes instead of {expected}")]
+    ShortRead {
+        /// The object's path in the bucket.
+        path: String,
+        /// The length of the range asked for.
+        expected: u64,
+        /// The bytes that came.
+        got: u64,
+    },
+
     /// A CAR file could not be read or is malformed.
     #[error(transparent)]
     Hamt(#[from] hamt::Error),
@@ -78,6 +90,7 @@ impl Error {
                     | object_store::Error::Unauthenticated { .. }
                     | object_store::Error::UnknownConfigurationKey { .. }
             ),
+            Error::ShortRead { .. } => true,
             _ => false,
         }
     }

@@ -36,6 +36,10 @@ const MULTIPART_THRESHOLD: usize = 16 << 20;
 const PART_SIZE: usize = 8 << 20;
 /// `object_store`'s default limit on the time spent retrying one request.
 const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_mins(3);
+/// `object_store`'s default number of retries.
+const DEFAULT_RETRIES: usize = 10;
+/// `object_store`'s first backoff.
+const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// Index objects fetched at once.
 const INDEX_CONCURRENCY: usize = 16;
 
@@ -130,6 +134,9 @@ struct Inner {
     /// Woken whenever an upload ends.
     idle: tokio::sync::Notify,
     counters: Counters,
+    /// Retries of a write whose answer was lost, within this time.
+    retries: usize,
+    retry_timeout: Duration,
 }
 
 /// A [`BlockStore`] on S3 (or anything `object_store` speaks S3 to) that packs blocks into
@@ -412,6 +419,8 @@ impl S3StoreBuilder {
                 refresh: tokio::sync::Mutex::new(()),
                 idle: tokio::sync::Notify::new(),
                 counters: Counters::default(),
+                retries: self.retry.map_or(DEFAULT_RETRIES, |r| r.0),
+                retry_timeout: self.retry.map_or(DEFAULT_RETRY_TIMEOUT, |r| r.1),
             }),
         })
     }
@@ -467,6 +476,43 @@ fn credential_source(s3: &AmazonS3Builder, wanted: Credentials) -> Result<Source
                     .into(),
         }),
     }
+}
+
+/// The bytes `range` of `path`, all of them: a shorter answer (a body cut short in transit
+/// but framed as complete) is [`Error::ShortRead`], never a short block.
+async fn read_range(
+    objects: &dyn ObjectStore,
+    path: &Path,
+    range: std::ops::Range<u64>,
+) -> Result<Bytes, Error> {
+    let data = objects.get_range(path, range.clone()).await?;
+    let expected = range.end - range.start;
+    if data.len() as u64 != expected {
+        return Err(Error::ShortRead {
+            path: path.to_string(),
+            expected,
+            got: data.len() as u64,
+        });
+    }
+    Ok(data)
+}
+
+/// True when `e` says a request was sent but its answer never came (a timeout, an
+/// interrupted connection): the kinds `object_store` does not retry for writes that are not
+/// idempotent.
+fn answer_lost(e: &object_store::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(http) = err.downcast_ref::<object_store::client::HttpError>() {
+            return matches!(
+                http.kind(),
+                object_store::client::HttpErrorKind::Timeout
+                    | object_store::client::HttpErrorKind::Interrupted
+            );
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// `64MiB`, `512KiB`, `1GiB`, `4096`.
@@ -707,19 +753,39 @@ impl S3Store {
     }
 
     /// Creates a write-once object; one that exists already has this very content.
+    ///
+    /// `object_store` does not retry a conditional PUT whose answer was lost (a timeout, a
+    /// connection cut while waiting): the server may have stored it. Here that is safe to
+    /// retry, since the name is derived from the content: the object is either absent or
+    /// holds these very bytes, and a retry then reports `AlreadyExists`, which is success.
     async fn put_new(&self, path: &Path, bytes: Bytes) -> Result<(), Error> {
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
-        match self
-            .inner
-            .objects
-            .put_opts(path, PutPayload::from(bytes), opts)
-            .await
-        {
-            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
+        let payload = PutPayload::from(bytes);
+        let started = std::time::Instant::now();
+        let mut backoff = INITIAL_BACKOFF;
+        let mut attempt = 0;
+        loop {
+            let opts = PutOptions {
+                mode: PutMode::Create,
+                ..PutOptions::default()
+            };
+            match self
+                .inner
+                .objects
+                .put_opts(path, payload.clone(), opts)
+                .await
+            {
+                Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => return Ok(()),
+                Err(e)
+                    if answer_lost(&e)
+                        && attempt < self.inner.retries
+                        && started.elapsed() < self.inner.retry_timeout =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 
@@ -1023,19 +1089,14 @@ impl BlockStore for S3Store {
             .await?
             .ok_or(hamt::Error::NotFound { cid: *cid })?;
         let range = at.offset..at.offset + u64::from(at.len);
-        let data = self
-            .inner
-            .objects
-            .get_range(&pack, range)
-            .await
-            .map_err(Error::from)?;
+        let data = read_range(&*self.inner.objects, &pack, range).await?;
         bump(&self.inner.counters.block_reads, 1);
         verify(cid, &data)?;
         Ok(data)
     }
 
-    /// Blocks of one pack are fetched with one multi-range read (`object_store` merges
-    /// nearby ranges into single requests); packs are read concurrently.
+    /// Blocks of one pack are fetched with one multi-range read (nearby ranges merged into
+    /// single requests, as `object_store` does); packs are read concurrently.
     async fn get_many(&self, cids: &[Cid]) -> hamt::Result<Vec<Bytes>> {
         let mut out: Vec<Option<Bytes>> = vec![None; cids.len()];
         let mut by_pack: HashMap<Path, Vec<(usize, Location)>> = HashMap::new();
@@ -1056,12 +1117,15 @@ impl BlockStore for S3Store {
                     .iter()
                     .map(|(_, at)| at.offset..at.offset + u64::from(at.len))
                     .collect();
-                let parts = self
-                    .inner
-                    .objects
-                    .get_ranges(&pack, &ranges)
-                    .await
-                    .map_err(Error::from)?;
+                // Not `get_ranges`: it slices the merged reads without checking their
+                // length, and panics on a body cut short. Each merged read is checked here.
+                let objects = &*self.inner.objects;
+                let parts = object_store::coalesce_ranges(
+                    &ranges,
+                    |range| read_range(objects, &pack, range),
+                    object_store::OBJECT_STORE_COALESCE_DEFAULT,
+                )
+                .await?;
                 bump(&self.inner.counters.batch_reads, 1);
                 Ok::<_, hamt::Error>((items, parts))
             })

@@ -272,6 +272,14 @@ async fn status_faults_answer_in_place_of_the_service() {
         .unwrap();
     assert_eq!(post.status().as_u16(), 500);
     assert_eq!(proxy.stats().faults, 2 + 3 + 1);
+    let log = proxy.requests();
+    assert_eq!(log.len(), 4 + 6 + 2);
+    assert_eq!(
+        (log[0].method.as_str(), log[0].path.as_str()),
+        ("POST", "/echo")
+    );
+    assert_eq!(log[0].fault, Some(Fault::Status(503)));
+    assert_eq!(log[2].fault, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -368,6 +368,8 @@ struct FaultyBody<'a> {
     pos: u64,
     /// The body has been cut short: the rest is read and dropped.
     cut: bool,
+    /// The fault has been counted already.
+    counted: bool,
 }
 
 impl<'a> FaultyBody<'a> {
@@ -378,6 +380,7 @@ impl<'a> FaultyBody<'a> {
             shared,
             pos: 0,
             cut: false,
+            counted: false,
         }
     }
 
@@ -397,6 +400,10 @@ impl<'a> FaultyBody<'a> {
     fn head(&mut self, raw: Bytes) -> Bytes {
         match (self.fault, self.framing) {
             (Some(Fault::Truncate { after }), Framing::Length(len)) if len > after => {
+                // Counted now: the client may see the whole (shortened) response before the
+                // rest of the real body has even arrived.
+                self.shared.fault_applied();
+                self.counted = true;
                 http::with_content_length(&raw, after)
             }
             _ => raw,
@@ -465,7 +472,9 @@ impl<'a> FaultyBody<'a> {
                 out
             }
             Some(Fault::Truncate { after }) if start + len > after => {
-                self.shared.fault_applied();
+                if !self.counted {
+                    self.shared.fault_applied();
+                }
                 self.cut = true;
                 let mut out = chunk(bytes.slice(..keep(after)));
                 match self.framing {

@@ -226,11 +226,29 @@ struct Counters {
     bytes: [AtomicU64; 2],
 }
 
+/// One HTTP request the proxy saw: [`Proxy::requests`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Seen {
+    /// Its method.
+    pub method: String,
+    /// Its path, with the query.
+    pub path: String,
+    /// The fault chosen for it, if any (it may not have taken effect: an offset past the
+    /// body's end).
+    pub fault: Option<Fault>,
+}
+
+/// Requests remembered by [`Proxy::requests`]; older ones are forgotten.
+const LOG_LIMIT: usize = 10_000;
+
 #[derive(Debug, Default)]
 struct Settings {
     shaping: [Shaping; 2],
     /// Each rule with the number of requests it has matched so far.
     rules: Vec<(Rule, u64)>,
+    /// The latest requests, oldest first.
+    log: std::collections::VecDeque<Seen>,
 }
 
 /// What every connection of one proxy shares: where to connect, the live settings, the
@@ -258,6 +276,7 @@ impl Shared {
     pub(crate) fn decide(&self, method: Option<&str>, path: Option<&str>) -> Option<Fault> {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let mut settings = self.settings();
+        let mut chosen = None;
         for (rule, seen) in &mut settings.rules {
             if !rule.matches(method, path) {
                 continue;
@@ -271,10 +290,21 @@ impl Shared {
                 Select::Fraction(f) => ((i + 1) as f64 * f).floor() > (i as f64 * f).floor(),
             };
             if hit {
-                return Some(rule.fault);
+                chosen = Some(rule.fault);
+                break;
             }
         }
-        None
+        if let (Some(method), Some(path)) = (method, path) {
+            if settings.log.len() == LOG_LIMIT {
+                settings.log.pop_front();
+            }
+            settings.log.push_back(Seen {
+                method: method.to_owned(),
+                path: path.to_owned(),
+                fault: chosen,
+            });
+        }
+        chosen
     }
 
     pub(crate) fn connection_accepted(&self) {
@@ -438,6 +468,12 @@ impl Proxy {
     /// Removes every fault rule: from now on bytes pass unchanged.
     pub fn clear_faults(&self) {
         self.set_faults([]);
+    }
+
+    /// The HTTP requests seen so far (the latest 10 000), oldest first, with the fault chosen
+    /// for each.
+    pub fn requests(&self) -> Vec<Seen> {
+        self.shared.settings().log.iter().cloned().collect()
     }
 
     /// Counters since the proxy started.
