@@ -15,9 +15,10 @@ use hamt::{
     BlockStore, Capabilities, Check, CheckReport, Cid, HashAlg, ImportCar, ImportedCar, verify,
 };
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::client::HttpErrorKind;
 use object_store::path::Path;
 use object_store::{
-    ClientConfigKey, ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload,
+    ClientConfigKey, ObjectMeta, ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload,
     RetryConfig, WriteMultipart,
 };
 use tokio::io::AsyncReadExt as _;
@@ -497,22 +498,26 @@ async fn read_range(
     Ok(data)
 }
 
+/// The kind of the HTTP failure behind `e`, if it is one.
+fn http_error_kind(e: &object_store::Error) -> Option<HttpErrorKind> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(http) = err.downcast_ref::<object_store::client::HttpError>() {
+            return Some(http.kind());
+        }
+        source = err.source();
+    }
+    None
+}
+
 /// True when `e` says a request was sent but its answer never came (a timeout, an
 /// interrupted connection): the kinds `object_store` does not retry for writes that are not
 /// idempotent.
 fn answer_lost(e: &object_store::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if let Some(http) = err.downcast_ref::<object_store::client::HttpError>() {
-            return matches!(
-                http.kind(),
-                object_store::client::HttpErrorKind::Timeout
-                    | object_store::client::HttpErrorKind::Interrupted
-            );
-        }
-        source = err.source();
-    }
-    false
+    matches!(
+        http_error_kind(e),
+        Some(HttpErrorKind::Timeout | HttpErrorKind::Interrupted)
+    )
 }
 
 /// `64MiB`, `512KiB`, `1GiB`, `4096`.
@@ -789,6 +794,30 @@ impl S3Store {
         }
     }
 
+    /// Every object under `dir`. `object_store` retries a listing request that fails, but
+    /// not one whose answer is cut off mid-body (an interrupted body); a listing is safe to
+    /// repeat, so that one is retried here.
+    async fn list(&self, dir: &Path) -> Result<Vec<ObjectMeta>, Error> {
+        let started = std::time::Instant::now();
+        let mut backoff = INITIAL_BACKOFF;
+        let mut attempt = 0;
+        loop {
+            match self.inner.objects.list(Some(dir)).try_collect().await {
+                Ok(listed) => return Ok(listed),
+                Err(e)
+                    if http_error_kind(&e) == Some(HttpErrorKind::Interrupted)
+                        && attempt < self.inner.retries
+                        && started.elapsed() < self.inner.retry_timeout =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Lists the index objects and loads those not loaded yet. Concurrent callers share one
     /// listing: whoever waited for another's listing returns without a new one.
     async fn refresh(&self) -> Result<(), Error> {
@@ -803,12 +832,7 @@ impl S3Store {
             st.listings_started
         };
         bump(&self.inner.counters.lists, 1);
-        let listed: Vec<_> = self
-            .inner
-            .objects
-            .list(Some(&self.index_dir()))
-            .try_collect()
-            .await?;
+        let listed = self.list(&self.index_dir()).await?;
         let new: Vec<(String, Path)> = {
             let st = self.state();
             listed
@@ -951,12 +975,13 @@ impl S3Store {
     /// missing included).
     pub async fn check(&self) -> Result<CheckReport, Error> {
         let objects = &self.inner.objects;
-        let packs: HashMap<String, u64> = objects
-            .list(Some(&self.inner.prefix.clone().join("packs")))
-            .map_ok(|m| (m.location.to_string(), m.size))
-            .try_collect()
-            .await?;
-        let indexes: Vec<_> = objects.list(Some(&self.index_dir())).try_collect().await?;
+        let packs: HashMap<String, u64> = self
+            .list(&self.inner.prefix.clone().join("packs"))
+            .await?
+            .into_iter()
+            .map(|m| (m.location.to_string(), m.size))
+            .collect();
+        let indexes = self.list(&self.index_dir()).await?;
         let mut report = CheckReport::default();
         let mut with_index = HashSet::new();
         for meta in indexes {
