@@ -530,3 +530,44 @@ fn a_proxy_on_its_own_thread_serves_blocking_callers() {
     drop(proxy);
     assert!(std::net::TcpStream::connect(addr).is_err());
 }
+
+/// Pipelined requests on one connection: each response gets its own request's fault, even
+/// when the service answers the next before the proxy has passed the last one on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_each_get_their_own_fault() {
+    let service = service().await;
+    let proxy = Proxy::start(service.addr, Protocol::Http).await.unwrap();
+    proxy.set_faults([Rule::new(Fault::Flip { at: 0 }).path_contains("/bytes/5")]);
+    let mut conn = TcpStream::connect(proxy.addr()).await.unwrap();
+    conn.write_all(
+        b"GET /bytes/4 HTTP/1.1\r\nHost: x\r\n\r\nGET /bytes/5 HTTP/1.1\r\nHost: x\r\n\r\nGET /bytes/6 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let (got, error) = read_all(&mut conn).await;
+    assert_eq!(error, None);
+    let mut flipped = content(5);
+    flipped[0] ^= 1;
+    assert_eq!(bodies(&got), vec![content(4), flipped, content(6)]);
+}
+
+/// The bodies of a stream of `Content-Length` responses.
+fn bodies(mut stream: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while !stream.is_empty() {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut response = httparse::Response::new(&mut headers);
+        let httparse::Status::Complete(head) = response.parse(stream).unwrap() else {
+            panic!("a partial response head");
+        };
+        let len: usize = response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+            .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
+            .unwrap();
+        out.push(stream[head..head + len].to_vec());
+        stream = &stream[head + len..];
+    }
+    out
+}

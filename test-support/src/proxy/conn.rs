@@ -241,21 +241,20 @@ async fn http_responses<R: AsyncRead + Unpin>(
     let mut eof = false;
     loop {
         // Waiting for the next request, the service may still close the connection (an
-        // idle keep-alive timeout) or say something unasked: pass either on.
+        // idle keep-alive timeout) or say something unasked: pass either on. A request's
+        // exchange is queued before the request goes out, so bytes of its answer never
+        // come before it.
         let exchange = loop {
+            match exchanges.try_recv() {
+                Ok(exchange) => break Some(exchange),
+                Err(mpsc::error::TryRecvError::Disconnected) => break None,
+                Err(mpsc::error::TryRecvError::Empty) => {}
+            }
             if !buf.is_empty() {
                 data(&to, buf.split().freeze()).await?;
             }
             if eof {
-                // The service closed. A request the proxy answers itself still gets its
-                // answer (it was queued before the service could see the client go).
-                return match exchanges.try_recv() {
-                    Ok(Exchange::Canned(status)) => {
-                        data(&to, http::canned_response(status)).await?;
-                        send(&to, Out::Close).await
-                    }
-                    _ => Ok(()),
-                };
+                return Ok(());
             }
             tokio::select! {
                 biased;
