@@ -417,3 +417,33 @@ fn help_names_the_stores_commands_and_exit_codes() {
     fails("mem:", &["serve", "--concurrency", "0"], 2, "");
     fails("mem:", &["serve", "--timeout", "0"], 2, "");
 }
+
+/// An S3 store without credentials fails before any work: no root is printed, and the
+/// error says what to set.
+#[cfg(feature = "s3")]
+#[test]
+fn an_s3_store_without_credentials_fails_before_any_work() {
+    let endpoint = hamt_test_support::required_env("HAMT_TEST_S3_ENDPOINT");
+    let bucket = hamt_test_support::required_env("HAMT_TEST_S3_BUCKET");
+    let out = Command::new(env!("CARGO_BIN_EXE_hamt"))
+        .args(["--json", "--store"])
+        .arg(format!("s3://{bucket}/no-credentials?endpoint={endpoint}"))
+        .arg("new")
+        .env_remove("HAMT_STORE")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "a root was printed: {:?}", out.stdout);
+    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(error["error"]["kind"], "unauthorized", "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("AWS_ACCESS_KEY_ID"),
+        "{error}"
+    );
+}
