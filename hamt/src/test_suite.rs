@@ -100,17 +100,17 @@ impl Subject {
 /// start asynchronously).
 pub trait IntoSubject {
     /// The subject, once ready.
-    fn into_subject(self) -> std::pin::Pin<Box<dyn Future<Output = Subject> + Send>>;
+    fn into_subject(self) -> std::pin::Pin<Box<dyn Future<Output = Subject>>>;
 }
 
 impl IntoSubject for Subject {
-    fn into_subject(self) -> std::pin::Pin<Box<dyn Future<Output = Subject> + Send>> {
+    fn into_subject(self) -> std::pin::Pin<Box<dyn Future<Output = Subject>>> {
         Box::pin(std::future::ready(self))
     }
 }
 
-impl<F: Future<Output = Subject> + Send + 'static> IntoSubject for F {
-    fn into_subject(self) -> std::pin::Pin<Box<dyn Future<Output = Subject> + Send>> {
+impl<F: Future<Output = Subject> + 'static> IntoSubject for F {
+    fn into_subject(self) -> std::pin::Pin<Box<dyn Future<Output = Subject>>> {
         Box::pin(self)
     }
 }
