@@ -257,3 +257,46 @@ fn collect(r: &mut hamt::codec::cbor::Reader<'_>, out: &mut Vec<Cid>) {
         _ => {}
     }
 }
+
+/// A response read in process, through the router.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: axum::http::StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
+/// `method uri` with `headers`, through `gateway`'s router.
+pub async fn call(
+    gateway: &hamt_gateway::Gateway,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
+    use tower::ServiceExt as _;
+    let mut req = axum::http::Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = gateway
+        .router()
+        .oneshot(req.body(axum::body::Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
