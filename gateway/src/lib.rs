@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 mod car;
+mod conns;
+mod deadline;
 mod handler;
 mod links;
 mod metrics;

@@ -16,6 +16,7 @@ pub struct Metrics {
     header_timeouts: AtomicU64,
     send_timeouts: AtomicU64,
     connection_limit_reached: AtomicU64,
+    connections_evicted: AtomicU64,
     car_streams_cut: AtomicU64,
 }
 
@@ -64,6 +65,10 @@ impl Metrics {
             .fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn connection_evicted(&self) {
+        self.connections_evicted.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn car_cut(&self) {
         self.car_streams_cut.fetch_add(1, Ordering::Relaxed);
     }
@@ -93,6 +98,11 @@ impl Metrics {
         self.send_timeouts.load(Ordering::Relaxed)
     }
 
+    /// Idle connections closed to make room for a new one at the connection cap.
+    pub fn connections_evicted(&self) -> u64 {
+        self.connections_evicted.load(Ordering::Relaxed)
+    }
+
     /// CAR streams cut short because a block was missing or corrupt.
     pub fn car_streams_cut(&self) -> u64 {
         self.car_streams_cut.load(Ordering::Relaxed)
@@ -116,6 +126,7 @@ impl Metrics {
              # TYPE hamt_gateway_closed_connections_total counter\n\
              hamt_gateway_closed_connections_total{{reason=\"header_timeout\"}} {}\n\
              hamt_gateway_closed_connections_total{{reason=\"send_timeout\"}} {}\n\
+             hamt_gateway_closed_connections_total{{reason=\"evicted_idle\"}} {}\n\
              # TYPE hamt_gateway_connection_limit_reached_total counter\n\
              hamt_gateway_connection_limit_reached_total {}\n\
              # TYPE hamt_gateway_car_streams_cut_total counter\n\
@@ -129,6 +140,7 @@ impl Metrics {
             get(&self.open_connections),
             get(&self.header_timeouts),
             get(&self.send_timeouts),
+            get(&self.connections_evicted),
             get(&self.connection_limit_reached),
             get(&self.car_streams_cut),
         )

@@ -1,34 +1,35 @@
 //! The accept loop: HTTP/1.1 and HTTP/2 (prior knowledge) over TCP, with limits on what a
 //! client can hold without doing its part.
 //!
-//! - At most `max_connections` connections are open; beyond that the loop stops accepting
-//!   and new clients wait in the kernel's backlog until one closes.
+//! - At most `max_connections` connections are open. A newcomer beyond them closes the
+//!   connection idle the longest (one serving no request: a client that sent nothing, half
+//!   a request, or nothing since its last response; [`crate::conns`]); when every connection
+//!   is busy, newcomers wait in the kernel's backlog until one closes.
 //! - A connection must complete its request headers within `header_timeout`: from the
 //!   accept for the first request (a client that sends nothing, or half a request), and
 //!   while idle between keep-alive requests (hyper's header read timeout).
 //! - A response the client takes no bytes of for `send_timeout` is cut, with its
-//!   connection ([`SendDeadline`]).
+//!   connection ([`SendDeadline`](crate::deadline::SendDeadline)).
 //!
 //! On shutdown the loop stops accepting, asks every connection to finish the request it is
 //! serving, and returns when all have closed.
 
 use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tower::ServiceExt as _;
 
 use crate::Error;
+use crate::conns::{Registered, Registry, Tracked};
+use crate::deadline::SendDeadline;
 use crate::handler::State;
 
 /// The limits of [`run`].
@@ -49,29 +50,11 @@ pub(crate) async fn run(
 ) -> Result<(), Error> {
     let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let slots = Arc::new(Semaphore::new(max));
+    let registry = Registry::new();
     let (stop, stopping) = watch::channel(false);
     let builder = Arc::new(builder(limits));
     tokio::pin!(shutdown);
-    let mut full_logged = false;
-    loop {
-        if slots.available_permits() == 0 && !full_logged {
-            full_logged = true;
-            state.metrics.connection_limit_reached();
-            tracing::warn!(
-                max,
-                "connection limit reached: new clients wait until one closes"
-            );
-        }
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        if slots.available_permits() > 0 {
-            full_logged = false;
-        }
+    'accept: loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
@@ -83,6 +66,19 @@ pub(crate) async fn run(
                 continue;
             }
         };
+        let slot = if let Ok(slot) = slots.clone().try_acquire_owned() {
+            slot
+        } else {
+            let waited = tokio::select! {
+                slot = make_room(&slots, &registry, &state, max) => slot,
+                () = &mut shutdown => break 'accept,
+            };
+            match waited {
+                Some(slot) => slot,
+                None => break,
+            }
+        };
+        let entry = registry.register();
         let (router, state, builder, stopping) = (
             router.clone(),
             state.clone(),
@@ -91,7 +87,7 @@ pub(crate) async fn run(
         );
         tokio::spawn(async move {
             let _slot = slot;
-            connection(stream, router, &state, &builder, limits, stopping).await;
+            connection(stream, entry, router, &state, &builder, limits, stopping).await;
         });
     }
     drop(listener);
@@ -100,6 +96,36 @@ pub(crate) async fn run(
     let all = u32::try_from(max).unwrap_or(u32::MAX);
     let _ = slots.acquire_many(all).await;
     Ok(())
+}
+
+/// At the cap: asks the connection idle the longest to close and waits for its slot; with
+/// none idle, waits for any connection to close. `None` when the slots are gone.
+async fn make_room(
+    slots: &Arc<Semaphore>,
+    registry: &Registry,
+    state: &State,
+    max: usize,
+) -> Option<OwnedSemaphorePermit> {
+    let mut logged = false;
+    loop {
+        let evicted = registry.evict_idlest();
+        if evicted {
+            state.metrics.connection_evicted();
+        } else if !logged {
+            logged = true;
+            state.metrics.connection_limit_reached();
+            tracing::warn!(
+                max,
+                "connection limit reached with every connection busy: new clients wait"
+            );
+        }
+        // An evicted connection closes at once; a busy one may turn idle: look again soon.
+        let wait = Duration::from_millis(if evicted { 100 } else { 250 });
+        tokio::select! {
+            slot = slots.clone().acquire_owned() => return slot.ok(),
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
 }
 
 /// Running out of file descriptors (or memory for sockets) is waited out; the other accept
@@ -135,6 +161,7 @@ fn builder(limits: Limits) -> auto::Builder<TokioExecutor> {
 
 async fn connection(
     stream: TcpStream,
+    entry: Registered,
     router: Router,
     state: &Arc<State>,
     builder: &auto::Builder<TokioExecutor>,
@@ -143,39 +170,50 @@ async fn connection(
 ) {
     let _open = state.metrics.connection_opened();
     let _ = stream.set_nodelay(true);
+    let conn = entry.conn.clone();
     let io = TokioIo::new(SendDeadline::new(
         stream,
         limits.send_timeout,
+        conn.clone(),
         state.clone(),
     ));
     let first = Arc::new(Notify::new());
     let service = {
-        let first = first.clone();
+        let (first, conn) = (first.clone(), conn.clone());
         hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             first.notify_one();
-            router.clone().oneshot(req.map(axum::body::Body::new))
+            let in_flight = conn.request_started();
+            let response = router.clone().oneshot(req.map(axum::body::Body::new));
+            async move {
+                let response = response.await?;
+                Ok::<_, std::convert::Infallible>(
+                    response.map(|body| Tracked::new(body, in_flight)),
+                )
+            }
         })
     };
-    let conn = builder.serve_connection(io, service);
-    tokio::pin!(conn);
+    let served = builder.serve_connection(io, service);
+    tokio::pin!(served);
     // Until the first request is in: hyper's own timeout starts only once it knows the
     // protocol, and a client that sends nothing never lets it know.
     tokio::select! {
-        result = conn.as_mut() => return finished(state, result),
+        result = served.as_mut() => return finished(state, result),
         () = first.notified() => {}
         () = tokio::time::sleep(limits.header_timeout) => {
             state.metrics.header_timeout();
             tracing::debug!("no request within the header timeout: closing");
             return;
         }
+        () = conn.evicted() => return,
         _ = stopping.wait_for(|s| *s) => return,
     }
     tokio::select! {
-        result = conn.as_mut() => return finished(state, result),
+        result = served.as_mut() => return finished(state, result),
+        () = conn.evicted() => return,
         _ = stopping.wait_for(|s| *s) => {}
     }
-    conn.as_mut().graceful_shutdown();
-    finished(state, conn.await);
+    served.as_mut().graceful_shutdown();
+    finished(state, served.await);
 }
 
 fn finished(state: &State, result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
@@ -186,110 +224,6 @@ fn finished(state: &State, result: Result<(), Box<dyn std::error::Error + Send +
         state.metrics.header_timeout();
     }
     tracing::debug!(error = %e, "connection ended with an error");
-}
-
-/// A socket whose writes fail once the peer has taken no bytes for `timeout`: the only way
-/// to free what a client that stopped reading holds, since neither hyper nor the kernel
-/// gives up on it.
-pub(crate) struct SendDeadline<T> {
-    inner: T,
-    timeout: Duration,
-    timer: Pin<Box<tokio::time::Sleep>>,
-    armed: bool,
-    state: Arc<State>,
-}
-
-impl<T> SendDeadline<T> {
-    fn new(inner: T, timeout: Duration, state: Arc<State>) -> Self {
-        Self {
-            inner,
-            timeout,
-            timer: Box::pin(tokio::time::sleep(timeout)),
-            armed: false,
-            state,
-        }
-    }
-
-    /// Called when a write could not proceed: `Ready(Err)` once it has waited too long.
-    fn poll_stalled<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
-        if !self.armed {
-            self.armed = true;
-            let deadline = tokio::time::Instant::now() + self.timeout;
-            self.timer.as_mut().reset(deadline);
-        }
-        match self.timer.as_mut().poll(cx) {
-            Poll::Ready(()) => {
-                self.state.metrics.send_timeout();
-                Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("the client took no bytes for {:?}", self.timeout),
-                )))
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn progress<R>(
-        &mut self,
-        result: Poll<io::Result<R>>,
-        cx: &mut Context<'_>,
-    ) -> Poll<io::Result<R>> {
-        match result {
-            Poll::Ready(r) => {
-                self.armed = false;
-                Poll::Ready(r)
-            }
-            Poll::Pending => self.poll_stalled(cx),
-        }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for SendDeadline<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for SendDeadline<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
-        this.progress(r, cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        this.progress(r, cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_flush(cx);
-        this.progress(r, cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_shutdown(cx);
-        this.progress(r, cx)
-    }
 }
 
 /// The default connection cap: 1024, or three quarters of the open-file limit when that is

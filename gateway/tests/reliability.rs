@@ -148,7 +148,7 @@ async fn requests_whose_headers_never_finish_are_closed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_beyond_the_cap_wait_for_one_to_close() {
+async fn at_the_cap_an_idle_connection_makes_room() {
     let store = MemoryStore::new();
     let cid = store.put(hamt::Codec::Raw, "hello".into()).await.unwrap();
     let gateway = GatewayBuilder::new(Arc::new(store))
@@ -156,9 +156,11 @@ async fn connections_beyond_the_cap_wait_for_one_to_close() {
         .header_timeout(Duration::from_secs(30))
         .build();
     let server = gateway.spawn("127.0.0.1:0").await.unwrap();
+    // Three half-sent requests take every slot; the first is the idlest.
     let mut idle = Vec::new();
     for _ in 0..3 {
         idle.push(send_raw(server.url(), "GET /ipfs/").await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
         eventually(Duration::from_secs(2), || gateway
@@ -167,17 +169,52 @@ async fn connections_beyond_the_cap_wait_for_one_to_close() {
             == 3)
         .await
     );
+    let mut newcomer = send_raw(server.url(), &get_request(&format!("/ipfs/{cid}"))).await;
+    let (bytes, end) = read_until_closed(&mut newcomer, Duration::from_secs(3)).await;
+    assert_eq!(end, End::Closed, "the newcomer was not served");
+    assert_eq!(parse_wire(&bytes).body, b"hello");
+    let (_, end) = read_until_closed(&mut idle[0], Duration::from_secs(2)).await;
+    assert_ne!(end, End::StillOpen, "the idlest connection was not closed");
+    let (_, end) = read_until_closed(&mut idle[2], Duration::from_millis(300)).await;
+    assert_eq!(
+        end,
+        End::StillOpen,
+        "a younger idle connection was closed too"
+    );
+    assert_eq!(gateway.metrics().connections_evicted(), 1);
+    assert!(gateway.metrics().open_connections() <= 3);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_cap_busy_connections_are_not_cut() {
+    let memory = MemoryStore::new();
+    let root = hamt_of(&memory, 400, 64 << 10).await;
+    let cid = memory.put(hamt::Codec::Raw, "hello".into()).await.unwrap();
+    let gateway = GatewayBuilder::new(Arc::new(memory))
+        .max_connections(2)
+        .build();
+    let server = gateway.spawn("127.0.0.1:0").await.unwrap();
+    // Two CAR downloads the clients do not read: busy, not idle.
+    let car = get_request(&format!("/ipfs/{root}?format=car"));
+    let mut busy = vec![
+        stingy_client(server.url(), &car).await,
+        stingy_client(server.url(), &car).await,
+    ];
+    // Both requests are in (their responses exist): the connections are busy from here on.
+    assert!(eventually(Duration::from_secs(2), || gateway.metrics().requests() == 2).await);
     let mut waiting = send_raw(server.url(), &get_request(&format!("/ipfs/{cid}"))).await;
     let (bytes, end) = read_until_closed(&mut waiting, Duration::from_millis(700)).await;
     assert_eq!(end, End::StillOpen);
     assert!(
         bytes.is_empty(),
-        "a fourth connection was served beyond the cap of 3"
+        "a third connection was served beyond the cap of 2"
     );
-    assert_eq!(gateway.metrics().open_connections(), 3);
-    drop(idle.pop());
+    assert_eq!(gateway.metrics().connections_evicted(), 0);
+    drop(busy.pop());
     let (bytes, _) = read_until_closed(&mut waiting, Duration::from_secs(5)).await;
     assert_eq!(parse_wire(&bytes).body, b"hello");
+    drop(busy);
     server.shutdown().await.unwrap();
 }
 
