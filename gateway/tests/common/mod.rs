@@ -300,3 +300,78 @@ pub async fn call(
         body,
     }
 }
+
+/// An HTTP/1.1 client on one kept-alive connection, for responses with a `Content-Length`.
+pub struct KeepAlive {
+    conn: tokio::io::BufReader<TcpStream>,
+}
+
+impl KeepAlive {
+    pub async fn connect(url: &str) -> Self {
+        let conn = TcpStream::connect(addr(url)).await.unwrap();
+        conn.set_nodelay(true).unwrap();
+        Self {
+            conn: tokio::io::BufReader::new(conn),
+        }
+    }
+
+    /// `GET path`: the status and the body, or `None` when the connection failed.
+    pub async fn get(&mut self, path: &str) -> Option<(u16, Vec<u8>)> {
+        use tokio::io::AsyncBufReadExt as _;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: gateway\r\n\r\n");
+        self.conn
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .ok()?;
+        let mut line = String::new();
+        self.conn.read_line(&mut line).await.ok()?;
+        let status = line.split(' ').nth(1)?.parse().ok()?;
+        let mut len = 0;
+        loop {
+            line.clear();
+            if self.conn.read_line(&mut line).await.ok()? == 0 {
+                return None;
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                len = v.trim().parse().ok()?;
+            }
+        }
+        let mut body = vec![0; len];
+        self.conn.read_exact(&mut body).await.ok()?;
+        Some((status, body))
+    }
+}
+
+/// This process's resident memory, in bytes (Linux: `/proc/self/status`).
+pub fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+/// A store that hands out a fresh copy of each block, as a store reading from disk or the
+/// network does (a `MemoryStore` shares one buffer, which would hide what a reader holds).
+#[derive(Debug)]
+pub struct Copying(pub MemoryStore);
+
+#[async_trait::async_trait]
+impl BlockStore for Copying {
+    async fn put_keyed(&self, cid: &Cid, data: Bytes) -> hamt::Result<()> {
+        self.0.put_keyed(cid, data).await
+    }
+
+    async fn get(&self, cid: &Cid) -> hamt::Result<Bytes> {
+        Ok(Bytes::copy_from_slice(&self.0.get(cid).await?))
+    }
+}
