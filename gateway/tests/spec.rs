@@ -320,6 +320,19 @@ async fn head_of_a_car_claims_no_length() {
         "a CAR's length is unknown, not 0"
     );
     assert!(r.header("content-type").unwrap().starts_with(CAR));
+    // On the wire too: hyper adds neither a length nor chunked framing to it.
+    let server = gw.spawn("127.0.0.1:0").await.unwrap();
+    let mut conn = common::send_raw(
+        server.url(),
+        &format!("HEAD /ipfs/{root}?format=car HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    let (bytes, _) = common::read_until_closed(&mut conn, std::time::Duration::from_secs(5)).await;
+    let head = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("content-length"), "{head}");
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    server.shutdown().await.unwrap();
     // HEAD of a block keeps its real length.
     let r = call(&gw, "HEAD", &format!("/ipfs/{root}?format=raw"), &[]).await;
     let len = store.get(&root).await.unwrap().len().to_string();
