@@ -148,9 +148,9 @@ fn builder(limits: Limits) -> auto::Builder<TokioExecutor> {
     b.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        // What hyper queues of a response beyond the block it is writing: a client that
-        // stops reading holds this much, not more.
-        .max_buf_size(64 << 10);
+        // What hyper queues of a response beyond the block it is writing (a client that
+        // stops reading holds this much, not more), and the longest request head.
+        .max_buf_size(16 << 10);
     b.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(256)
