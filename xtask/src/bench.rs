@@ -87,15 +87,30 @@ fn large_value(quick: bool) -> Result<()> {
 }
 
 /// `cargo xtask bench gateway`: this project's gateway (`hamt serve` over sled) against the
-/// JavaScript IPFS node's gateway on the same raw blocks, same run.
+/// JavaScript IPFS node's gateway on the same raw blocks, same run; then `hamt serve` under
+/// attack (stalled CAR readers, half-sent requests) against itself unloaded.
 fn bench_gateway(quick: bool) -> Result<()> {
     let hamt = target_dir().join("release/hamt");
     let requests = if quick { "300" } else { "3000" };
     run_with_node(
         "gateway_load",
         requests,
-        &[("HAMT_BENCH_HAMT_BIN", hamt.into())],
-    )
+        &[("HAMT_BENCH_HAMT_BIN", hamt.clone().into())],
+    )?;
+    run(Command::new(cargo()).args([
+        "build",
+        "-q",
+        "--release",
+        "-p",
+        "hamt-benches",
+        "--bin",
+        "gateway_attack",
+    ]))?;
+    let mut cmd = Command::new(target_dir().join("release/gateway_attack"));
+    if quick {
+        cmd.arg("--quick");
+    }
+    run(cmd.env("HAMT_BENCH_HAMT_BIN", hamt))
 }
 
 /// `cargo xtask bench kubo`: `KuboStore` against py-hamt's `KuboCAS` on the same IPFS node.

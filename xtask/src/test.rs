@@ -44,6 +44,9 @@ pub(crate) fn test(crates: &[String]) -> Result<()> {
     if let Some(s3) = &s3 {
         s3.set_env(&mut cmd);
     }
+    if wants("hamt-gateway") {
+        cmd.env("HAMT_TEST_HELIA_DIR", crate::helia::install()?);
+    }
     let mut totals = Totals::default();
     let mut result = run_tests(&mut cmd, &mut totals);
     // Features stay additive: the registry without any backend refuses their schemes.
