@@ -436,7 +436,11 @@ fn an_s3_store_without_credentials_fails_before_any_work() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(out.stdout.is_empty(), "a root was printed: {:?}", out.stdout);
+    assert!(
+        out.stdout.is_empty(),
+        "a root was printed: {:?}",
+        out.stdout
+    );
     let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(error["error"]["kind"], "unauthorized", "{error}");
     assert!(
