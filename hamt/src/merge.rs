@@ -241,7 +241,7 @@ enum Out {
     /// A stored node of one of the trees, unchanged.
     Link(Link),
     /// A new subtree of more than `max` entries.
-    Node(Node),
+    Node(Box<Node>),
 }
 
 impl Out {
@@ -339,10 +339,10 @@ fn merge_node(ctx: &Ctx, depth: usize, views: [View; 3], fold: bool) -> BoxFutur
                 Out::Empty => {}
                 Out::Small(mut entries) => node.set_bucket(index, &mut entries),
                 Out::Link(link) => node.set_link(index, &link),
-                Out::Node(child) => node.set_dirty(index, child),
+                Out::Node(child) => node.set_dirty(index, *child),
             }
         }
-        Ok(Out::Node(node))
+        Ok(Out::Node(Box::new(node)))
     })
 }
 
@@ -357,7 +357,7 @@ async fn merge_slot(ctx: &Ctx, depth: usize, slots: [SlotView; 3]) -> Result<Out
         } else if merged.len() <= ctx.max {
             Out::Small(merged)
         } else {
-            Out::Node(build(merged, depth + 1, ctx.max)?)
+            Out::Node(Box::new(build(merged, depth + 1, ctx.max)?))
         });
     }
     if depth + 1 >= HASH_LEN {
