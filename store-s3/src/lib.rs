@@ -5,4 +5,6 @@ mod index;
 mod store;
 
 pub use crate::error::Error;
-pub use crate::store::{BlockLocation, DEFAULT_PACK_SIZE, S3Store, S3StoreBuilder, SCHEME, Stats};
+pub use crate::store::{
+    BlockLocation, DEFAULT_PACK_SIZE, PackInfo, S3Store, S3StoreBuilder, SCHEME, Stats,
+};

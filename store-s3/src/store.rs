@@ -24,6 +24,10 @@ use tokio_util::compat::TokioAsyncReadCompatExt as _;
 use crate::error::Error;
 use crate::index::{Entry, Index, Location};
 
+mod gc;
+
+pub use self::gc::PackInfo;
+
 /// The URL scheme of this store.
 pub const SCHEME: &str = "s3";
 /// Default target size of a pack.
