@@ -79,7 +79,7 @@ impl S3Store {
             else {
                 continue;
             };
-            let (blocks, indexed) = match indexes.get(&name) {
+            let (blocks, has_index) = match indexes.get(&name) {
                 Some(path) => {
                     let bytes = objects.get(path).await?.bytes().await?;
                     let index =
@@ -102,7 +102,7 @@ impl S3Store {
                 bytes: meta.size,
                 modified: SystemTime::from(meta.last_modified),
                 blocks,
-                indexed,
+                indexed: has_index,
             });
         }
         Ok(out)
