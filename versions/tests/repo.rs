@@ -3,6 +3,8 @@
 //! test` starts).
 
 #![allow(clippy::unwrap_used)]
+// Test scenarios read best as one story with short names for the writers.
+#![allow(clippy::many_single_char_names, clippy::too_many_lines)]
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -484,7 +486,7 @@ async fn expiry_rewrites_the_kept_history_and_sled_gc_takes_the_rest_after_grace
     let sweep = SledSweep::new(&sled).unwrap();
     let now = SystemTime::now();
     let at = |t: SystemTime| GcOptions {
-        grace: Duration::from_secs(3600),
+        grace: Duration::from_hours(1),
         now: Some(t),
         ..GcOptions::default()
     };
@@ -504,7 +506,7 @@ async fn expiry_rewrites_the_kept_history_and_sled_gc_takes_the_rest_after_grace
     assert_eq!(first.sweep.deleted, 0, "the first sighting only marks");
     assert_eq!(first.sweep.pending, dry.sweep.pending);
     let soon = repo
-        .gc(&sweep, &at(now + Duration::from_secs(60)))
+        .gc(&sweep, &at(now + Duration::from_mins(1)))
         .await
         .unwrap();
     assert_eq!(soon.sweep.deleted, 0, "within grace");
@@ -512,7 +514,7 @@ async fn expiry_rewrites_the_kept_history_and_sled_gc_takes_the_rest_after_grace
     repo.commit("main", pending, Some(expired.head), "late", &opts())
         .await
         .unwrap();
-    let later = now + Duration::from_secs(7200);
+    let later = now + Duration::from_hours(2);
     let dry = repo
         .gc(
             &sweep,
@@ -592,7 +594,7 @@ async fn s3_gc_deletes_packs_that_hold_nothing_live() {
         .gc(
             &sweep,
             &GcOptions {
-                grace: Duration::from_secs(3600),
+                grace: Duration::from_hours(1),
                 ..GcOptions::default()
             },
         )
