@@ -528,7 +528,7 @@ async fn expiry_rewrites_the_kept_history_and_sled_gc_takes_the_rest_after_grace
         .unwrap();
     let gone = repo.gc(&sweep, &at(later)).await.unwrap();
     assert_eq!(gone.sweep.deleted, dry.sweep.deleted);
-    assert_eq!(gone.sweep.deleted as usize, dry.sweep.listed.len());
+    assert_eq!(gone.sweep.deleted, dry.sweep.listed.len() as u64);
     assert!(
         gone.sweep.deleted >= 3,
         "the old commits at least: {gone:?}"
