@@ -196,6 +196,7 @@ async fn reachable(store: &dyn BlockStore, roots: Vec<Cid>) -> Result<HashSet<Ci
     Ok(seen)
 }
 
+#[cfg(any(feature = "sled", feature = "s3"))]
 /// `time`'s age at `now` (zero for a time in the future).
 pub(crate) fn age(now: SystemTime, time: SystemTime) -> Duration {
     now.duration_since(time).unwrap_or_default()
