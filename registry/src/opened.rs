@@ -44,13 +44,17 @@ impl OpenStore {
         }
     }
 
+    #[cfg_attr(not(any(feature = "sled", feature = "s3")), allow(dead_code))]
     pub(crate) fn with_concrete(mut self, concrete: Arc<dyn Any + Send + Sync>) -> Self {
         self.concrete = Some(concrete);
         self
     }
 
     /// The backend's own handle, when it is a `T`.
-    #[cfg_attr(not(feature = "versions"), allow(dead_code))]
+    #[cfg_attr(
+        not(all(feature = "versions", any(feature = "sled", feature = "s3"))),
+        allow(dead_code)
+    )]
     pub(crate) fn concrete<T: 'static>(&self) -> Option<&T> {
         self.concrete.as_ref()?.downcast_ref()
     }
