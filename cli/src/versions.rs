@@ -72,7 +72,7 @@ impl Versions {
     }
 
     /// Lets go of the store, so that it can be closed.
-    pub(crate) fn finish(self: Arc<Self>) {
+    pub(crate) fn finish() {
         CURRENT
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
