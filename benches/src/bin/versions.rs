@@ -142,7 +142,7 @@ async fn bench_log(
          commit); {:.1} ms for {} commits without",
         log.len(),
         with_keys * 1e3,
-        with_keys * 1e3 / log.len() as f64,
+        with_keys * 1e3 / f64::from(u32::try_from(log.len()).unwrap_or(u32::MAX)),
         without * 1e3,
         plain.len()
     );
