@@ -83,7 +83,8 @@ impl CliError {
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             CliError::KeyNotFound { .. } | CliError::IncompleteCar { .. } => 3,
-            CliError::Versions(e) if e.is_not_found() => 3,
+            // A revision that names nothing stays a usage error (1), as a bad CID always was.
+            CliError::Versions(hamt_versions::Error::RefNotFound { .. }) => 3,
             _ if self.hamt().is_some_and(hamt::Error::is_not_found) => 3,
             #[cfg(feature = "zarr")]
             CliError::Zarr(e) if e.is_not_found() => 3,
