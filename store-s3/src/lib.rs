@@ -7,4 +7,4 @@ mod store;
 
 pub use crate::builder::{Credentials, S3StoreBuilder};
 pub use crate::error::Error;
-pub use crate::store::{BlockLocation, DEFAULT_PACK_SIZE, S3Store, SCHEME, Stats};
+pub use crate::store::{BlockLocation, DEFAULT_PACK_SIZE, PackInfo, S3Store, SCHEME, Stats};

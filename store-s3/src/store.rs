@@ -26,6 +26,10 @@ use crate::builder::S3StoreBuilder;
 use crate::error::Error;
 use crate::index::{Entry, Index, Location};
 
+mod gc;
+
+pub use self::gc::PackInfo;
+
 /// The URL scheme of this store.
 pub const SCHEME: &str = "s3";
 /// Default target size of a pack.

@@ -57,6 +57,14 @@ impl LargeFiles {
         written
     }
 
+    /// Deletes `cid`'s file, if there is one.
+    pub(crate) fn remove(&self, cid: &Cid) -> std::io::Result<()> {
+        match std::fs::remove_file(self.path(cid)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// The bytes of `cid`'s file, read with one allocation of `len` bytes.
     pub(crate) fn read(&self, cid: &Cid, len: u64) -> std::io::Result<Bytes> {
         use std::io::Read as _;

@@ -9,4 +9,4 @@ mod url;
 
 pub use crate::cached::{CachedStore, WriteMode};
 pub use crate::error::Error;
-pub use crate::store::{DEFAULT_CACHE_BYTES, SCHEME, SledStore, SledStoreBuilder};
+pub use crate::store::{DEFAULT_CACHE_BYTES, SCHEME, SledStore, SledStoreBuilder, Table};

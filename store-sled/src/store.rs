@@ -12,6 +12,11 @@ use crate::guard::{self, Guarded};
 use crate::large::{self, LARGE, LargeFiles};
 use crate::url;
 
+mod listing;
+mod table;
+
+pub use self::table::Table;
+
 /// The URL scheme of this store: `sled:PATH`.
 pub const SCHEME: &str = "sled";
 

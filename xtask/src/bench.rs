@@ -25,9 +25,10 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
         Some("kubo") => return bench_kubo(quick),
         Some("zarr") => return bench_zarr(quick),
         Some("s3") => return bench_s3(quick),
+        Some("versions") => return bench_versions(quick),
         Some(other) => {
             return Err(format!(
-                "unknown benchmark {other:?}: core, gateway, kubo, zarr or s3"
+                "unknown benchmark {other:?}: core, gateway, kubo, zarr, s3 or versions"
             ));
         }
     }
@@ -111,6 +112,14 @@ fn bench_gateway(quick: bool) -> Result<()> {
         cmd.arg("--quick");
     }
     run(cmd.env("HAMT_BENCH_HAMT_BIN", hamt))
+}
+
+/// `cargo xtask bench versions`: a three-way merge of two roots against rebuilding the
+/// merged map, and `log` over a long history.
+fn bench_versions(quick: bool) -> Result<()> {
+    run(bench_bin("versions")
+        .arg(if quick { "20000" } else { "1000000" })
+        .arg(if quick { "100" } else { "1000" }))
 }
 
 /// `cargo xtask bench kubo`: `KuboStore` against py-hamt's `KuboCAS` on the same IPFS node.

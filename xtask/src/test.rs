@@ -18,7 +18,11 @@ pub(crate) fn test(crates: &[String]) -> Result<()> {
     } else {
         None
     };
-    let s3 = if wants("hamt-store-s3") || wants("hamt-cli") || wants("hamt-benches") {
+    let s3 = if wants("hamt-store-s3")
+        || wants("hamt-versions")
+        || wants("hamt-cli")
+        || wants("hamt-benches")
+    {
         Some(S3Server::start(&python)?)
     } else {
         None
