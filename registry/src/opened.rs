@@ -59,6 +59,8 @@ impl OpenStore {
         self.concrete.as_ref()?.downcast_ref()
     }
 
+    // Only sled stores live at a local path.
+    #[cfg_attr(not(feature = "sled"), allow(dead_code))]
     pub(crate) fn with_local_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.local_path = Some(path.into());
         self
