@@ -15,6 +15,7 @@ pub mod node;
 pub mod ops;
 pub mod seeds;
 pub mod sharded;
+pub mod tree;
 
 use std::future::Future;
 use std::sync::OnceLock;

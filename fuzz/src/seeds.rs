@@ -43,6 +43,7 @@ pub fn write_all(dir: &Path) -> io::Result<usize> {
             put("car", &format!("hamt-{i}.car"), &car)?;
             for (j, node) in nodes.iter().enumerate() {
                 put("node", &format!("hamt-{i}-node-{j}"), node)?;
+                put("tree", &format!("hamt-{i}-node-{j}"), node)?;
             }
         }
         for (i, (car, input)) in sharded_seeds().await.into_iter().enumerate() {

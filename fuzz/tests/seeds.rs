@@ -11,8 +11,9 @@ type Harness = fn(&[u8]);
 fn every_seed_passes_its_target() {
     let dir = std::env::temp_dir().join(format!("hamt-fuzz-seeds-{}", std::process::id()));
     let written = hamt_fuzz::seeds::write_all(&dir).expect("seeds write");
-    let targets: [(&str, Harness); 6] = [
+    let targets: [(&str, Harness); 7] = [
         ("node", hamt_fuzz::node::run),
+        ("tree", hamt_fuzz::tree::run),
         ("car", hamt_fuzz::car::run),
         ("sharded", hamt_fuzz::sharded::run),
         ("metadata", hamt_fuzz::metadata::run),

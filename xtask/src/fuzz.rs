@@ -19,7 +19,9 @@ use crate::Result;
 use crate::cmd::{cargo, output, root, run, target_dir, xtask_dir};
 
 /// The targets, in the order they run.
-pub(crate) const TARGETS: [&str; 6] = ["node", "car", "sharded", "metadata", "gateway", "ops"];
+pub(crate) const TARGETS: [&str; 7] = [
+    "node", "tree", "car", "sharded", "metadata", "gateway", "ops",
+];
 
 /// The cargo-fuzz release installed (pinned, so that every machine builds the same way).
 const CARGO_FUZZ_VERSION: &str = "0.13.2";

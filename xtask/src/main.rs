@@ -63,9 +63,9 @@ const USAGE: &str = "usage: cargo xtask <test [CRATE...] | bench [core|gateway|k
                    py-hamt; s3: S3Store against one object per block on moto's server
                    (--quick: a smoke run on small sizes)
   fuzz [TARGET] [--time SECONDS]
-                   build the cargo-fuzz targets (node, car, sharded, metadata, gateway, ops),
-                   write their seed corpus and run the named one (each in turn when none is
-                   named) for SECONDS (60)
+                   build the cargo-fuzz targets (node, tree, car, sharded, metadata,
+                   gateway, ops), write their seed corpus and run the named one (each in
+                   turn when none is named) for SECONDS (60)
   checks           cargo fmt --check, clippy -D warnings, the benchmark smoke runs, every
                    fuzz target for 15 s
   ci               checks, then test: what .ci/run runs
