@@ -16,7 +16,7 @@ use hamt_zarr::{ReadMode, ShardedStore};
 use ipld_core::ipld::Ipld;
 
 /// Keys read from one input at most.
-const MAX_KEYS: usize = 32;
+const MAX_KEYS: usize = 16;
 
 /// One input; see the module docs.
 pub fn run(data: &[u8]) {
@@ -49,11 +49,21 @@ async fn check(manifest: &[u8], keys: &[u8], blocks: &[&[u8]]) {
     else {
         return;
     };
-    read_both_ways(&dyn_store, root, &keys).await;
+    read_raw(&dyn_store, root, &keys).await;
     if let Some(patched) = point_links_at(manifest, &dyn_store, blocks, &cids).await
         && let Ok(root) = dyn_store.put(Codec::DagCbor, patched.into()).await
     {
         read_both_ways(&dyn_store, root, &keys).await;
+    }
+}
+
+/// Opens the manifest `root` as it was fuzzed and reads `keys` (its links rarely name a
+/// stored block, so there is little to compare).
+async fn read_raw(store: &Arc<dyn BlockStore>, root: Cid, keys: &[String]) {
+    if let Ok(zarr) = ShardedStore::open(store.clone(), root).await {
+        for key in keys {
+            let _ = zarr.get_value(key).await;
+        }
     }
 }
 
@@ -71,7 +81,7 @@ async fn read_both_ways(store: &Arc<dyn BlockStore>, root: Cid, keys: &[String])
         return;
     };
     let mut wanted: Vec<String> = keys.to_vec();
-    for (path, shape, chunks, _) in full.arrays().into_iter().take(8) {
+    for (path, shape, chunks, _) in full.arrays().into_iter().take(4) {
         let prefix = if path.is_empty() {
             "c".to_owned()
         } else {
