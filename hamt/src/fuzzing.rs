@@ -27,9 +27,11 @@ pub fn node_round_trip(data: &[u8]) -> Result<(Vec<FuzzSlot>, Vec<u8>)> {
     let slots = node
         .slots()
         .map(|slot| match slot {
-            Slot::Bucket(b) => {
-                FuzzSlot::Bucket(b.entries().map(|e| (e.key.into(), e.value.to_cid())).collect())
-            }
+            Slot::Bucket(b) => FuzzSlot::Bucket(
+                b.entries()
+                    .map(|e| (e.key.into(), e.value.to_cid()))
+                    .collect(),
+            ),
             Slot::Link(link) => FuzzSlot::Link(link.to_cid()),
             Slot::Dirty(_) => unreachable!("a decoded node has no dirty children"),
         })

@@ -149,7 +149,10 @@ fn a_cid_with_bytes_after_it_is_a_decode_error() {
         let good = dec(&node_with(&long, in_bucket)).unwrap();
         assert_eq!(good.encode(), node_with(&long, in_bucket));
         assert!(
-            matches!(dec(&node_with(&padded, in_bucket)), Err(Error::Decode { .. })),
+            matches!(
+                dec(&node_with(&padded, in_bucket)),
+                Err(Error::Decode { .. })
+            ),
             "in a bucket: {in_bucket}"
         );
     }
