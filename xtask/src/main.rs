@@ -8,16 +8,19 @@
 //!   a peer measured in the same run.
 //! - `cargo xtask ci` — everything `.ci/run` runs: `checks`, then `test`.
 //! - `cargo xtask checks` — the CI steps before the tests: format, clippy with
-//!   `-D warnings`, benchmark smoke runs.
+//!   `-D warnings`, benchmark smoke runs, a short run of every fuzz target.
+//! - `cargo xtask fuzz [TARGET] [--time SECONDS]` — the cargo-fuzz targets of `fuzz/` on a
+//!   seed corpus the project's own code writes.
 //!
 //! Each job lives in a module of its own: [`services`] (the servers tests run against),
 //! [`python`] (the venv), [`helia`] (the JavaScript IPFS client), [`test`], [`bench`],
-//! [`ci`]; [`cmd`] runs commands; [`tidy`] holds the repository checks, run as ordinary
-//! tests.
+//! [`fuzz`], [`ci`]; [`cmd`] runs commands; [`tidy`] holds the repository checks, run as
+//! ordinary tests.
 
 mod bench;
 mod ci;
 mod cmd;
+mod fuzz;
 mod helia;
 mod python;
 mod services;
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::ci(),
         Some("checks") => ci::checks(),
         Some("bench") => bench::bench(&args[1..]),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("python") => python::python_env().map(|py| println!("{}", py.display())),
         _ => Err(USAGE.to_string()),
     };
@@ -50,7 +54,7 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask <test [CRATE...] | bench [core|gateway|kubo|zarr|s3] [--quick] | checks | ci | python>
+const USAGE: &str = "usage: cargo xtask <test [CRATE...] | bench [core|gateway|kubo|zarr|s3] [--quick] | fuzz [TARGET] [--time SECONDS] | checks | ci | python>
   test [CRATE...]  run the tests of the named crates (all when none is named), with the
                    Python peers and services they need
   bench [core|gateway|kubo|zarr|s3] [--quick]
@@ -60,6 +64,11 @@ const USAGE: &str = "usage: cargo xtask <test [CRATE...] | bench [core|gateway|k
                    zarr: every chunk through HamtStore on sled, a directory store and
                    py-hamt; s3: S3Store against one object per block on moto's server
                    (--quick: a smoke run on small sizes)
-  checks           cargo fmt --check, clippy -D warnings, the benchmark smoke runs
+  fuzz [TARGET] [--time SECONDS]
+                   build the cargo-fuzz targets (node, tree, car, sharded, metadata,
+                   gateway, ops), write their seed corpus and run the named one (each in
+                   turn when none is named) for SECONDS (60)
+  checks           cargo fmt --check, clippy -D warnings, the benchmark smoke runs, every
+                   fuzz target for 15 s
   ci               checks, then test: what .ci/run runs
   python           create the py-hamt venv and print its interpreter";
