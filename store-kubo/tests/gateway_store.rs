@@ -105,6 +105,20 @@ async fn a_tree_reads_back_whole_with_subtrees_in_one_car() {
     assert_eq!(proxy.stats().requests - before, 1, "{:?}", proxy.requests());
     assert_eq!(cold.get("t2m/c/99/0").await.unwrap(), None);
 
+    // A path into a value: refused by the gateway (400), no value, and the gateway still
+    // serves CARs.
+    let other = store_at(&proxy.url());
+    let into = HamtReader::open(other.clone(), s.root).await.unwrap();
+    assert_eq!(into.get("t2m/c/7/3/deeper").await.unwrap(), None);
+    let first = other
+        .subtree_fetch()
+        .unwrap()
+        .subtree(s.root, false)
+        .next()
+        .await
+        .unwrap();
+    assert_eq!(*first.unwrap().cid(), s.root);
+
     // A CAR export through the store holds exactly the tree's blocks, as one walk.
     let mut car = Vec::new();
     let n = hamt::car::export_car(&store, s.root, &mut car)

@@ -426,6 +426,12 @@ impl GatewayStore {
                     last = Some(e);
                     continue;
                 }
+                // A key's path may be refused for the key (400: a path into a value); that
+                // says nothing of the gateway's CARs.
+                Some(Miss::Failed(e, false)) if path.len() > 1 => {
+                    last = Some(e);
+                    continue;
+                }
                 // 200 with something else, 400, 406, 501…: it cannot serve this CAR.
                 _ => {
                     tracing::info!(gateway = %gateway.url, %status, "gateway does not serve CARs; reading blocks from it");
