@@ -197,6 +197,14 @@ async fn a_lying_gateway_is_corrupt_and_set_back() {
         asked,
         "a set-back gateway is asked last"
     );
+    // Saying it lacks a block, as every gateway does for this one, does not forgive a lie.
+    let absent = hamt::HashAlg::Blake3.cid(hamt::Codec::Raw, b"absent");
+    assert!(matches!(
+        both.get(&absent).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(liar.stats().requests > asked);
+    assert!(both.is_set_back(0));
     let got: BTreeMap<String, Bytes> = HamtReader::open(Arc::new(both), s.root)
         .await
         .unwrap()

@@ -351,8 +351,8 @@ impl GatewayStore {
             return None;
         }
         if matches!(status.as_u16(), 404 | 410) {
-            // An answer: the gateway is fine, it just lacks the block.
-            gateway.succeeded();
+            // An answer, neither a failure nor proof of health: a gateway set back for a
+            // lie is not forgiven for saying it lacks a block.
             return Some(Miss::NotFound);
         }
         let e = Error::Status {
