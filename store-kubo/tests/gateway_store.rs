@@ -313,3 +313,38 @@ async fn three_failures_in_a_row_set_a_gateway_back() {
         "a set-back gateway is asked last"
     );
 }
+
+#[tokio::test]
+async fn a_slow_gateway_is_raced_on_the_next_and_the_first_true_answer_wins() {
+    let s = served().await;
+    let slow = Proxy::in_front_of(s.server.url(), Protocol::Http)
+        .await
+        .unwrap();
+    // Far slower than any p90: without a race each read would take this long.
+    slow.set_faults([Rule::new(Fault::Stall(std::time::Duration::from_secs(20)))]);
+    let fast = Proxy::in_front_of(s.server.url(), Protocol::Http)
+        .await
+        .unwrap();
+    let url = format!(
+        "{}?gateway={}",
+        slow.url().replacen("http://", "ipfs+http://", 1),
+        fast.url()
+    );
+    let store = GatewayStore::from_url(&url).unwrap();
+    let started = std::time::Instant::now();
+    for i in 0..3 {
+        let v = format!("chunk {i}");
+        let cid = hamt::HashAlg::Blake3.cid(hamt::Codec::Raw, v.as_bytes());
+        assert_eq!(store.get(&cid).await.unwrap(), Bytes::from(v));
+    }
+    // Each read went to the slow gateway first, then was raced on the fast one.
+    assert_eq!(slow.stats().requests, 3);
+    assert_eq!(fast.stats().requests, 3);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    // A stall is no failure: the slow gateway keeps its standing.
+    assert!(!store.is_set_back(0));
+}

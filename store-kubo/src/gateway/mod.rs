@@ -285,6 +285,7 @@ impl GatewayStore {
             .map_err(|e| Miss::Failed(e, false))?
             .timeout(self.opts().timeout);
         let _permit = acquire(gateway).await?;
+        let started = std::time::Instant::now();
         let failed = |e: Error| {
             gateway.failed(penalty);
             let temporary = e.is_temporary();
@@ -335,6 +336,7 @@ impl GatewayStore {
             return Err(Miss::Failed(e, false));
         }
         gateway.succeeded();
+        gateway.answered_in(started.elapsed());
         Ok(body)
     }
 
@@ -540,6 +542,56 @@ impl GatewayStore {
     }
 }
 
+impl GatewayStore {
+    /// One round of asking the gateways for `cid`, in order, the next asked as soon as the
+    /// one before fails or is slower than its p90 (a hedged request): the block, or the
+    /// failure to report (a lie first) and whether any failure was temporary.
+    async fn hedged_round(&self, cid: &Cid) -> (Option<Bytes>, Option<hamt::Error>, bool) {
+        let gateways = order(&self.inner.gateways);
+        let mut pending = futures::stream::FuturesUnordered::new();
+        let (mut last, mut temporary) = (None, false);
+        let mut next = 0;
+        loop {
+            if pending.is_empty() {
+                let Some(gateway) = gateways.get(next) else {
+                    return (None, last, temporary);
+                };
+                pending.push(self.block_from(gateway, cid));
+                next += 1;
+            }
+            // The newest request's gateway decides how long to wait before the next.
+            let hedge = gateways.get(next).map(|_| gateways[next - 1].hedge_after());
+            let answer = match hedge {
+                Some(wait) => tokio::select! {
+                    answer = pending.next() => answer,
+                    () = tokio::time::sleep(wait) => {
+                        pending.push(self.block_from(gateways[next], cid));
+                        next += 1;
+                        continue;
+                    }
+                },
+                None => pending.next().await,
+            };
+            match answer {
+                Some(Ok(data)) => return (Some(data), None, false),
+                Some(Err(Miss::NotFound)) | None => {}
+                Some(Err(Miss::Failed(e, t))) => {
+                    temporary |= t;
+                    // A lie is what the caller must hear about, over a later failure.
+                    if !matches!(last, Some(hamt::Error::Corrupt { .. })) {
+                        last = Some(e);
+                    }
+                }
+            }
+            // A gateway that said no: the next is asked at once.
+            if let Some(gateway) = gateways.get(next) {
+                pending.push(self.block_from(gateway, cid));
+                next += 1;
+            }
+        }
+    }
+}
+
 /// A CAR being read from one gateway, holding one of its request permits.
 struct OpenCar<'a> {
     reader: CarReader<Box<dyn futures::io::AsyncRead + Send + Unpin>>,
@@ -659,7 +711,9 @@ impl BlockStore for GatewayStore {
     }
 
     /// The block from the healthiest gateway that has it and answers truly; each gateway
-    /// once per round, rounds repeated (with backoff) while failures are temporary.
+    /// once per round, rounds repeated (with backoff) while failures are temporary. A
+    /// gateway slower than its recent p90 is raced on the next one: the first verified
+    /// answer wins.
     async fn get(&self, cid: &Cid) -> hamt::Result<Bytes> {
         if let Some(data) = hamt::inline_data(cid) {
             return Ok(Bytes::copy_from_slice(data));
@@ -667,20 +721,9 @@ impl BlockStore for GatewayStore {
         let mut delay = self.opts().backoff;
         let mut round = 0;
         loop {
-            let mut last = None;
-            let mut temporary = false;
-            for gateway in order(&self.inner.gateways) {
-                match self.block_from(gateway, cid).await {
-                    Ok(data) => return Ok(data),
-                    Err(Miss::NotFound) => {}
-                    Err(Miss::Failed(e, t)) => {
-                        temporary |= t;
-                        // A lie is what the caller must hear about, over a later failure.
-                        if !matches!(last, Some(hamt::Error::Corrupt { .. })) {
-                            last = Some(e);
-                        }
-                    }
-                }
+            let (found, last, temporary) = self.hedged_round(cid).await;
+            if let Some(data) = found {
+                return Ok(data);
             }
             match last {
                 None => return Err(hamt::Error::NotFound { cid: *cid }),

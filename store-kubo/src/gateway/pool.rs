@@ -5,6 +5,7 @@
 //! the soonest forgiven first. No gateway is ever left out: when all are set back, they are
 //! still tried, so a reader with one gateway is slowed, never stopped.
 
+use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,19 @@ use url::Url;
 
 /// Consecutive failures after which a gateway is set back.
 pub(crate) const FAILURES_TO_SET_BACK: u32 = 3;
+
+/// Answer times remembered per gateway, for its p90.
+const SAMPLES: usize = 64;
+
+/// Answers needed before the p90 is trusted.
+const MIN_SAMPLES: usize = 8;
+
+/// How long a request waits before it is raced on the next gateway while too few answer
+/// times are known.
+const DEFAULT_HEDGE: Duration = Duration::from_millis(500);
+
+/// The shortest wait before a request is raced (a fast gateway's p90 is noise).
+const MIN_HEDGE: Duration = Duration::from_millis(20);
 
 /// One gateway.
 #[derive(Debug)]
@@ -34,6 +48,8 @@ struct Health {
     until: Option<Instant>,
     /// It answered a CAR request with something that is not a CAR: ask it for blocks only.
     no_car: bool,
+    /// Its latest answer times, the newest last.
+    latencies: VecDeque<Duration>,
 }
 
 impl Gateway {
@@ -70,6 +86,28 @@ impl Gateway {
         let mut h = self.health();
         h.failures = 0;
         h.until = None;
+    }
+
+    /// It answered a block request truly in `took`.
+    pub(crate) fn answered_in(&self, took: Duration) {
+        let mut h = self.health();
+        if h.latencies.len() == SAMPLES {
+            h.latencies.pop_front();
+        }
+        h.latencies.push_back(took);
+    }
+
+    /// How long to wait for its answer before racing the request on the next gateway: the
+    /// p90 of its recent answer times.
+    pub(crate) fn hedge_after(&self) -> Duration {
+        let h = self.health();
+        if h.latencies.len() < MIN_SAMPLES {
+            return DEFAULT_HEDGE;
+        }
+        let mut sorted: Vec<Duration> = h.latencies.iter().copied().collect();
+        sorted.sort_unstable();
+        let at = (sorted.len() * 9 / 10).min(sorted.len() - 1);
+        sorted[at].max(MIN_HEDGE)
     }
 
     /// It failed (no answer, a server error): the third failure in a row sets it back
@@ -169,5 +207,20 @@ mod tests {
         assert_eq!(names(&order(&g)), ["b", "a", "c"]);
         g[0].succeeded();
         assert_eq!(names(&order(&g)), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn requests_are_raced_after_the_p90_of_recent_answers() {
+        let g = gateways();
+        assert_eq!(g[0].hedge_after(), DEFAULT_HEDGE);
+        for ms in 1..=100 {
+            g[0].answered_in(Duration::from_millis(ms));
+        }
+        // The last 64 answers: 37..=100 ms; their p90 is the 58th, 94 ms.
+        assert_eq!(g[0].hedge_after(), Duration::from_millis(94));
+        for _ in 0..SAMPLES {
+            g[1].answered_in(Duration::from_micros(300));
+        }
+        assert_eq!(g[1].hedge_after(), MIN_HEDGE);
     }
 }
