@@ -20,7 +20,7 @@ use crate::range::{self, Wanted as RangeWanted};
 use crate::request::{
     self, CarOptions, Format, Params, RAW, Refusal, Scope, Wanted, content_path, negotiate,
 };
-use crate::resolve::{Miss, Resolved, resolve};
+use crate::resolve::{Miss, Resolved, ShardedRoots, resolve};
 
 /// Shared by every request.
 #[derive(Debug)]
@@ -32,6 +32,8 @@ pub(crate) struct State {
     pub(crate) metrics: Metrics,
     /// One permit per request in flight; a CAR stream keeps its permit until it ends.
     pub(crate) permits: Arc<tokio::sync::Semaphore>,
+    /// Sharded Zarr roots opened for paths.
+    pub(crate) sharded: ShardedRoots,
 }
 
 const IMMUTABLE: &str = "public, max-age=29030400, immutable";
@@ -316,12 +318,12 @@ async fn serve_key(
     {
         return r;
     }
-    let Resolved { path, value } = match resolve(&state.store, root, key).await {
+    let Resolved { path, value } = match resolve(&state.store, &state.sharded, root, key).await {
         Ok(found) => found,
         Err(Miss::NoKey) => {
             return problem(
                 StatusCode::NOT_FOUND,
-                format!("no key {key:?} in the HAMT at {root}"),
+                format!("no key {key:?} in the dataset at {root}"),
             );
         }
         Err(Miss::IntoValue(prefix)) => {
@@ -334,11 +336,17 @@ async fn serve_key(
             return problem(
                 StatusCode::NOT_IMPLEMENTED,
                 format!(
-                    "{root} is not a HAMT node ({reason}): paths through other DAG-CBOR are not served"
+                    "{root} is neither a HAMT node nor a sharded Zarr root ({reason}): paths through other DAG-CBOR are not served"
                 ),
             );
         }
         Err(Miss::Store(e)) => return store_error(state, &root, &e),
+        Err(Miss::Broken(reason)) => {
+            return problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the sharded dataset at {root} is damaged: {reason}"),
+            );
+        }
     };
     match wanted.format {
         Format::Car => {

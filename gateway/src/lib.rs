@@ -136,6 +136,7 @@ impl GatewayBuilder {
                 max_file_bytes: self.max_file_bytes,
                 metrics: Metrics::default(),
                 permits: Arc::new(tokio::sync::Semaphore::new(self.concurrency)),
+                sharded: resolve::ShardedRoots::default(),
             }),
         }
     }

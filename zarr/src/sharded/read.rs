@@ -113,6 +113,51 @@ impl ShardedStore {
         Ok(Some(hamt::unixfs::read_value(&self.blocks, &cid).await?))
     }
 
+    /// What a trustless reader needs to check `key` against the root: the blocks from the
+    /// root to the value (the root's manifest, then, for a chunk, its shard) and the value's
+    /// CID; `None` when the store has no such key. Only a stored root has a path: a store with
+    /// changes not yet flushed is an [`Error::Layout`].
+    ///
+    /// # Errors
+    /// Store failures; [`Error::Shard`] for a shard that does not decode.
+    pub async fn path(&self, key: &str) -> Result<Option<(Vec<Cid>, Cid)>> {
+        let (root, route, meta, shard) = {
+            let st = self.state();
+            let root = match st.root {
+                Some(root) if !st.dirty && !st.cache.has_dirty() => root,
+                _ => {
+                    return Err(Error::Layout {
+                        reason: "a sharded store with unflushed changes has no path yet".into(),
+                    });
+                }
+            };
+            let key = route::effective_key(&st.manifest, key);
+            let route = route::route_of(&st.manifest, &key);
+            let shard = match &route {
+                Route::Chunk { path, coords } => st
+                    .manifest
+                    .arrays
+                    .get(path)
+                    .and_then(|index| Slot::of(index, path, coords))
+                    .and_then(|slot| slot.shard_cid),
+                _ => None,
+            };
+            (root, route, st.manifest.metadata.get(&key).copied(), shard)
+        };
+        let chunk = match (&route, shard) {
+            (Route::Chunk { path, coords }, Some(shard)) => self
+                .chunk_pointer(path, coords)
+                .await?
+                .map(|cid| (vec![root, shard], cid)),
+            _ => None,
+        };
+        Ok(match route {
+            Route::Invalid => None,
+            // A chunk not in its shard may be a legacy metadata entry of the same key.
+            Route::Meta | Route::Chunk { .. } => chunk.or(meta.map(|cid| (vec![root], cid))),
+        })
+    }
+
     /// A metadata document by CID, cached after its first read.
     async fn metadata_value(&self, cid: Cid) -> Result<Bytes> {
         if let Some(hit) = lock(&self.metadata_bytes).get(&cid) {
