@@ -2,10 +2,12 @@
 //! the block or the DAG at its end, depth first, each fetched only when the client has room
 //! for it.
 //!
-//! A producer task walks the DAG and hands each section to the response body through a
-//! channel of one: it reserves the slot *before* fetching the next block, so a client that
-//! stops reading costs the block the connection is writing, the one waiting in the channel
-//! and the walk's stack of CIDs, whatever the size of the CAR. A walk that fails (a missing
+//! A producer task walks the DAG and hands the sections to the response body through a
+//! channel of one, gathered into writes of about [`BATCH`] bytes (a HAMT's nodes and small
+//! chunks are a few hundred bytes each: one write per section would be one HTTP chunk and
+//! one syscall per block). A client that stops reading costs the write the connection is
+//! sending, the one waiting in the channel, the batch being gathered and the walk's stack of
+//! CIDs, whatever the size of the CAR. A walk that fails (a missing
 //! or corrupt block) drops the channel without its end marker, the body then fails, and the
 //! server cuts the connection without the final chunk: a client never takes a truncated CAR
 //! for a whole one.
@@ -15,7 +17,7 @@ use std::hash::{BuildHasher as _, RandomState};
 use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use hamt::codec::varint;
 use hamt::{Cid, Error as HamtError, inline_data, verify};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
@@ -41,14 +43,58 @@ pub(crate) struct CarJob {
     pub(crate) dups: bool,
 }
 
+/// How many bytes of sections the producer gathers into one write.
+const BATCH: usize = 16 * 1024;
+
 /// What the producer hands the body.
 enum Piece {
-    /// Bytes to send as they are (the header).
+    /// Bytes to send as they are (the header, gathered sections).
     Data(Bytes),
-    /// A section: its length and CID, then the block.
+    /// A block too large to copy into a batch: its section head, then the block itself.
     Block(Bytes, Bytes),
     /// The archive is complete.
     End,
+}
+
+/// The sections gathered for the next write.
+struct Batch {
+    buf: BytesMut,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Self {
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Adds the section of `cid`, and sends the batch once it is [`BATCH`] bytes or more; a
+    /// block of [`BATCH`] bytes or more goes out as it is, after the batch, without a copy.
+    async fn push(&mut self, tx: &mpsc::Sender<Piece>, cid: &Cid, data: Bytes) -> Result<(), Stop> {
+        let cid_bytes = cid.to_bytes();
+        let mut head = Vec::with_capacity(cid_bytes.len() + 10);
+        varint::push(&mut head, (cid_bytes.len() + data.len()) as u64);
+        head.extend_from_slice(&cid_bytes);
+        if data.len() >= BATCH {
+            self.flush(tx).await?;
+            return send(tx, Piece::Block(head.into(), data)).await;
+        }
+        self.buf.extend_from_slice(&head);
+        self.buf.extend_from_slice(&data);
+        if self.buf.len() >= BATCH {
+            self.flush(tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is gathered.
+    async fn flush(&mut self, tx: &mpsc::Sender<Piece>) -> Result<(), Stop> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let data = self.buf.split().freeze();
+        send(tx, Piece::Data(data)).await
+    }
 }
 
 /// Why the producer stopped early.
@@ -108,19 +154,20 @@ async fn produce(state: &State, job: CarJob, tx: &mpsc::Sender<Piece>) -> Result
         .finish()
         .await
         .map_err(|e| Stop::Failed(e.to_string()))?;
-    send(tx, Piece::Data(header.into())).await?;
+    let mut batch = Batch::new();
+    batch.buf.extend_from_slice(&header);
     let mut seen = Seen::new(job.dups);
     for (cid, data) in job.path {
         if seen.first(&cid) {
-            send(tx, section(&cid, data)).await?;
+            batch.push(tx, &cid, data).await?;
         }
     }
     let terminal = job.terminal;
     if !job.all {
         if inline_data(&terminal).is_none() && seen.first(&terminal) {
-            send(tx, section(&terminal, job.terminal_block)).await?;
+            batch.push(tx, &terminal, job.terminal_block).await?;
         }
-        return Ok(());
+        return batch.flush(tx).await;
     }
     // Depth first, pre-order, links in the order the block writes them: a stack of the
     // CIDs still to visit, the next on top.
@@ -135,21 +182,19 @@ async fn produce(state: &State, job: CarJob, tx: &mpsc::Sender<Piece>) -> Result
         let data = match (identity, known) {
             (Some(data), _) => data,
             (None, Some(data)) => {
-                send(tx, section(&cid, data.clone())).await?;
+                batch.push(tx, &cid, data.clone()).await?;
                 data
             }
             (None, None) => {
-                // The slot first, then the fetch: a stalled client holds no fetched block.
-                let slot = tx.reserve().await.map_err(|_| Stop::ClientGone)?;
                 let data = fetch(state, &cid).await?;
-                slot.send(section(&cid, data.clone()));
+                batch.push(tx, &cid, data.clone()).await?;
                 data
             }
         };
         let children = links(&cid, &data).map_err(Stop::Failed)?;
         stack.extend(children.into_iter().rev());
     }
-    Ok(())
+    batch.flush(tx).await
 }
 
 async fn send(tx: &mpsc::Sender<Piece>, piece: Piece) -> Result<(), Stop> {
@@ -172,16 +217,6 @@ async fn fetch(state: &State, cid: &Cid) -> Result<Bytes, Stop> {
             Err(Stop::Failed(format!("block {cid}: {e}")))
         }
     }
-}
-
-/// A CAR section: the varint length of CID and block, the CID, then the block itself (not
-/// copied).
-fn section(cid: &Cid, data: Bytes) -> Piece {
-    let cid_bytes = cid.to_bytes();
-    let mut head = Vec::with_capacity(cid_bytes.len() + 10);
-    varint::push(&mut head, (cid_bytes.len() + data.len()) as u64);
-    head.extend_from_slice(&cid_bytes);
-    Piece::Block(head.into(), data)
 }
 
 /// The blocks a `dups=n` stream has sent, as 128-bit keyed fingerprints of their CIDs (16

@@ -137,7 +137,10 @@ async fn sharded_paths_that_lead_nowhere_get_clear_errors() {
         (format!("{root}/g/t2m/c/1/1"), StatusCode::NOT_FOUND),
         (format!("{root}/g/t2m/c/9/9"), StatusCode::NOT_FOUND),
         (format!("{root}/g/nothing/zarr.json"), StatusCode::NOT_FOUND),
-        (format!("{root}/g/t2m/../zarr.json"), StatusCode::BAD_REQUEST),
+        (
+            format!("{root}/g/t2m/../zarr.json"),
+            StatusCode::BAD_REQUEST,
+        ),
         (format!("{other}/a"), StatusCode::NOT_IMPLEMENTED),
     ] {
         for q in ["", "?format=raw", "?format=car"] {
