@@ -300,13 +300,13 @@ impl HamtState {
 
     pub(crate) async fn keys(&self) -> PyResult<Vec<String>> {
         if let Some(store) = self.attached() {
-            return store.keys_with_prefix("").await.map_err(zarr_error);
+            return crate::zarr::tree_keys(&store).await;
         }
         let tree = self.read_tree().await?;
         match &*tree {
             Tree::Writer(w) => w.keys().try_collect().await,
             Tree::Reader(r) => r.keys().try_collect().await,
-            Tree::Zarr(store) => return store.keys_with_prefix("").await.map_err(zarr_error),
+            Tree::Zarr(store) => return crate::zarr::tree_keys(store).await,
             Tree::Unopened(_) => unreachable!("read_tree opens the tree"),
         }
         .map_err(hamt_error)

@@ -420,7 +420,8 @@ fn read_chunks<'py>(
 
 /// The output array's memory, held for the length of one `read_chunks` call.
 struct OutBuffer {
-    buffer: PyBuffer<u8>,
+    /// Held so the view stays exported while `ptr` is used.
+    _buffer: PyBuffer<u8>,
     ptr: std::ptr::NonNull<[u8]>,
 }
 
@@ -435,7 +436,10 @@ impl OutBuffer {
         let ptr = buffer
             .as_slice_ptr()
             .ok_or_else(|| PyValueError::new_err("out must be C-contiguous"))?;
-        Ok(Self { buffer, ptr })
+        Ok(Self {
+            _buffer: buffer,
+            ptr,
+        })
     }
 
     /// The bytes of the output array.
@@ -443,7 +447,7 @@ impl OutBuffer {
     fn bytes(&mut self) -> &mut [u8] {
         let len = self.ptr.len();
         // SAFETY: `ptr` covers `len` writable bytes (checked: the buffer is writable and
-        // C-contiguous) that stay valid while `self.buffer` is held; `&mut self` makes this
+        // C-contiguous) that stay valid while `self._buffer` is held; `&mut self` makes this
         // the only reference. zarr-python does not touch `out` while it awaits the read.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().cast::<u8>(), len) }
     }

@@ -5,7 +5,7 @@
 //! Its coroutines run on the asyncio event loop that awaited the `hamt_rs` call (the task
 //! locals [`crate::runtime::spawn`] captures), so a CAS built on httpx or aiohttp works as it
 //! did under py-hamt. IDs are CIDs (`multiformats.CID`, as `KuboCAS` returns); py-hamt's own
-//! `InMemoryCAS`, whose IDs are bare BLAKE3 digests, is recognised and given digests.
+//! `InMemoryCAS`, whose IDs are bare BLAKE3 multihashes, is recognised and given those.
 
 use std::fmt;
 
@@ -23,7 +23,7 @@ const NAME: &str = "python CAS";
 /// A Python CAS object as a block store.
 pub(crate) struct PyCas {
     obj: Py<PyAny>,
-    /// py-hamt's `InMemoryCAS`: IDs are the 32-byte BLAKE3 digest.
+    /// py-hamt's `InMemoryCAS`: IDs are the BLAKE3 multihash's bytes.
     digest_ids: bool,
     class: String,
 }
@@ -51,7 +51,7 @@ impl PyCas {
 
     fn id_of<'py>(&self, py: Python<'py>, cid: &Cid) -> PyResult<Bound<'py, PyAny>> {
         if self.digest_ids {
-            Ok(PyBytes::new(py, cid.hash().digest()).into_any())
+            Ok(PyBytes::new(py, &cid.hash().to_bytes()).into_any())
         } else {
             cid_to_py(py, cid)
         }
@@ -93,7 +93,7 @@ impl PyCas {
             let id = id.bind(py);
             if self.digest_ids {
                 let digest: Vec<u8> = id.extract().map_err(|e| to_hamt(e, NAME))?;
-                if digest == computed.hash().digest() {
+                if digest == computed.hash().to_bytes() {
                     return Ok(*computed);
                 }
                 return Err(mismatch(&self.class, &format!("{digest:02x?}"), computed));

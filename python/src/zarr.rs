@@ -3,11 +3,11 @@
 //! classes subclass `zarr.abc.store.Store` and call these methods), over the zarr crate's
 //! `HamtStore` and `ShardedStore`.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures::{StreamExt as _, TryStreamExt as _, stream};
-use hamt::{Bytes, Cid};
+use hamt::{Bytes, HamtReader};
 use hamt_zarr::zarrs_storage::AsyncReadableStorageTraits;
 use hamt_zarr::{Encryption, EncryptionKey, HamtStore, ReadMode, ShardedStore};
 use pyo3::exceptions::PyValueError;
@@ -111,16 +111,15 @@ impl Storage {
         .map_err(zarr_error)
     }
 
+    /// Every key under `prefix`, in the order py-hamt lists them (the tree's order): zarr
+    /// consolidates metadata in listing order, so the order is part of the root CID.
     async fn keys(&self, prefix: &str) -> PyResult<Vec<String>> {
-        match self {
-            Storage::Hamt(s) => s.keys_with_prefix(prefix).await.map_err(zarr_error),
-            Storage::Sharded(s) => {
-                let mut keys = s.keys().await.map_err(zarr_error)?;
-                keys.retain(|k| k.starts_with(prefix));
-                keys.sort_unstable();
-                Ok(keys)
-            }
-        }
+        let mut keys = match self {
+            Storage::Hamt(s) => tree_keys(s).await?,
+            Storage::Sharded(s) => s.keys().await.map_err(zarr_error)?,
+        };
+        keys.retain(|k| k.starts_with(prefix));
+        Ok(keys)
     }
 
     fn is_read_only(&self) -> bool {
@@ -129,6 +128,16 @@ impl Storage {
             Storage::Sharded(s) => s.is_read_only(),
         }
     }
+}
+
+/// The keys of a Zarr store's tree in py-hamt's order (a node's bucket keys in slot order,
+/// then its children from the highest slot down), read from its flushed root.
+pub(crate) async fn tree_keys(store: &HamtStore) -> PyResult<Vec<String>> {
+    let root = store.flush().await.map_err(zarr_error)?;
+    let reader = HamtReader::open(store.blocks().clone(), root)
+        .await
+        .map_err(hamt_error)?;
+    reader.keys().try_collect().await.map_err(hamt_error)
 }
 
 /// `prefix` as a directory prefix: `""` stays, anything else ends in one `/`.
@@ -347,23 +356,26 @@ impl ZarrCore {
         })
     }
 
-    /// Every key starting with `prefix`, sorted (async).
+    /// Every key starting with `prefix`, in the tree's order (async).
     fn list_prefix<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Bound<'py, PyAny>> {
         self.run(py, move |s| async move { s.keys(&prefix).await })
     }
 
-    /// The names directly under `prefix`, sorted (async).
+    /// The names directly under `prefix`, in listing order (async).
     fn list_dir<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Bound<'py, PyAny>> {
         self.run(py, move |s| async move {
             let dir = dir_prefix(&prefix);
             let keys = s.keys(&dir).await?;
-            let names: BTreeSet<String> = keys
+            // Each name once, in the order of first appearance, as py-hamt lists them.
+            let mut seen = HashSet::new();
+            let names: Vec<String> = keys
                 .iter()
                 .filter_map(|k| k.get(dir.len()..))
                 .filter(|rest| !rest.is_empty())
                 .map(|rest| rest.split('/').next().unwrap_or(rest).to_owned())
+                .filter(|name| seen.insert(name.clone()))
                 .collect();
-            Ok(names.into_iter().collect::<Vec<_>>())
+            Ok(names)
         })
     }
 

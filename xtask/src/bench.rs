@@ -25,9 +25,10 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
         Some("kubo") => return bench_kubo(quick),
         Some("zarr") => return bench_zarr(quick),
         Some("s3") => return bench_s3(quick),
+        Some("python") => return crate::pyext::bench(quick),
         Some(other) => {
             return Err(format!(
-                "unknown benchmark {other:?}: core, gateway, kubo, zarr or s3"
+                "unknown benchmark {other:?}: core, gateway, kubo, zarr, s3 or python"
             ));
         }
     }
