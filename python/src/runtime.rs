@@ -41,7 +41,24 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Fails only when it is already registered (a second import of the module).
     let _ = pyo3_async_runtimes::tokio::init_with_runtime(runtime());
     m.add_class::<Ready>()?;
+    m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     Ok(())
+}
+
+/// Panics inside the extension (in a future when `in_future`), so the tests can check that a
+/// panic becomes `hamt_rs.PanicError` and never reaches the interpreter.
+#[pyfunction]
+fn _panic_for_tests(py: Python<'_>, in_future: bool) -> PyResult<Bound<'_, PyAny>> {
+    if !in_future {
+        panic!("a panic for the tests");
+    }
+    spawn(py, async move {
+        tokio::task::yield_now().await;
+        if in_future {
+            panic!("a panic for the tests, in a future");
+        }
+        Ok(())
+    })
 }
 
 /// `fut` with panics caught and turned into `hamt_rs.PanicError`.

@@ -3,12 +3,10 @@
 //! conversion of any py-hamt `ContentAddressedStore` into one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use async_trait::async_trait;
-use hamt::{
-    Block, BlockStore, Bytes, Capabilities, Check, Cid, Codec, HashAlg, ImportCar, Pinning,
-};
+use hamt::{Block, BlockStore, Bytes, Capabilities, Cid, Codec, HashAlg};
 use hamt_registry::OpenStore;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -43,6 +41,8 @@ pub(crate) struct Store {
     pub(crate) scheme: &'static str,
     opened: Mutex<Option<OpenStore>>,
     closed: Arc<AtomicBool>,
+    /// The wrapper that lets go of the backend on close (none for a Python CAS).
+    guard: Option<Arc<Guarded>>,
 }
 
 impl Store {
@@ -52,17 +52,21 @@ impl Store {
             hamt_registry::open(url).await.map_err(registry_error)
         })?;
         let closed = Arc::new(AtomicBool::new(false));
-        let blocks: Arc<dyn BlockStore> = Arc::new(Guarded {
-            inner: opened.store().clone(),
+        let guard = Arc::new(Guarded {
+            inner: RwLock::new(Some(opened.store().clone())),
+            capabilities: opened.capabilities(),
+            hash_alg: opened.store().hash_alg(),
+            concurrency: opened.store().concurrency(),
             closed: closed.clone(),
             name: opened.scheme(),
         });
         Ok(Self {
-            blocks,
+            blocks: guard.clone(),
             url: Some(url.to_owned()),
             scheme: opened.scheme(),
             opened: Mutex::new(Some(opened)),
             closed,
+            guard: Some(guard),
         })
     }
 
@@ -75,6 +79,7 @@ impl Store {
             scheme: "python",
             opened: Mutex::new(None),
             closed,
+            guard: None,
         })
     }
 
@@ -139,26 +144,17 @@ impl Store {
     /// `StoreError`. Closing twice is harmless.
     fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let opened = self.take_opened();
-        let closed = self.closed.clone();
-        spawn(py, async move {
-            closed.store(true, Ordering::Release);
-            match opened {
-                Some(opened) => opened.close().await.map_err(hamt_error),
-                None => Ok(()),
-            }
-        })
+        self.closed.store(true, Ordering::Release);
+        let guard = self.guard.clone();
+        spawn(py, close_opened(opened, guard))
     }
 
     /// `aclose()` from synchronous code.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let opened = self.take_opened();
         self.closed.store(true, Ordering::Release);
-        block_on(py, || async move {
-            match opened {
-                Some(opened) => opened.close().await.map_err(hamt_error),
-                None => Ok(()),
-            }
-        })
+        let guard = self.guard.clone();
+        block_on(py, || close_opened(opened, guard))
     }
 
     fn __aenter__<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
@@ -272,6 +268,19 @@ impl Store {
     }
 }
 
+/// Syncs and closes what the registry opened, then drops the last handle on the backend, so a
+/// database one process holds alone (sled) is free for the next opener.
+async fn close_opened(opened: Option<OpenStore>, guard: Option<Arc<Guarded>>) -> PyResult<()> {
+    let result = match opened {
+        Some(opened) => opened.close().await.map_err(hamt_error),
+        None => Ok(()),
+    };
+    if let Some(guard) = guard {
+        guard.release();
+    }
+    result
+}
+
 /// `pickle.PicklingError(message)`.
 pub(crate) fn unpicklable(py: Python<'_>, message: &str) -> PyErr {
     match py
@@ -374,82 +383,75 @@ fn py_bool(b: bool) -> &'static str {
 }
 
 /// A store that refuses every call once closed, with a clear error instead of whatever the
-/// backend does after it let go.
+/// backend does after it let go, and that drops the backend when closed.
 #[derive(Debug)]
-struct Guarded {
-    inner: Arc<dyn BlockStore>,
+pub(crate) struct Guarded {
+    inner: RwLock<Option<Arc<dyn BlockStore>>>,
+    capabilities: Capabilities,
+    hash_alg: HashAlg,
+    concurrency: usize,
     closed: Arc<AtomicBool>,
     name: &'static str,
 }
 
 impl Guarded {
-    fn check(&self) -> hamt::Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(hamt::Error::Backend {
+    fn inner(&self) -> hamt::Result<Arc<dyn BlockStore>> {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        match (&*inner, self.closed.load(Ordering::Acquire)) {
+            (Some(store), false) => Ok(store.clone()),
+            _ => Err(hamt::Error::Backend {
                 store: self.name,
                 temporary: false,
                 source: Box::new(StoreClosed(self.name.to_owned())),
-            });
+            }),
         }
-        Ok(())
+    }
+
+    fn release(&self) {
+        self.inner
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
     }
 }
 
 #[async_trait]
 impl BlockStore for Guarded {
     fn hash_alg(&self) -> HashAlg {
-        self.inner.hash_alg()
+        self.hash_alg
     }
     fn concurrency(&self) -> usize {
-        self.inner.concurrency()
+        self.concurrency
     }
     async fn put_keyed(&self, cid: &Cid, data: Bytes) -> hamt::Result<()> {
-        self.check()?;
-        self.inner.put_keyed(cid, data).await
+        self.inner()?.put_keyed(cid, data).await
     }
     async fn get(&self, cid: &Cid) -> hamt::Result<Bytes> {
-        self.check()?;
-        self.inner.get(cid).await
+        self.inner()?.get(cid).await
     }
     async fn put(&self, codec: Codec, data: Bytes) -> hamt::Result<Cid> {
-        self.check()?;
-        self.inner.put(codec, data).await
+        self.inner()?.put(codec, data).await
     }
     async fn has(&self, cid: &Cid) -> hamt::Result<bool> {
-        self.check()?;
-        self.inner.has(cid).await
+        self.inner()?.has(cid).await
     }
     async fn put_many(&self, blocks: Vec<(Codec, Bytes)>) -> hamt::Result<Vec<Cid>> {
-        self.check()?;
-        self.inner.put_many(blocks).await
+        self.inner()?.put_many(blocks).await
     }
     async fn put_many_keyed(&self, blocks: Vec<(Cid, Bytes)>) -> hamt::Result<()> {
-        self.check()?;
-        self.inner.put_many_keyed(blocks).await
+        self.inner()?.put_many_keyed(blocks).await
     }
     async fn put_blocks(&self, blocks: Vec<Block>) -> hamt::Result<()> {
-        self.check()?;
-        self.inner.put_blocks(blocks).await
+        self.inner()?.put_blocks(blocks).await
     }
     async fn get_many(&self, cids: &[Cid]) -> hamt::Result<Vec<Bytes>> {
-        self.check()?;
-        self.inner.get_many(cids).await
+        self.inner()?.get_many(cids).await
     }
     async fn sync(&self) -> hamt::Result<()> {
-        self.check()?;
-        self.inner.sync().await
+        self.inner()?.sync().await
     }
     fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    fn pinning(&self) -> Option<&dyn Pinning> {
-        self.inner.pinning()
-    }
-    fn checker(&self) -> Option<&dyn Check> {
-        self.inner.checker()
-    }
-    fn car_importer(&self) -> Option<&dyn ImportCar> {
-        self.inner.car_importer()
+        self.capabilities
     }
 }
 
