@@ -5,7 +5,10 @@ Turn it on with ``zarr.config.set({"codec_pipeline.path": "hamt_rs.CodecPipeline
 datasets with ``hamt_rs.open_dataset``). For chunks of a ``hamt_rs`` store selected with plain
 slices, zarrs fetches and decodes them on the extension's threads and copies them straight
 into the output array; any other store, selection or codec goes to the default pipeline.
-Writes are encoded by the default pipeline and stored in Rust. Works with zarr 3.0.9 (read
+Whole chunks written to a ``hamt_rs`` store are encoded by zarrs and stored in Rust too (chunk
+bytes may then differ from what numcodecs writes, so the root CID can differ from py-hamt's
+for the same dataset: leave the pipeline off when writing for parity); partial chunks go to the
+default pipeline. Works with zarr 3.0.9 (read
 returns nothing) and 3.1+ (read returns one ``GetResult`` a chunk).
 """
 
@@ -86,7 +89,39 @@ class CodecPipeline(_CodecPipeline):
         return await self._inner.encode(chunk_arrays_and_specs)
 
     async def write(self, batch_info: Any, value: Any, drop_axes: tuple[int, ...] = ()) -> None:
-        return await self._inner.write(batch_info, value, drop_axes)
+        batch = list(batch_info)
+        array = value.as_numpy_array() if not drop_axes else None
+        ours: list[int] = []
+        items: list[tuple] = []
+        core = None
+        if array is not None and array.dtype.kind in "biufcmM" and array.dtype.fields is None and array.ndim > 0:
+            for i, (setter, spec, chunk_sel, out_sel, complete) in enumerate(batch):
+                store = getattr(setter, "store", None)
+                if not complete or not isinstance(store, _RustStore):
+                    continue
+                if core is None:
+                    core = store._core
+                elif store._core is not core:
+                    continue
+                ndim = len(spec.shape)
+                chunk = _slices(chunk_sel, ndim)
+                src = _slices(out_sel, array.ndim)
+                if chunk is None or src is None or ndim != array.ndim:
+                    continue
+                if any(a != 0 or b != n for a, b, n in zip(chunk[0], chunk[1], spec.shape)):
+                    continue
+                part = array[out_sel]
+                if part.shape != tuple(spec.shape):
+                    continue
+                ours.append(i)
+                items.append((setter.path, ndim, np.ascontiguousarray(part).tobytes()))
+        rest = list(range(len(batch)))
+        if ours:
+            status = await _native.write_chunks(core, items, array.dtype.itemsize)
+            done = {i for i, state in zip(ours, status) if state != 2}
+            rest = [i for i in rest if i not in done]
+        if rest:
+            await self._inner.write([batch[i] for i in rest], value, drop_axes)
 
     async def read(self, batch_info: Any, out: Any, drop_axes: tuple[int, ...] = ()) -> Any:
         batch = list(batch_info)

@@ -102,6 +102,7 @@ class _RustStore(zarr.abc.store.Store):
         prototype: BufferPrototype,
         byte_range: Any = None,
     ) -> Optional[Buffer]:
+        """Zarr's ``get``: the value of ``key`` (a byte range of it), or None."""
         data = await self._core.get(key, _byte_request(byte_range))
         return None if data is None else prototype.buffer.from_bytes(data)
 
@@ -110,60 +111,75 @@ class _RustStore(zarr.abc.store.Store):
         prototype: BufferPrototype,
         key_ranges: Iterable[tuple[str, Any]],
     ) -> list[Optional[Buffer]]:
+        """Many values or ranges at once, fetched concurrently in Rust."""
         found = await self._core.get_many([(k, _byte_request(r)) for k, r in key_ranges])
         return [None if d is None else prototype.buffer.from_bytes(d) for d in found]
 
     async def exists(self, key: str) -> bool:
+        """True when ``key`` is present."""
         return await self._core.exists(key)
 
     @property
     def supports_writes(self) -> bool:
+        """True unless read-only."""
         return not self.read_only
 
     @property
     def supports_deletes(self) -> bool:
+        """True unless read-only."""
         return not self.read_only
 
     @property
     def supports_partial_writes(self) -> bool:  # type: ignore[override]
+        """False: values are written whole."""
         return False
 
     @property
     def supports_listing(self) -> bool:
+        """True."""
         return True
 
     async def set(self, key: str, value: Buffer) -> None:
+        """Stores ``value`` under ``key``."""
         self._check_writable()
         await self._core.set(key, value.to_bytes())
 
     async def set_if_not_exists(self, key: str, value: Buffer) -> None:
+        """Stores ``value`` unless ``key`` exists."""
         self._check_writable()
         await self._core.set_if_not_exists(key, value.to_bytes())
 
     async def set_partial_values(self, key_start_values: Iterable[tuple[str, int, Any]]) -> None:
+        """Not supported (``supports_partial_writes`` is False)."""
         raise NotImplementedError
 
     async def delete(self, key: str) -> None:
+        """Removes ``key``; absent keys are fine."""
         self._check_writable()
         await self._core.delete(key)
 
     async def delete_dir(self, prefix: str) -> None:
+        """Removes every key under ``prefix``."""
         self._check_writable()
         await self._core.delete_dir(prefix)
 
     async def list(self) -> AsyncIterator[str]:
+        """Every key, in py-hamt's order."""
         for key in await self._core.list_prefix(""):
             yield key
 
     async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
+        """Every key starting with ``prefix``."""
         for key in await self._core.list_prefix(prefix):
             yield key
 
     async def list_dir(self, prefix: str) -> AsyncIterator[str]:
+        """The names directly under ``prefix``."""
         for name in await self._core.list_dir(prefix):
             yield name
 
     async def getsize(self, key: str) -> int:
+        """The size of ``key``'s value; ``FileNotFoundError`` when absent."""
         size = await self._core.getsize(key)
         if size is None:
             raise FileNotFoundError(key)

@@ -19,7 +19,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
-use zarrs::array::{Array, ArrayBytes, ArrayMetadata};
+use zarrs::array::{Array, ArrayBytes, ArrayMetadata, ArrayToBytesCodecTraits as _, CodecOptions};
 
 use crate::errors::FormatError;
 use crate::runtime::spawn;
@@ -36,6 +36,7 @@ const NOT_HANDLED: u8 = 2;
 /// Adds the pipeline function to the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read_chunks, m)?)?;
+    m.add_function(wrap_pyfunction!(write_chunks, m)?)?;
     Ok(())
 }
 
@@ -451,4 +452,88 @@ impl OutBuffer {
         // the only reference. zarr-python does not touch `out` while it awaits the read.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().cast::<u8>(), len) }
     }
+}
+
+/// One whole chunk encoded and stored (or erased when it is all fill value, as zarr-python
+/// does by default); `NOT_HANDLED` when zarrs cannot encode it here.
+async fn encode_and_store(
+    storage: &Storage,
+    key: &str,
+    ndim: usize,
+    data: Vec<u8>,
+    itemsize: usize,
+) -> PyResult<u8> {
+    let Some((array, indices)) = resolve(storage, key, ndim).await? else {
+        return Ok(NOT_HANDLED);
+    };
+    if array.data_type().fixed_size() != Some(itemsize) {
+        return Ok(NOT_HANDLED);
+    }
+    let shape = array
+        .chunk_shape(&indices)
+        .map_err(|e| FormatError::new_err(format!("{key}: {e}")))?;
+    let elements: u64 = shape.iter().map(|n| n.get()).product();
+    if data.len() as u64 != elements * itemsize as u64 {
+        return Ok(NOT_HANDLED);
+    }
+    let fill = ArrayBytes::new_fill_value(array.data_type(), 1, array.fill_value())
+        .map_err(|e| FormatError::new_err(format!("{key}: {e}")))?
+        .into_fixed()
+        .map_err(|e| FormatError::new_err(format!("{key}: {e}")))?
+        .into_owned();
+    if data.chunks_exact(itemsize).all(|v| v == fill.as_slice()) {
+        storage.delete(key).await?;
+        return Ok(MISSING);
+    }
+    let encoded = array
+        .codecs()
+        .encode(
+            ArrayBytes::new_flen(data),
+            &shape,
+            array.data_type(),
+            array.fill_value(),
+            &CodecOptions::default(),
+        )
+        .map_err(|e| FormatError::new_err(format!("cannot encode chunk {key}: {e}")))?;
+    storage.set(key, Bytes::from(encoded.into_owned())).await?;
+    Ok(PRESENT)
+}
+
+/// Encodes whole chunks with zarrs and stores them through a `hamt_rs` store (async).
+///
+/// `items` are `(key, ndim, bytes)`: each chunk's elements in C order. Returns one status a
+/// chunk: 0 erased (all fill value), 1 stored, 2 not handled here (nothing was written).
+#[pyfunction]
+fn write_chunks<'py>(
+    py: Python<'py>,
+    core: &Bound<'py, ZarrCore>,
+    items: &Bound<'py, PyList>,
+    itemsize: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let mut parsed = Vec::with_capacity(items.len());
+    for item in items.iter() {
+        let t = item.cast::<PyTuple>()?;
+        let key: String = t.get_item(0)?.extract()?;
+        let ndim: usize = t.get_item(1)?.extract()?;
+        let data: Vec<u8> = t
+            .get_item(2)?
+            .cast::<pyo3::types::PyBytes>()?
+            .as_bytes()
+            .to_vec();
+        parsed.push((key, ndim, data));
+    }
+    let backend = core.get().backend.clone();
+    spawn(py, async move {
+        let storage = ZarrCore::storage(&backend).await?;
+        stream::iter(parsed)
+            .map(|(key, ndim, data)| {
+                let storage = storage.clone();
+                async move { encode_and_store(&storage, &key, ndim, data, itemsize).await }
+            })
+            .buffered(CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<PyResult<Vec<u8>>>()
+    })
 }

@@ -91,6 +91,10 @@ impl Store {
                  open the blocks by URL (hamt_rs.open_store) to share them"
                     .to_owned(),
             ),
+            Some(url) if self.scheme == "mem" => Some(format!(
+                "{url:?} keeps its blocks in this process's memory, which no other process \
+                 can open (capabilities().shared is False)"
+            )),
             Some(url) if !self.blocks.capabilities().shared => Some(format!(
                 "{url:?} can be opened by one process at a time (capabilities().shared is \
                  False): serve it with `hamt serve` and read it through the gateway, or use a \
@@ -244,7 +248,7 @@ impl Store {
 
     fn __repr__(&self) -> String {
         match &self.url {
-            Some(url) => format!("hamt_rs.open_store({url:?})"),
+            Some(url) => format!("hamt_rs.open_store({:?})", redact(url)),
             None => "hamt_rs.Store(<Python CAS>)".to_owned(),
         }
     }
@@ -279,6 +283,21 @@ async fn close_opened(opened: Option<OpenStore>, guard: Option<Arc<Guarded>>) ->
         guard.release();
     }
     result
+}
+
+/// `url` with any password replaced by `***`, for display.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// `pickle.PicklingError(message)`.

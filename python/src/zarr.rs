@@ -86,7 +86,7 @@ impl Storage {
         .map_err(zarr_error)
     }
 
-    async fn set(&self, key: &str, value: Bytes) -> PyResult<()> {
+    pub(crate) async fn set(&self, key: &str, value: Bytes) -> PyResult<()> {
         match self {
             Storage::Hamt(s) => s.set_value(key, value).await,
             Storage::Sharded(s) => s.set_value(key, value).await,
@@ -94,7 +94,7 @@ impl Storage {
         .map_err(zarr_error)
     }
 
-    async fn delete(&self, key: &str) -> PyResult<()> {
+    pub(crate) async fn delete(&self, key: &str) -> PyResult<()> {
         match self {
             Storage::Hamt(s) => s.erase_key(key).await.map(drop),
             Storage::Sharded(s) => s.delete(key).await,

@@ -279,3 +279,37 @@ def test_py_hamt_sharded_store_and_hamt_rs_read_each_other(cid_store):
         xr.testing.assert_identical(xr.open_zarr(back, group="0").load(), ds)
 
     run(go())
+
+
+def test_rust_pipeline_writes_what_zarr_reads_back():
+    ds, encoding = dataset(times=12)
+    more, _ = dataset(times=12, start="2000-01-13")
+    store = open_store("mem:")
+
+    async def go():
+        hamt = await HAMT.build(cas=store, values_are_bytes=True)
+        zs = ZarrHAMTStore(hamt)
+        with zarr.config.set(RUST):
+            ds.to_zarr(zs, mode="w", zarr_format=3, encoding=encoding)
+            more.to_zarr(zs, append_dim="time", zarr_format=3)
+            # Part of a chunk along lat and lon: zarr-python's pipeline merges it.
+            patch = xr.full_like(ds.isel(time=slice(0, 6), lat=slice(2, 5), lon=slice(1, 3)), 2.5)
+            patch.drop_vars(["lat", "lon"]).to_zarr(
+                zs, region={"time": slice(0, 6), "lat": slice(2, 5), "lon": slice(1, 3)}
+            )
+        await hamt.make_read_only()
+        return hamt.root_node_id
+
+    root = run(go())
+    want = xr.concat([ds, more], dim="time")
+    want["temp"][0:6, 2:5, 1:3] = 2.5
+    want["precip"][0:6, 2:5, 1:3] = 2.5
+    # Read with zarr-python's own decoding: what zarrs encoded is standard Zarr.
+    xr.testing.assert_identical(xr.open_zarr(reader(store, root)).load(), want)
+    # A chunk that is all fill value is not stored, as zarr-python does.
+    arr_store = reader(store, root)
+
+    async def keys():
+        return [k async for k in arr_store.list_prefix("temp/c/")]
+
+    assert len(run(keys())) == 4 * 2 * 2

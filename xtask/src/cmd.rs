@@ -67,4 +67,3 @@ pub(crate) fn json(text: &str, what: &str) -> Result<serde_json::Value> {
         .unwrap_or(text);
     serde_json::from_str(line).map_err(|e| format!("{what} printed no JSON result: {e}"))
 }
-

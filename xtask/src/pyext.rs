@@ -24,8 +24,7 @@ pub(crate) fn install(release: bool) -> Result<[PathBuf; 2]> {
     let out = xtask_dir().join("wheels").join(profile);
     let _ = fs::remove_dir_all(&out);
     let maturin = venvs[0].with_file_name("maturin");
-    run(Command::new(&venvs[0])
-        .arg(&maturin)
+    run(Command::new(&maturin)
         .args(["build", "--quiet", "--profile", profile, "-m"])
         .arg(root().join("python/Cargo.toml"))
         .arg("-o")
@@ -62,12 +61,29 @@ pub(crate) struct Counts {
 /// Builds the debug extension into both venvs and runs `python/tests` in each, with the
 /// services' addresses in the environment and the `hamt` binary for `hamt serve`.
 pub(crate) fn test(node: &IpfsNode, s3: &S3Server, counts: &mut Counts) -> Result<()> {
-    run(Command::new(cargo()).args(["build", "-q", "-p", "hamt-cli", "--bin", "hamt"]))?;
+    // The feature set `cargo test --all-features` builds, so the workspace run shares it.
+    run(Command::new(cargo()).args([
+        "build",
+        "-q",
+        "-p",
+        "hamt-cli",
+        "--all-features",
+        "--bin",
+        "hamt",
+    ]))?;
     let [pyhamt, newest] = install(false)?;
     let mut failures = Vec::new();
     for (python, select) in [(&pyhamt, None), (&newest, Some("not pyhamt"))] {
         let mut cmd = Command::new(python);
-        cmd.args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"]);
+        cmd.args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "ignore::DeprecationWarning",
+        ]);
         if let Some(select) = select {
             cmd.args(["-m", select]);
         }
@@ -115,7 +131,9 @@ fn run_pytest(cmd: &mut Command, counts: &mut Counts) -> Result<()> {
             last = line;
         }
     }
-    let status = child.wait().map_err(|e| format!("waiting for pytest: {e}"))?;
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for pytest: {e}"))?;
     // "3 failed, 40 passed, 2 deselected in 12.3s"
     for part in last.split(',') {
         let mut words = part.split_whitespace();

@@ -90,4 +90,3 @@ fn find_python312() -> Result<PathBuf> {
     }
     Err("no Python >= 3.12 found (py-hamt needs it): install one (e.g. with pyenv) or set HAMT_PYTHON to its path".into())
 }
-

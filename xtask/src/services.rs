@@ -201,4 +201,3 @@ impl Drop for IpfsNode {
         let _ = fs::remove_dir_all(&self.repo);
     }
 }
-

@@ -23,8 +23,7 @@ pub(crate) fn test(crates: &[String]) -> Result<()> {
     } else {
         None
     };
-    let s3 = if wants("hamt-store-s3") || wants("hamt-cli") || wants("hamt-benches") || python_ext
-    {
+    let s3 = if wants("hamt-store-s3") || wants("hamt-cli") || wants("hamt-benches") || python_ext {
         Some(S3Server::start(&python)?)
     } else {
         None
