@@ -136,22 +136,32 @@ impl HamtState {
         }
         let mut tree = self.write_tree().await?;
         let root = match &mut *tree {
-            Tree::Writer(w) => w.flush().await.map_err(hamt_error)?,
-            Tree::Reader(r) => r.root(),
+            // A new tree nothing was written to: the store starts empty, reading nothing
+            // (py-hamt never reads back what it is writing; a gateway may not serve it yet).
+            Tree::Writer(w) if w.is_empty() && w.root().is_none() => None,
+            Tree::Writer(w) => Some(w.flush().await.map_err(hamt_error)?),
+            Tree::Reader(r) => Some(r.root()),
             Tree::Zarr(store) => return check_same_encryption(store.clone(), encryption),
             Tree::Unopened(_) => unreachable!("write_tree opens the tree"),
         };
         let store = Arc::new(self.build_store(root, encryption.cloned()).await?);
         *tree = Tree::Zarr(store.clone());
         *lock(&self.zarr) = Some(store.clone());
-        self.set_root(Some(root));
+        if root.is_some() {
+            self.set_root(root);
+        }
         Ok(store)
     }
 
-    async fn build_store(&self, root: Cid, encryption: Option<Encryption>) -> PyResult<HamtStore> {
-        let mut builder = HamtStore::builder(self.blocks.clone())
-            .config(self.config)
-            .root(root);
+    async fn build_store(
+        &self,
+        root: Option<Cid>,
+        encryption: Option<Encryption>,
+    ) -> PyResult<HamtStore> {
+        let mut builder = HamtStore::builder(self.blocks.clone()).config(self.config);
+        if let Some(root) = root {
+            builder = builder.root(root);
+        }
         if self.is_read_only() {
             builder = builder.read_only();
         }
@@ -172,17 +182,9 @@ impl HamtState {
                 root
             }
             Tree::Reader(r) => r.root(),
-            Tree::Zarr(store) => {
-                let root = store.flush().await.map_err(zarr_error)?;
-                if !store.is_read_only() {
-                    self.read_only.store(true, Ordering::Release);
-                    let encryption = store.encryption().cloned();
-                    let fresh = Arc::new(self.build_store(root, encryption).await?);
-                    *lock(&self.zarr) = Some(fresh.clone());
-                    *tree = Tree::Zarr(fresh);
-                }
-                root
-            }
+            // The store keeps its tree (reads need nothing from the block store); the HAMT's
+            // flag refuses writes through either.
+            Tree::Zarr(store) => store.flush().await.map_err(zarr_error)?,
             Tree::Unopened(_) => unreachable!("write_tree opens the tree"),
         };
         self.read_only.store(true, Ordering::Release);
@@ -204,14 +206,15 @@ impl HamtState {
                     .map_err(hamt_error)?;
                 *tree = Tree::Writer(Box::new(w));
             }
-            Tree::Zarr(store) => {
+            // A store opened read-only has a read-only tree: reopen it writable.
+            Tree::Zarr(store) if store.is_read_only() => {
                 let root = store.flush().await.map_err(zarr_error)?;
                 let encryption = store.encryption().cloned();
-                let fresh = Arc::new(self.build_store(root, encryption).await?);
+                let fresh = Arc::new(self.build_store(Some(root), encryption).await?);
                 *lock(&self.zarr) = Some(fresh.clone());
                 *tree = Tree::Zarr(fresh);
             }
-            Tree::Writer(_) | Tree::Unopened(_) => {}
+            Tree::Zarr(_) | Tree::Writer(_) | Tree::Unopened(_) => {}
         }
         Ok(())
     }
@@ -300,13 +303,13 @@ impl HamtState {
 
     pub(crate) async fn keys(&self) -> PyResult<Vec<String>> {
         if let Some(store) = self.attached() {
-            return crate::zarr::tree_keys(&store).await;
+            return crate::zarr::tree_keys(&store, self.max_bucket_size).await;
         }
         let tree = self.read_tree().await?;
         match &*tree {
             Tree::Writer(w) => w.keys().try_collect().await,
             Tree::Reader(r) => r.keys().try_collect().await,
-            Tree::Zarr(store) => return crate::zarr::tree_keys(store).await,
+            Tree::Zarr(store) => return crate::zarr::tree_keys(store, self.max_bucket_size).await,
             Tree::Unopened(_) => unreachable!("read_tree opens the tree"),
         }
         .map_err(hamt_error)
@@ -367,7 +370,7 @@ fn check_same_encryption(
 /// root CIDs for the same contents).
 ///
 /// Build one with `await HAMT.build(cas=..., root_node_id=None, values_are_bytes=False,
-/// max_bucket_size=4, read_only=False)`, exactly as in py-hamt. `cas` is a hamt_rs store
+/// max_bucket_size=4, read_only=False)`, exactly as in py-hamt. `cas` is a `hamt_rs` store
 /// (`open_store(url)`, `KuboCAS`, `InMemoryCAS`), a store URL, or any py-hamt
 /// `ContentAddressedStore`. Values are encoded as DAG-CBOR unless `values_are_bytes`.
 /// Writes stay in memory until `make_read_only()` writes the changed nodes, makes them

@@ -7,12 +7,14 @@
 //! Each file has one job: [`runtime`] (the tokio runtime, awaitables, the GIL), [`errors`]
 //! (Rust errors as Python exceptions), [`convert`] (CIDs and DAG-CBOR values), [`stores`] (block
 //! stores from URLs and py-hamt's CAS classes), [`pycas`] (a Python CAS as a Rust block store),
-//! [`hamt`] (py-hamt's `HAMT`), [`zarr`] (the Rust side of the Zarr stores), [`pipeline`]
-//! (chunks fetched and decoded by zarrs, straight into the output array).
+//! [`hamt`] (py-hamt's `HAMT`), [`order`] (py-hamt's listing order), [`zarr`] (the Rust side
+//! of the Zarr stores), [`pipeline`] (chunks fetched and decoded by zarrs, straight into the
+//! output array).
 
 mod convert;
 mod errors;
 mod hamt;
+mod order;
 mod pipeline;
 mod pycas;
 mod runtime;

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures::{StreamExt as _, TryStreamExt as _, stream};
-use hamt::{Bytes, HamtReader};
+use hamt::Bytes;
 use hamt_zarr::zarrs_storage::AsyncReadableStorageTraits;
 use hamt_zarr::{Encryption, EncryptionKey, HamtStore, ReadMode, ShardedStore};
 use pyo3::exceptions::PyValueError;
@@ -64,7 +64,8 @@ pub(crate) struct ZarrCore {
 /// The zarrs storage a pipeline reads through, resolved for one call.
 #[derive(Clone)]
 pub(crate) enum Storage {
-    Hamt(Arc<HamtStore>),
+    /// A HAMT store and its bucket size (which fixes the tree's shape and listing order).
+    Hamt(Arc<HamtStore>, usize),
     Sharded(Arc<ShardedStore>),
 }
 
@@ -72,7 +73,7 @@ impl Storage {
     /// As zarrs' async readable storage.
     pub(crate) fn readable(&self) -> Arc<dyn AsyncReadableStorageTraits> {
         match self {
-            Storage::Hamt(s) => s.clone(),
+            Storage::Hamt(s, _) => s.clone(),
             Storage::Sharded(s) => s.clone(),
         }
     }
@@ -80,7 +81,7 @@ impl Storage {
     /// The value of `key`, or None.
     pub(crate) async fn get(&self, key: &str) -> PyResult<Option<Bytes>> {
         match self {
-            Storage::Hamt(s) => s.get_value(key).await,
+            Storage::Hamt(s, _) => s.get_value(key).await,
             Storage::Sharded(s) => s.get_value(key).await,
         }
         .map_err(zarr_error)
@@ -88,7 +89,7 @@ impl Storage {
 
     pub(crate) async fn set(&self, key: &str, value: Bytes) -> PyResult<()> {
         match self {
-            Storage::Hamt(s) => s.set_value(key, value).await,
+            Storage::Hamt(s, _) => s.set_value(key, value).await,
             Storage::Sharded(s) => s.set_value(key, value).await,
         }
         .map_err(zarr_error)
@@ -96,7 +97,7 @@ impl Storage {
 
     pub(crate) async fn delete(&self, key: &str) -> PyResult<()> {
         match self {
-            Storage::Hamt(s) => s.erase_key(key).await.map(drop),
+            Storage::Hamt(s, _) => s.erase_key(key).await.map(drop),
             Storage::Sharded(s) => s.delete(key).await,
         }
         .map_err(zarr_error)
@@ -105,7 +106,7 @@ impl Storage {
     async fn delete_dir(&self, prefix: &str) -> PyResult<()> {
         let prefix = dir_prefix(prefix);
         match self {
-            Storage::Hamt(s) => s.erase_prefix_keys(&prefix).await.map(drop),
+            Storage::Hamt(s, _) => s.erase_prefix_keys(&prefix).await.map(drop),
             Storage::Sharded(s) => s.delete_dir(&prefix).await,
         }
         .map_err(zarr_error)
@@ -115,29 +116,18 @@ impl Storage {
     /// consolidates metadata in listing order, so the order is part of the root CID.
     async fn keys(&self, prefix: &str) -> PyResult<Vec<String>> {
         let mut keys = match self {
-            Storage::Hamt(s) => tree_keys(s).await?,
+            Storage::Hamt(s, bucket) => tree_keys(s, *bucket).await?,
             Storage::Sharded(s) => s.keys().await.map_err(zarr_error)?,
         };
         keys.retain(|k| k.starts_with(prefix));
         Ok(keys)
     }
-
-    fn is_read_only(&self) -> bool {
-        match self {
-            Storage::Hamt(s) => s.is_read_only(),
-            Storage::Sharded(s) => s.is_read_only(),
-        }
-    }
 }
 
-/// The keys of a Zarr store's tree in py-hamt's order (a node's bucket keys in slot order,
-/// then its children from the highest slot down), read from its flushed root.
-pub(crate) async fn tree_keys(store: &HamtStore) -> PyResult<Vec<String>> {
-    let root = store.flush().await.map_err(zarr_error)?;
-    let reader = HamtReader::open(store.blocks().clone(), root)
-        .await
-        .map_err(hamt_error)?;
-    reader.keys().try_collect().await.map_err(hamt_error)
+/// The keys of a Zarr store's tree in py-hamt's order.
+pub(crate) async fn tree_keys(store: &HamtStore, max_bucket_size: usize) -> PyResult<Vec<String>> {
+    let keys = store.keys_with_prefix("").await.map_err(zarr_error)?;
+    Ok(crate::order::tree_order(keys, max_bucket_size))
 }
 
 /// `prefix` as a directory prefix: `""` stays, anything else ends in one `/`.
@@ -154,11 +144,20 @@ impl ZarrCore {
     /// The storage, attaching the HAMT to it first when needed.
     pub(crate) async fn storage(backend: &Backend) -> PyResult<Storage> {
         Ok(match backend {
-            Backend::Hamt { hamt, encryption } => {
-                Storage::Hamt(hamt.zarr_store(encryption.as_ref()).await?)
-            }
+            Backend::Hamt { hamt, encryption } => Storage::Hamt(
+                hamt.zarr_store(encryption.as_ref()).await?,
+                hamt.max_bucket_size,
+            ),
             Backend::Sharded { store, .. } => Storage::Sharded(store.clone()),
         })
+    }
+
+    /// Refuses writes while the store (or the HAMT behind it) is read-only.
+    pub(crate) fn check_writable(&self) -> PyResult<()> {
+        if self.read_only() {
+            return Err(ReadOnlyError::new_err("Cannot write to a read-only store."));
+        }
+        Ok(())
     }
 
     fn store(&self) -> &Py<Store> {
@@ -276,7 +275,7 @@ impl ZarrCore {
                 .buffered(CONCURRENCY)
                 .try_collect()
                 .await?;
-            Ok(Python::attach(|py| -> PyResult<Py<PyAny>> {
+            Python::attach(|py| -> PyResult<Py<PyAny>> {
                 let list = PyList::empty(py);
                 for d in got {
                     match d {
@@ -285,7 +284,7 @@ impl ZarrCore {
                     }
                 }
                 Ok(list.into_any().unbind())
-            })?)
+            })
         })
     }
 
@@ -296,12 +295,11 @@ impl ZarrCore {
         key: String,
         value: Vec<u8>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, move |s| async move {
-            if s.is_read_only() {
-                return Err(ReadOnlyError::new_err("Cannot write to a read-only store."));
-            }
-            s.set(&key, Bytes::from(value)).await
-        })
+        self.check_writable()?;
+        self.run(
+            py,
+            move |s| async move { s.set(&key, Bytes::from(value)).await },
+        )
     }
 
     /// Sets `key` unless it exists (async).
@@ -311,6 +309,7 @@ impl ZarrCore {
         key: String,
         value: Vec<u8>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        self.check_writable()?;
         self.run(py, move |s| async move {
             if s.get(&key).await?.is_none() {
                 s.set(&key, Bytes::from(value)).await?;
@@ -321,29 +320,21 @@ impl ZarrCore {
 
     /// Removes `key`; absent keys are fine (async).
     fn delete<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, move |s| async move {
-            if s.is_read_only() {
-                return Err(ReadOnlyError::new_err("Cannot write to a read-only store."));
-            }
-            s.delete(&key).await
-        })
+        self.check_writable()?;
+        self.run(py, move |s| async move { s.delete(&key).await })
     }
 
     /// Removes every key under `prefix` (async).
     fn delete_dir<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, move |s| async move {
-            if s.is_read_only() {
-                return Err(ReadOnlyError::new_err("Cannot write to a read-only store."));
-            }
-            s.delete_dir(&prefix).await
-        })
+        self.check_writable()?;
+        self.run(py, move |s| async move { s.delete_dir(&prefix).await })
     }
 
     /// True when `key` is present (async).
     fn exists<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
         self.run(py, move |s| async move {
             Ok(match &s {
-                Storage::Hamt(h) => h.get_pointer(&key).await.map_err(zarr_error)?.is_some(),
+                Storage::Hamt(h, _) => h.get_pointer(&key).await.map_err(zarr_error)?.is_some(),
                 Storage::Sharded(_) => s.get(&key).await?.is_some(),
             })
         })
@@ -419,8 +410,8 @@ impl ZarrCore {
     }
 
     /// The block store's capabilities.
-    fn capabilities(&self, py: Python<'_>) -> PyResult<StoreCapabilities> {
-        Ok(self.store().bind(py).get().caps())
+    fn capabilities(&self, py: Python<'_>) -> StoreCapabilities {
+        self.store().bind(py).get().caps()
     }
 
     /// The block store.
@@ -528,7 +519,7 @@ fn sharded_core<'py>(
     let mode_name = match mode {
         ReadMode::Full => "full",
         ReadMode::Sparse => "sparse",
-        _ => "auto",
+        ReadMode::Auto => "auto",
     };
     let root = root_cid
         .filter(|r| !r.is_none())

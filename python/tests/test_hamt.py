@@ -221,3 +221,40 @@ def test_read_only_hamt_pickles_by_url_and_root(scratch):
         return await back.get("a")
 
     assert run(read()) == b"1"
+
+
+@pytest.mark.parametrize("bucket", [1, 4])
+def test_zarr_store_lists_keys_in_the_trees_order(bucket):
+    """The Zarr store computes the listing order from the keys (it must not read nodes back
+    while writing); it equals the order of a walk of the stored tree."""
+
+    async def go():
+        store = InMemoryCAS()
+        hamt = await HAMT.build(cas=store, values_are_bytes=True, max_bucket_size=bucket)
+        zs = hamt_rs.ZarrHAMTStore(hamt)
+        from zarr.core.buffer import default_buffer_prototype
+
+        proto = default_buffer_prototype()
+        for i in range(400):
+            await zs.set(f"v{i % 7}/c/{i}/{i % 3}", proto.buffer.from_bytes(b"x"))
+        listed = [k async for k in zs.list()]
+        await hamt.make_read_only()
+        walked = [k async for k in (await HAMT.build(cas=store, root_node_id=hamt.root_node_id, read_only=True)).keys()]
+        assert listed == walked and len(listed) == 400
+
+    run(go())
+
+
+@pytest.mark.pyhamt
+def test_listing_order_is_py_hamts(cid_store):
+    import py_hamt
+
+    async def go():
+        ours = await HAMT.build(cas=InMemoryCAS(), values_are_bytes=True)
+        theirs = await py_hamt.HAMT.build(cas=cid_store, values_are_bytes=True)
+        for i in range(300):
+            await ours.set(f"key/{i}", b"v")
+            await theirs.set(f"key/{i}", b"v")
+        assert [k async for k in ours.keys()] == [k async for k in theirs.keys()]
+
+    run(go())
