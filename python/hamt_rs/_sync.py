@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -24,7 +24,12 @@ def _background_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to completion and return its result, from any thread, inside or outside
-    a running event loop (it runs on a private background loop)."""
-    return asyncio.run_coroutine_threadsafe(coro, _background_loop()).result()
+def run(make: Callable[[], Awaitable[T]]) -> T:
+    """Await what ``make()`` returns on a private background event loop and return its
+    result, from any thread, inside or outside a running event loop. ``make`` is called on
+    that loop, since hamt_rs's async methods need a running loop when they are called."""
+
+    async def main() -> T:
+        return await make()
+
+    return asyncio.run_coroutine_threadsafe(main(), _background_loop()).result()

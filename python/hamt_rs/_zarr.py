@@ -292,7 +292,7 @@ def _reopen(
     store = _native.Store(url)
     if layout == "sharded":
         return run(
-            ShardedZarrStore.open(
+            lambda: ShardedZarrStore.open(
                 store,
                 True,
                 root,
@@ -301,7 +301,7 @@ def _reopen(
             )
         )
     hamt = run(
-        HAMT.build(
+        lambda: HAMT.build(
             cas=store,
             root_node_id=root,
             read_only=True,
@@ -353,7 +353,7 @@ def open_dataset(
 
     from ._sync import run
 
-    store = run(open_zarr_store(url, root, encryption_key=encryption_key, header=header))
+    store = run(lambda: open_zarr_store(url, root, encryption_key=encryption_key, header=header))
     open_zarr_kwargs.setdefault("zarr_format", 3)
     if not rust_pipeline:
         return xr.open_zarr(store, **open_zarr_kwargs)
