@@ -78,7 +78,7 @@ fn to_ipld(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Ipld> {
         let n: i128 = obj.extract().map_err(|_| {
             PyValueError::new_err("integer out of DAG-CBOR's range (-2**64 .. 2**64-1)")
         })?;
-        if n < -(1_i128 << 64) || n >= (1_i128 << 64) {
+        if !(-(1_i128 << 64)..(1_i128 << 64)).contains(&n) {
             return Err(PyValueError::new_err(
                 "integer out of DAG-CBOR's range (-2**64 .. 2**64-1)",
             ));

@@ -44,8 +44,11 @@ type ZArray = Array<dyn AsyncReadableStorageTraits>;
 
 /// Arrays opened by zarrs, by (storage identity, path), with the metadata they were opened
 /// from: a changed `zarr.json` (an append) opens the array again.
-static ARRAYS: Mutex<Option<HashMap<(usize, String), (Bytes, Option<Arc<ZArray>>)>>> =
-    Mutex::new(None);
+static ARRAYS: Mutex<Option<ArrayCache>> = Mutex::new(None);
+
+/// (storage identity, array path) → (the `zarr.json` it was opened from, the array, or None
+/// when zarrs cannot read it).
+type ArrayCache = HashMap<(usize, String), (Bytes, Option<Arc<ZArray>>)>;
 
 /// One chunk to read: its key, the part of it selected, where that part goes in `out`.
 struct Item {
@@ -164,22 +167,21 @@ async fn resolve(
                 .filter(|(bytes, _)| *bytes == meta_bytes)
                 .map(|(_, a)| a.clone())
         };
-        let array = match cached {
-            Some(array) => array,
-            None => {
-                let opened = serde_json::from_slice::<ArrayMetadata>(&meta_bytes)
-                    .ok()
-                    .and_then(|m| {
-                        ZArray::new_with_metadata(storage.readable(), &format!("/{path}"), m).ok()
-                    })
-                    .filter(|a| a.data_type().fixed_size().is_some())
-                    .map(Arc::new);
-                let mut guard = ARRAYS.lock().unwrap_or_else(PoisonError::into_inner);
-                guard
-                    .get_or_insert_with(HashMap::new)
-                    .insert(cache_key, (meta_bytes.clone(), opened.clone()));
-                opened
-            }
+        let array = if let Some(array) = cached {
+            array
+        } else {
+            let opened = serde_json::from_slice::<ArrayMetadata>(&meta_bytes)
+                .ok()
+                .and_then(|m| {
+                    ZArray::new_with_metadata(storage.readable(), &format!("/{path}"), m).ok()
+                })
+                .filter(|a| a.data_type().fixed_size().is_some())
+                .map(Arc::new);
+            let mut guard = ARRAYS.lock().unwrap_or_else(PoisonError::into_inner);
+            guard
+                .get_or_insert_with(HashMap::new)
+                .insert(cache_key, (meta_bytes.clone(), opened.clone()));
+            opened
         };
         return Ok(array.map(|a| (a, indices)));
     }
@@ -226,29 +228,26 @@ async fn decode(
         .zip(&item.chunk_start)
         .map(|(b, a)| b - a)
         .collect();
-    match decoded {
-        Some(bytes) => {
-            let raw = bytes
-                .into_fixed()
-                .map_err(|e| FormatError::new_err(format!("{}: {e}", item.key)))?;
-            let whole = item.chunk_start.iter().all(|&s| s == 0) && region == chunk_shape;
-            let out = if whole {
-                raw.into_owned()
-            } else {
-                extract(&raw, &chunk_shape, &item.chunk_start, &region, itemsize)
-            };
-            Ok((PRESENT, Some(out)))
-        }
-        None => {
-            let one = ArrayBytes::new_fill_value(array.data_type(), 1, array.fill_value())
-                .map_err(|e| FormatError::new_err(format!("{}: {e}", item.key)))?
-                .into_fixed()
-                .map_err(|e| FormatError::new_err(format!("{}: {e}", item.key)))?
-                .into_owned();
-            let n: u64 = region.iter().product();
-            let n = usize::try_from(n).map_err(|_| PyValueError::new_err("chunk too large"))?;
-            Ok((MISSING, Some(one.repeat(n))))
-        }
+    if let Some(bytes) = decoded {
+        let raw = bytes
+            .into_fixed()
+            .map_err(|e| FormatError::new_err(format!("{}: {e}", item.key)))?;
+        let whole = item.chunk_start.iter().all(|&s| s == 0) && region == chunk_shape;
+        let out = if whole {
+            raw.into_owned()
+        } else {
+            extract(&raw, &chunk_shape, &item.chunk_start, &region, itemsize)
+        };
+        Ok((PRESENT, Some(out)))
+    } else {
+        let one = ArrayBytes::new_fill_value(array.data_type(), 1, array.fill_value())
+            .map_err(|e| FormatError::new_err(format!("{}: {e}", item.key)))?
+            .into_fixed()
+            .map_err(|e| FormatError::new_err(format!("{}: {e}", item.key)))?
+            .into_owned();
+        let n: u64 = region.iter().product();
+        let n = usize::try_from(n).map_err(|_| PyValueError::new_err("chunk too large"))?;
+        Ok((MISSING, Some(one.repeat(n))))
     }
 }
 
@@ -383,7 +382,7 @@ fn read_chunks<'py>(
     spawn(py, async move {
         let storage = ZarrCore::storage(&backend).await?;
         let mut out = OutBuffer::new(buffer)?;
-        let mut decoded = stream::iter(parsed.into_iter())
+        let mut decoded = stream::iter(parsed)
             .map(|item| {
                 let storage = storage.clone();
                 async move {
@@ -510,6 +509,7 @@ fn write_chunks<'py>(
     items: &Bound<'py, PyList>,
     itemsize: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
+    core.get().check_writable()?;
     let mut parsed = Vec::with_capacity(items.len());
     for item in items.iter() {
         let t = item.cast::<PyTuple>()?;

@@ -30,7 +30,10 @@ pub(crate) struct PyCas {
 
 impl fmt::Debug for PyCas {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PyCas").field("class", &self.class).finish()
+        f.debug_struct("PyCas")
+            .field("class", &self.class)
+            .field("digest_ids", &self.digest_ids)
+            .finish_non_exhaustive()
     }
 }
 

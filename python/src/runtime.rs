@@ -25,14 +25,13 @@ static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 /// The extension's multi-threaded runtime, started on first use.
 pub(crate) fn runtime() -> &'static Runtime {
     RUNTIME.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("hamt-rs")
             .build()
             // Without threads or a timer nothing of this module can work; there is no
             // smaller thing to fall back to.
-            .expect("cannot start the hamt_rs tokio runtime");
-        runtime
+            .expect("cannot start the hamt_rs tokio runtime")
     })
 }
 
@@ -49,14 +48,10 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// panic becomes `hamt_rs.PanicError` and never reaches the interpreter.
 #[pyfunction]
 fn _panic_for_tests(py: Python<'_>, in_future: bool) -> PyResult<Bound<'_, PyAny>> {
-    if !in_future {
-        panic!("a panic for the tests");
-    }
+    assert!(in_future, "a panic for the tests");
     spawn(py, async move {
         tokio::task::yield_now().await;
-        if in_future {
-            panic!("a panic for the tests, in a future");
-        }
+        assert!(!in_future, "a panic for the tests, in a future");
         Ok(())
     })
 }

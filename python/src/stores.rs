@@ -161,7 +161,7 @@ impl Store {
         block_on(py, || close_opened(opened, guard))
     }
 
-    fn __aenter__<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+    fn __aenter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, PyAny>> {
         let py = slf.py();
         let me = slf.into_any().unbind();
         spawn(py, async move { Ok(me) })
@@ -382,6 +382,8 @@ impl From<Capabilities> for StoreCapabilities {
     }
 }
 
+// pyo3 methods take `&self`.
+#[allow(clippy::trivially_copy_pass_by_ref)]
 #[pymethods]
 impl StoreCapabilities {
     fn __repr__(&self) -> String {
