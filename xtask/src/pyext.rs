@@ -61,8 +61,18 @@ pub(crate) struct Counts {
 /// Builds the debug extension into both venvs and runs `python/tests` in each, with the
 /// services' addresses in the environment and the `hamt` binary for `hamt serve`.
 pub(crate) fn test(node: &IpfsNode, s3: &S3Server, counts: &mut Counts) -> Result<()> {
-    // `hamt serve` over sled needs only the default features, the cheaper build.
-    run(Command::new(cargo()).args(["build", "-q", "-p", "hamt-cli", "--bin", "hamt"]))?;
+    // The feature set `cargo test --all-features` builds, so a workspace run has it already;
+    // alone it costs little more than the default set, since the extension itself needs the
+    // registry with every backend.
+    run(Command::new(cargo()).args([
+        "build",
+        "-q",
+        "-p",
+        "hamt-cli",
+        "--all-features",
+        "--bin",
+        "hamt",
+    ]))?;
     let [pyhamt, newest] = install(false)?;
     let mut failures = Vec::new();
     for (python, select) in [(&pyhamt, None), (&newest, Some("not pyhamt"))] {
