@@ -16,6 +16,9 @@ pub(crate) enum CliError {
     #[error(transparent)]
     Store(#[from] hamt_registry::Error),
 
+    #[error(transparent)]
+    Versions(#[from] hamt_versions::Error),
+
     #[cfg(feature = "gateway")]
     #[error(transparent)]
     Gateway(#[from] hamt_gateway::Error),
@@ -23,6 +26,11 @@ pub(crate) enum CliError {
     #[cfg(feature = "zarr")]
     #[error(transparent)]
     Zarr(#[from] hamt_zarr::Error),
+
+    /// An encrypted dataset opened without its key.
+    #[cfg(feature = "zarr")]
+    #[error("{0}: pass it with --key-file FILE")]
+    KeyRequired(hamt_zarr::Error),
 
     #[error("{path}: {source}")]
     Io {
@@ -62,9 +70,9 @@ impl CliError {
 
     fn hamt(&self) -> Option<&hamt::Error> {
         match self {
-            CliError::Hamt(e) | CliError::Store(hamt_registry::Error::Open { source: e, .. }) => {
-                Some(e)
-            }
+            CliError::Hamt(e)
+            | CliError::Store(hamt_registry::Error::Open { source: e, .. })
+            | CliError::Versions(hamt_versions::Error::Hamt(e)) => Some(e),
             #[cfg(feature = "zarr")]
             CliError::Zarr(hamt_zarr::Error::Hamt(e)) => Some(e),
             _ => None,
@@ -75,7 +83,11 @@ impl CliError {
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             CliError::KeyNotFound { .. } | CliError::IncompleteCar { .. } => 3,
+            // A revision that names nothing stays a usage error (1), as a bad CID always was.
+            CliError::Versions(hamt_versions::Error::RefNotFound { .. }) => 3,
             _ if self.hamt().is_some_and(hamt::Error::is_not_found) => 3,
+            #[cfg(feature = "zarr")]
+            CliError::Zarr(e) if e.is_not_found() => 3,
             _ => 1,
         }
     }
@@ -102,8 +114,23 @@ impl CliError {
             CliError::Store(_) => "bad_store_url",
             CliError::Io { .. } => "io",
             CliError::BadInput(_) => "bad_input",
+            CliError::Versions(e) => match e {
+                hamt_versions::Error::RefConflict { .. } => "ref_conflict",
+                hamt_versions::Error::TagExists { .. } => "tag_exists",
+                hamt_versions::Error::MergeConflict { .. } => "merge_conflict",
+                hamt_versions::Error::RefNotFound { .. } => "ref_not_found",
+                hamt_versions::Error::UnknownRevision { .. } => "unknown_revision",
+                hamt_versions::Error::NotACommit { .. } => "not_a_commit",
+                hamt_versions::Error::InvalidRefName { .. } => "invalid_ref_name",
+                hamt_versions::Error::GcRefused(_) => "gc_refused",
+                _ => "versions_error",
+            },
             #[cfg(feature = "gateway")]
             CliError::Gateway(_) => "gateway",
+            #[cfg(feature = "zarr")]
+            CliError::Zarr(e) if e.is_not_found() => "block_not_found",
+            #[cfg(feature = "zarr")]
+            CliError::KeyRequired(_) => "key_required",
             #[cfg(feature = "zarr")]
             CliError::Zarr(_) => "zarr",
             CliError::Hamt(_) => "store_error",

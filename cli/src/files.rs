@@ -5,7 +5,7 @@
 //! checks every key before it writes anything: each key must name one path of its own under
 //! DIR, and nothing is written through a link found inside DIR.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -50,6 +50,8 @@ pub(crate) struct ExportArgs {
 enum Skip {
     /// A link to a directory (followed only with `--follow-symlinks`).
     DirLink,
+    /// A link to a directory above it, which would loop for ever.
+    LoopLink,
     /// A link that points out of DIR, or nowhere.
     OutsideLink,
     /// A FIFO, socket or device.
@@ -62,6 +64,7 @@ impl Skip {
     fn reason(self) -> &'static str {
         match self {
             Skip::DirLink => "links to directories",
+            Skip::LoopLink => "links to a directory they are in",
             Skip::OutsideLink => "links out of the directory or to nothing",
             Skip::Special => "FIFOs, sockets or devices",
             Skip::Store => "the store's own files",
@@ -98,9 +101,10 @@ fn walk(dir: &Path, store_path: Option<&Path>, follow: bool) -> Result<Walked, C
     let real_dir = dir.canonicalize().map_err(CliError::io(dir))?;
     let store_path = store_path.and_then(|p| p.canonicalize().ok());
     let mut walked = Walked::default();
-    let mut visited = HashSet::from([real_dir.clone()]);
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(current) = stack.pop() {
+    // Each directory to read, with the real paths of the directories it is reached through,
+    // so that a followed link back into one of them is not walked for ever.
+    let mut stack = vec![(dir.to_path_buf(), vec![real_dir.clone()])];
+    while let Some((current, chain)) = stack.pop() {
         let entries = std::fs::read_dir(&current).map_err(CliError::io(&current))?;
         for entry in entries {
             let entry = entry.map_err(CliError::io(&current))?;
@@ -129,10 +133,15 @@ fn walk(dir: &Path, store_path: Option<&Path>, follow: bool) -> Result<Walked, C
                 }
             }
             if target.is_dir() {
+                let real = real.canonicalize().map_err(CliError::io(&real))?;
                 if kind.is_symlink() && !follow {
                     walked.skipped.push((Skip::DirLink, path));
-                } else if visited.insert(real.canonicalize().unwrap_or(real)) {
-                    stack.push(path);
+                } else if chain.contains(&real) {
+                    walked.skipped.push((Skip::LoopLink, path));
+                } else {
+                    let mut chain = chain.clone();
+                    chain.push(real);
+                    stack.push((path, chain));
                 }
             } else if target.is_file() {
                 if kind.is_symlink() && !inside && !follow {
@@ -176,7 +185,9 @@ pub(crate) async fn import(
         follow_symlinks,
         verbose,
     } = args;
-    let meta = tokio::fs::metadata(&dir).await.map_err(CliError::io(&dir))?;
+    let meta = tokio::fs::metadata(&dir)
+        .await
+        .map_err(CliError::io(&dir))?;
     if !meta.is_dir() {
         return Err(CliError::BadInput(format!(
             "{} is not a directory",
@@ -307,30 +318,58 @@ pub(crate) async fn export(
     out: &Output,
 ) -> Result<(), CliError> {
     let dir = args.dir;
-    let reader = HamtReader::open(store, cid(&args.root)?).await?;
-    let keys: Vec<String> = reader.keys().try_collect().await?;
-    let plan = plan_export(&keys)?;
-    let mut checked = BTreeSet::new();
-    for rel in plan.values() {
-        refuse_links(&dir, rel, &mut checked)?;
+    let root = cid(&args.root)?;
+    #[cfg(feature = "zarr")]
+    if let Some(dataset) = crate::sharded_dataset(&store, root).await? {
+        let keys = dataset.keys().await?;
+        let plan = checked_plan(&dir, &keys)?;
+        for (key, rel) in &plan {
+            let data = dataset
+                .get_value(key)
+                .await?
+                .ok_or_else(|| CliError::BadInput(format!("key {key:?} vanished during export")))?;
+            write_file(&dir.join(rel), &data).await?;
+        }
+        return exported(out, plan.len() as u64, &dir);
     }
+    let reader = HamtReader::open(store, root).await?;
+    let keys: Vec<String> = reader.keys().try_collect().await?;
+    let plan = checked_plan(&dir, &keys)?;
     let mut values = std::pin::pin!(reader.iter());
     let mut count = 0u64;
     while let Some((key, data)) = values.try_next().await? {
         let rel = plan
             .get(&key)
             .ok_or_else(|| CliError::BadInput(format!("key {key:?} appeared during export")))?;
-        let path = dir.join(rel);
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(CliError::io(parent))?;
-        }
-        tokio::fs::write(&path, &data)
-            .await
-            .map_err(CliError::io(&path))?;
+        write_file(&dir.join(rel), &data).await?;
         count += 1;
     }
+    exported(out, count, &dir)
+}
+
+/// [`plan_export`], then [`refuse_links`] for every path: all before anything is written.
+fn checked_plan(dir: &Path, keys: &[String]) -> Result<BTreeMap<String, PathBuf>, CliError> {
+    let plan = plan_export(keys)?;
+    let mut checked = BTreeSet::new();
+    for rel in plan.values() {
+        refuse_links(dir, rel, &mut checked)?;
+    }
+    Ok(plan)
+}
+
+/// Writes one exported value, creating its directories.
+async fn write_file(path: &Path, data: &[u8]) -> Result<(), CliError> {
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(CliError::io(parent))?;
+    }
+    tokio::fs::write(path, data)
+        .await
+        .map_err(CliError::io(path))
+}
+
+fn exported(out: &Output, count: u64, dir: &Path) -> Result<(), CliError> {
     out.line(
         &format!("{count} files written to {}", dir.display()),
         &json!({ "files": count, "dir": dir }),
@@ -343,7 +382,9 @@ mod tests {
 
     #[test]
     fn keys_that_would_share_a_path_are_refused() {
-        for bad in ["", "/a", "a/", "a//b", "a/./b", "./a", "a/../b", "..", "a\\b", "a\0b"] {
+        for bad in [
+            "", "/a", "a/", "a//b", "a/./b", "./a", "a/../b", "..", "a\\b", "a\0b",
+        ] {
             assert!(export_rel(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(export_rel("a/b.csv").unwrap(), Path::new("a").join("b.csv"));

@@ -15,19 +15,22 @@ mod node;
 mod output;
 #[cfg(feature = "gateway")]
 mod serve;
+mod versions;
 #[cfg(feature = "zarr")]
 mod zarr;
 
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
-use hamt::{Cid, parse_cid};
+use hamt::Cid;
 
 use crate::error::CliError;
 use crate::output::Output;
 pub(crate) use crate::output::print_checked;
 
-const EXIT_CODES: &str = "Exit codes: 0 success, 1 error, 2 bad usage, 3 a key or block that is not there.";
+const EXIT_CODES: &str =
+    "Exit codes: 0 success, 1 error, 2 bad usage, 3 a key or block that is not there.";
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +44,12 @@ struct Cli {
     /// database in the user's data directory.
     #[arg(long, global = true, env = "HAMT_STORE")]
     store: Option<String>,
+
+    /// Ref store URL (`mem:`, `sled:PATH`, `s3://BUCKET/PREFIX`) for branches and tags.
+    /// Default: the one that goes with the store (sled: its own database; S3: objects under
+    /// its prefix; IPFS: a sled database in the user's data directory).
+    #[arg(long, global = true, env = "HAMT_REFS")]
+    refs: Option<String>,
 
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
@@ -88,6 +97,23 @@ enum Command {
     #[cfg(feature = "zarr")]
     #[command(subcommand)]
     Zarr(zarr::ZarrCommand),
+    /// Commit ROOT to a branch (default main) and print the commit's CID; a branch that moved
+    /// since the base gets the changes merged onto its new head.
+    Commit(versions::CommitArgs),
+    /// Show a branch's history (default main), with the keys each commit changed.
+    Log(versions::LogArgs),
+    /// Branches: list, create, delete, reset.
+    #[command(subcommand)]
+    Branch(versions::RefCommand),
+    /// Tags (never moved once made): list, create, delete.
+    #[command(subcommand)]
+    Tag(versions::RefCommand),
+    /// Merge a branch, tag or commit into a branch (three-way, or a fast-forward).
+    Merge(versions::MergeArgs),
+    /// Drop a branch's commits older than a time from its history.
+    Expire(versions::ExpireArgs),
+    /// Delete blocks (sled) or packs (S3) that no branch or tag keeps, after a grace period.
+    Gc(versions::GcArgs),
     /// Serve the store as an IPFS trustless HTTP gateway (GET /ipfs/{cid}) until SIGTERM or
     /// Ctrl-C. Logs go to stderr (`RUST_LOG` sets the level).
     #[cfg(feature = "gateway")]
@@ -134,9 +160,17 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let opened = hamt_registry::open(&url).await?;
     let store = opened.store().clone();
     let scheme = opened.scheme();
+    let local_path = opened.local_path().map(std::path::Path::to_path_buf);
+    let opened = Arc::new(Mutex::new(opened));
     let out = Output { json: cli.json };
+    // Revisions in root arguments: a commit's history comes along where blocks are copied.
+    let target = match cli.command {
+        Command::ExportCar(_) | Command::Pin(_) => versions::Target::Dag,
+        _ => versions::Target::Dataset,
+    };
+    let v = versions::Versions::new(opened.clone(), url, cli.refs, target);
     let result = match cli.command {
-        Command::Import(args) => files::import(store, opened.local_path(), args, &out).await,
+        Command::Import(args) => files::import(store, local_path.as_deref(), args, &out).await,
         Command::Get(args) => map::get(store, args).await,
         Command::Ls(args) => map::ls(store, args, &out).await,
         Command::Put(args) => map::put(store, args, &out).await,
@@ -151,14 +185,41 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Check => node::check(store, scheme, &out).await,
         #[cfg(feature = "zarr")]
         Command::Zarr(command) => zarr::run(command, store, &out).await,
+        Command::Commit(args) => versions::commit(&v, args, &out).await,
+        Command::Log(args) => versions::log(&v, args, &out).await,
+        Command::Branch(c) => versions::refs(&v, hamt_versions::RefKind::Branch, c, &out).await,
+        Command::Tag(c) => versions::refs(&v, hamt_versions::RefKind::Tag, c, &out).await,
+        Command::Merge(args) => versions::merge(&v, args, &out).await,
+        Command::Expire(args) => versions::expire(&v, args, &out).await,
+        Command::Gc(args) => versions::gc(&v, args, &out).await,
         #[cfg(feature = "gateway")]
         Command::Serve(args) => serve::serve(store, args).await,
     };
+    drop(v);
+    versions::Versions::finish();
+    let Ok(opened) = Arc::try_unwrap(opened) else {
+        unreachable!("the versions context was the other handle on the store")
+    };
+    let opened = opened.into_inner().unwrap_or_else(PoisonError::into_inner);
     // Make what was written durable and let go of the store, even when a step failed.
     let closed = opened.close().await;
     result.and(closed.map_err(CliError::from))
 }
 
+/// The root a command's argument names: a CID, or a branch, tag, commit or `BRANCH~N`.
 fn cid(text: &str) -> Result<Cid, CliError> {
-    Ok(parse_cid(text)?)
+    versions::resolve_arg(text)
+}
+
+/// The dataset at `root` when it is a sharded Zarr root (py-hamt's `ShardedZarrStore`
+/// layout), so the generic commands read both layouts; `None` for a HAMT.
+#[cfg(feature = "zarr")]
+async fn sharded_dataset(
+    store: &std::sync::Arc<dyn hamt::BlockStore>,
+    root: Cid,
+) -> Result<Option<hamt_zarr::Dataset>, CliError> {
+    if hamt_zarr::Layout::detect(store, &root).await? != hamt_zarr::Layout::Sharded {
+        return Ok(None);
+    }
+    Ok(Some(hamt_zarr::Dataset::open(store.clone(), root).await?))
 }

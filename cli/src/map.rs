@@ -93,8 +93,7 @@ pub(crate) async fn ls(
     args: RootArgs,
     out: &Output,
 ) -> Result<(), CliError> {
-    let reader = HamtReader::open(store, cid(&args.root)?).await?;
-    let mut keys: Vec<String> = reader.keys().try_collect().await?;
+    let mut keys = keys_of(store, cid(&args.root)?).await?;
     keys.sort();
     if out.json {
         return Output::value(&json!(keys));
@@ -104,6 +103,16 @@ pub(crate) async fn ls(
         writeln!(stdout, "{key}").map_err(CliError::io("<stdout>"))?;
     }
     stdout.flush().map_err(CliError::io("<stdout>"))
+}
+
+/// The keys of a HAMT, or of a sharded Zarr dataset's root.
+async fn keys_of(store: Arc<dyn BlockStore>, root: hamt::Cid) -> Result<Vec<String>, CliError> {
+    #[cfg(feature = "zarr")]
+    if let Some(dataset) = crate::sharded_dataset(&store, root).await? {
+        return Ok(dataset.keys().await?);
+    }
+    let reader = HamtReader::open(store, root).await?;
+    Ok(reader.keys().try_collect().await?)
 }
 
 pub(crate) async fn put(
@@ -151,11 +160,21 @@ pub(crate) async fn stat(
     out: &Output,
 ) -> Result<(), CliError> {
     let root = cid(&args.root)?;
-    let reader = HamtReader::open(store, root).await?;
+    let reader = HamtReader::open(store.clone(), root).await?;
     let stats = reader.stats().await?;
+    // Sizes from the store's index where it has one: no value is read.
     let value_bytes: u64 = reader
-        .iter()
-        .map_ok(|(_, v)| v.len() as u64)
+        .pointers()
+        .map_ok(|(_, value)| {
+            let store = store.clone();
+            async move {
+                match hamt::inline_data(&value) {
+                    Some(data) => Ok(data.len() as u64),
+                    None => store.block_size(&value).await,
+                }
+            }
+        })
+        .try_buffer_unordered(32)
         .try_fold(0, |acc, n| async move { Ok(acc + n) })
         .await?;
     let text = format!(

@@ -43,8 +43,12 @@ impl Output {
 
     /// Prints a new root once it is durable.
     pub(crate) async fn root(&self, store: &dyn BlockStore, root: Cid) -> Result<(), CliError> {
-        self.durable_line(store, &root.to_string(), &json!({ "root": root.to_string() }))
-            .await
+        self.durable_line(
+            store,
+            &root.to_string(),
+            &json!({ "root": root.to_string() }),
+        )
+        .await
     }
 }
 

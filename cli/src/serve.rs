@@ -22,6 +22,16 @@ pub(crate) struct ServeArgs {
     /// Seconds a request may take before it gets a 504 (at least 1).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
+    /// Most connections open at once (at least 1); beyond them the connection idle the
+    /// longest is closed, or new clients wait. Default: 1024, or 3/4 of the open-file limit.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
+    /// Seconds a client may take to send its request headers (at least 1).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout: u64,
+    /// Seconds a response may wait for the client to take bytes before it is cut (at least 1).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    send_timeout: u64,
 }
 
 /// Serves `store` until SIGTERM or Ctrl-C.
@@ -38,7 +48,12 @@ pub(crate) async fn serve(store: Arc<dyn BlockStore>, args: ServeArgs) -> Result
         .try_init();
     let mut builder = hamt_gateway::GatewayBuilder::new(store)
         .concurrency(usize::try_from(args.concurrency).unwrap_or(usize::MAX))
-        .timeout(std::time::Duration::from_secs(args.timeout));
+        .timeout(std::time::Duration::from_secs(args.timeout))
+        .header_timeout(std::time::Duration::from_secs(args.header_timeout))
+        .send_timeout(std::time::Duration::from_secs(args.send_timeout));
+    if let Some(n) = args.max_connections {
+        builder = builder.max_connections(usize::try_from(n).unwrap_or(usize::MAX));
+    }
     if let Some(token) = args.token {
         builder = builder.bearer_token(token);
     }

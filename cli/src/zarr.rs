@@ -1,11 +1,12 @@
-//! `hamt zarr …`: Zarr v3 datasets in py-hamt's `ZarrHAMTStore` layout.
+//! `hamt zarr …`: Zarr v3 datasets in py-hamt's `ZarrHAMTStore` layout, and reading those in
+//! its sharded layout too.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use hamt::BlockStore;
-use hamt_zarr::{Encryption, EncryptionKey, HamtStore};
+use hamt_zarr::{Dataset, DatasetInfo, Encryption, EncryptionKey, HamtStore, Layout, NodeInfo};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -23,7 +24,8 @@ pub(crate) enum ZarrCommand {
         #[command(flatten)]
         crypt: Crypt,
     },
-    /// Write the dataset at ROOT as a Zarr v3 directory store under DIR.
+    /// Write the dataset at ROOT (a HAMT or a sharded root) as a Zarr v3 directory store
+    /// under DIR.
     Export {
         /// Root CID of the dataset.
         root: String,
@@ -90,19 +92,30 @@ impl Crypt {
         Ok(Some(enc))
     }
 
-    async fn open(
-        &self,
-        store: Arc<dyn BlockStore>,
-        root: Option<&str>,
-    ) -> Result<HamtStore, CliError> {
+    /// A new, empty HAMT store to import into.
+    async fn create(&self, store: Arc<dyn BlockStore>) -> Result<HamtStore, CliError> {
         let mut builder = HamtStore::builder(store);
-        if let Some(root) = root {
-            builder = builder.root(cid(root)?).read_only();
-        }
         if let Some(enc) = self.encryption()? {
             builder = builder.encryption(enc);
         }
         Ok(builder.build().await?)
+    }
+
+    /// The dataset at `root`, in the layout its root block has.
+    async fn open(&self, store: Arc<dyn BlockStore>, root: &str) -> Result<Dataset, CliError> {
+        let mut builder = Dataset::builder(store, cid(root)?);
+        if let Some(enc) = self.encryption()? {
+            builder = builder.encryption(enc);
+        }
+        builder.build().await.map_err(zarr_error)
+    }
+}
+
+/// The error of a `hamt_zarr` call, with the flag to pass when a key is needed.
+fn zarr_error(err: hamt_zarr::Error) -> CliError {
+    match err {
+        hamt_zarr::Error::Encrypted { .. } => CliError::KeyRequired(err),
+        other => CliError::Zarr(other),
     }
 }
 
@@ -127,9 +140,11 @@ pub(crate) async fn run(
     match command {
         ZarrCommand::Import { dir, crypt } => import(store, &dir, &crypt, out).await,
         ZarrCommand::Export { root, dir, crypt } => {
-            let zarr = crypt.open(store, Some(&root)).await?;
+            let dataset = crypt.open(store, &root).await?;
             let progress = bar(None, "exporting");
-            let copied = hamt_zarr::export_dir(&zarr, &dir, &|n| progress.inc(n)).await?;
+            let copied = hamt_zarr::export_dir(&dataset, &dir, &|n| progress.inc(n))
+                .await
+                .map_err(zarr_error)?;
             progress.finish_and_clear();
             out.line(
                 &format!(
@@ -145,8 +160,13 @@ pub(crate) async fn run(
             root,
             chunks_per_shard,
         } => {
-            let sharded =
-                hamt_zarr::hamt_to_sharded(store.clone(), cid(&root)?, chunks_per_shard).await?;
+            let from = cid(&root)?;
+            if Layout::detect(&store, &from).await? == Layout::Sharded {
+                return Err(CliError::BadInput(format!(
+                    "{root} is already in the sharded layout"
+                )));
+            }
+            let sharded = hamt_zarr::hamt_to_sharded(store.clone(), from, chunks_per_shard).await?;
             out.durable_line(
                 store.as_ref(),
                 &sharded.to_string(),
@@ -155,42 +175,51 @@ pub(crate) async fn run(
             .await
         }
         ZarrCommand::Info { root, crypt } => {
-            if let Ok(sharded) = hamt_zarr::ShardedStore::open(store.clone(), cid(&root)?).await {
-                return sharded_info(&sharded, &root, out);
-            }
-            let zarr = crypt.open(store, Some(&root)).await?;
-            let info = hamt_zarr::dataset_info(&zarr).await?;
-            if out.json {
-                let nodes: Vec<_> = info
-                    .nodes
-                    .iter()
-                    .map(|n| match &n.array {
-                        None => json!({"path": n.path, "node_type": "group"}),
-                        Some(a) => json!({
-                            "path": n.path,
-                            "node_type": "array",
-                            "shape": a.shape,
-                            "data_type": a.data_type,
-                            "chunk_shape": a.chunk_shape,
-                            "inner_chunk_shape": a.inner_chunk_shape,
-                            "codecs": a.codecs,
-                            "dimension_names": a.dimension_names,
-                            "grid_chunks": a.grid_chunks,
-                            "stored_chunks": a.stored_chunks,
-                        }),
-                    })
-                    .collect();
-                Output::value(&json!({"root": root, "nodes": nodes}))
-            } else {
-                crate::print_checked(&info.to_string())
+            let dataset = crypt.open(store, &root).await?;
+            let info = hamt_zarr::dataset_info(&dataset)
+                .await
+                .map_err(zarr_error)?;
+            match dataset.as_sharded() {
+                Some(sharded) => sharded_info(sharded, &info, &root, out),
+                None if out.json => Output::value(&json!({
+                    "root": root,
+                    "layout": "hamt",
+                    "nodes": nodes_json(&info),
+                })),
+                None => crate::print_checked(&info.to_string()),
             }
         }
     }
 }
 
-/// `hamt zarr info` of a sharded root: its arrays as the manifest records them.
+/// The groups and arrays of `info` as JSON.
+fn nodes_json(info: &DatasetInfo) -> Vec<serde_json::Value> {
+    info.nodes.iter().map(node_json).collect()
+}
+
+fn node_json(node: &NodeInfo) -> serde_json::Value {
+    match &node.array {
+        None => json!({"path": node.path, "node_type": "group"}),
+        Some(a) => json!({
+            "path": node.path,
+            "node_type": "array",
+            "shape": a.shape,
+            "data_type": a.data_type,
+            "chunk_shape": a.chunk_shape,
+            "inner_chunk_shape": a.inner_chunk_shape,
+            "codecs": a.codecs,
+            "dimension_names": a.dimension_names,
+            "grid_chunks": a.grid_chunks,
+            "stored_chunks": a.stored_chunks,
+        }),
+    }
+}
+
+/// `hamt zarr info` of a sharded root: its arrays as the manifest records them, then its
+/// groups and arrays as their `zarr.json` documents describe them.
 fn sharded_info(
     sharded: &hamt_zarr::ShardedStore,
+    info: &DatasetInfo,
     root: &str,
     out: &Output,
 ) -> Result<(), CliError> {
@@ -202,7 +231,12 @@ fn sharded_info(
                 json!({"path": path, "shape": shape, "chunk_shape": chunks, "chunks_per_shard": cps})
             })
             .collect();
-        return Output::value(&json!({"root": root, "layout": "sharded", "arrays": arrays}));
+        return Output::value(&json!({
+            "root": root,
+            "layout": "sharded",
+            "arrays": arrays,
+            "nodes": nodes_json(info),
+        }));
     }
     let dims = |v: &[u64]| format!("{v:?}").replace('[', "(").replace(']', ")");
     let mut lines = vec![format!("sharded ({:?} manifest)", sharded.version())];
@@ -213,7 +247,7 @@ fn sharded_info(
             dims(&chunks)
         ));
     }
-    let text = lines.join("\n") + "\n";
+    let text = lines.join("\n") + "\n" + &info.to_string();
     crate::print_checked(&text)
 }
 
@@ -224,7 +258,7 @@ async fn import(
     out: &Output,
 ) -> Result<(), CliError> {
     let total: u64 = hamt_zarr::scan_dir(dir)?.iter().map(|f| f.2).sum();
-    let zarr = crypt.open(store.clone(), None).await?;
+    let zarr = crypt.create(store.clone()).await?;
     let progress = bar(Some(total), "importing");
     let copied = hamt_zarr::import_dir(&zarr, dir, &|n| progress.inc(n)).await?;
     let root = zarr.flush().await?;

@@ -4,7 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+mod common;
+use common::{fails, files_under, ok, sample};
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -21,64 +24,6 @@ impl Env {
     fn store(&self, name: &str) -> String {
         format!("sled:{}", self.root.join(name).display())
     }
-}
-
-fn hamt(store: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hamt"))
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .env_remove("HAMT_STORE")
-        .output()
-        .unwrap()
-}
-
-fn ok(store: &str, args: &[&str]) -> String {
-    let out = hamt(store, args);
-    assert!(
-        out.status.success(),
-        "hamt {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(store: &str, args: &[&str], code: i32, message: &str) {
-    let out = hamt(store, args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "hamt {args:?}: {stderr}");
-    assert!(
-        stderr.contains(message),
-        "hamt {args:?}: {stderr:?} lacks {message:?}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-}
-
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-data")
-}
-
-fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p
-                    .strip_prefix(dir)
-                    .unwrap()
-                    .to_str()
-                    .unwrap()
-                    .replace('\\', "/");
-                out.push((rel, std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]
@@ -480,7 +425,7 @@ fn s3_store_import_read_car_and_check() {
     assert_eq!(ok(&other, &["ls", root]), ok(&store, &["ls", root]));
     let check: serde_json::Value =
         serde_json::from_str(&ok(&other, &["--json", "s3-check"])).unwrap();
-    assert_eq!(check["packs"], 1);
+    assert_eq!(check["objects"], 1);
     assert!(ok(&store, &["s3-check"]).contains("every index has its data"));
     fails("mem:", &["s3-check"], 1, "needs an S3 store");
 }

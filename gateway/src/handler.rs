@@ -1,20 +1,26 @@
-//! The `/ipfs/{cid}` handler: content negotiation, verification, ranges, CAR streaming.
+//! The `/ipfs/{cid}[/{key…}]` handler: what the request asks ([`crate::request`]), where a
+//! path leads ([`crate::resolve`]), and the response: a block or a file's bytes with ranges,
+//! the block exactly, or a CAR stream ([`crate::car`]). Every block is verified before it
+//! is sent.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State as AxumState};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::extract::{Query, State as AxumState};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use hamt::{BlockStore, Cid, Codec, Error as HamtError, parse_cid, verify};
-use serde::Deserialize;
+use hamt::{BlockStore, Cid, Codec, Error as HamtError, HashAlg, parse_cid, verify};
 use tokio::sync::OwnedSemaphorePermit;
-use tokio_util::compat::TokioAsyncWriteCompatExt as _;
 
+use crate::car::{self, CarJob};
 use crate::metrics::Metrics;
-use crate::range::{self, Wanted};
+use crate::range::{self, Wanted as RangeWanted};
+use crate::request::{
+    self, CarOptions, Format, Params, RAW, Refusal, Scope, Wanted, content_path, negotiate,
+};
+use crate::resolve::{Miss, Resolved, resolve};
 
 /// Shared by every request.
 #[derive(Debug)]
@@ -29,24 +35,6 @@ pub(crate) struct State {
 }
 
 const IMMUTABLE: &str = "public, max-age=29030400, immutable";
-const RAW: &str = "application/vnd.ipld.raw";
-const CAR: &str = "application/vnd.ipld.car";
-
-/// The representations this gateway serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    /// Plain `GET`: a raw block's bytes, a UnixFS file's bytes, a DAG-CBOR block as is.
-    Plain,
-    /// `application/vnd.ipld.raw`: the block exactly.
-    Raw,
-    /// `application/vnd.ipld.car`: every block of the DAG.
-    Car,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct Params {
-    format: Option<String>,
-}
 
 /// A response with a status and a plain-text reason.
 fn problem(status: StatusCode, reason: impl Into<String>) -> Response {
@@ -56,6 +44,10 @@ fn problem(status: StatusCode, reason: impl Into<String>) -> Response {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
+}
+
+fn refuse(r: Refusal) -> Response {
+    problem(r.status, r.reason)
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -87,43 +79,25 @@ fn unauthorized() -> Response {
     r
 }
 
-/// `?format=` wins over `Accept`; an `Accept` without a type we serve means plain.
-fn negotiate(params: &Params, headers: &HeaderMap) -> Result<Format, Response> {
-    if let Some(format) = params.format.as_deref() {
-        return match format {
-            "raw" => Ok(Format::Raw),
-            "car" => Ok(Format::Car),
-            other => Err(problem(
-                StatusCode::BAD_REQUEST,
-                format!("unsupported format {other:?}: this gateway serves raw and car"),
-            )),
-        };
-    }
-    let accept = header_str(headers, header::ACCEPT).unwrap_or_default();
-    for item in accept.split(',') {
-        let media = item.split(';').next().unwrap_or_default().trim();
-        if media.eq_ignore_ascii_case(RAW) {
-            return Ok(Format::Raw);
-        }
-        if media.eq_ignore_ascii_case(CAR) {
-            return Ok(Format::Car);
-        }
-    }
-    Ok(Format::Plain)
-}
-
 /// Maps a store failure to a response, logging what the client is not told.
 fn store_error(state: &State, cid: &Cid, e: &HamtError) -> Response {
     match e {
-        HamtError::NotFound { .. } | HamtError::Offline { .. } => {
-            problem(StatusCode::NOT_FOUND, format!("block {cid} not found"))
+        HamtError::NotFound { cid: missing } | HamtError::Offline { cid: missing } => {
+            if missing == cid {
+                problem(StatusCode::NOT_FOUND, format!("block {cid} not found"))
+            } else {
+                problem(
+                    StatusCode::NOT_FOUND,
+                    format!("block {missing}, on the path below {cid}, not found"),
+                )
+            }
         }
-        HamtError::Corrupt { .. } => {
+        HamtError::Corrupt { cid: bad } => {
             state.metrics.corrupt();
-            tracing::error!(%cid, "stored block failed verification against its CID; not served");
+            tracing::error!(cid = %bad, "stored block failed verification against its CID; not served");
             problem(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("block {cid} failed verification"),
+                format!("block {bad} failed verification"),
             )
         }
         HamtError::UnsupportedHash { .. } | HamtError::UnsupportedCodec { .. } => {
@@ -145,11 +119,11 @@ fn store_error(state: &State, cid: &Cid, e: &HamtError) -> Response {
     }
 }
 
-/// `GET` and `HEAD` of `/ipfs/{cid}`.
+/// `GET` and `HEAD` of `/ipfs/{cid}[/{key…}]`.
 pub(crate) async fn ipfs(
     AxumState(state): AxumState<Arc<State>>,
     method: Method,
-    Path(path): Path<String>,
+    uri: Uri,
     Query(params): Query<Params>,
     headers: HeaderMap,
 ) -> Response {
@@ -158,12 +132,13 @@ pub(crate) async fn ipfs(
             return problem(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
         };
         let mut permit = Some(permit);
-        match tokio::time::timeout(
-            state.timeout,
-            serve(&state, &method, &path, &params, &headers, &mut permit),
-        )
-        .await
-        {
+        let request = Request {
+            method: &method,
+            uri: &uri,
+            params: &params,
+            headers: &headers,
+        };
+        match tokio::time::timeout(state.timeout, serve(&state, request, &mut permit)).await {
             Ok(r) => r,
             Err(_) => problem(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -179,23 +154,44 @@ pub(crate) async fn ipfs(
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .unwrap_or(0);
     state.metrics.record(response.status().as_u16(), len);
-    tracing::debug!(%method, path, status = response.status().as_u16(), "request");
+    tracing::debug!(%method, path = uri.path(), status = response.status().as_u16(), "request");
     response
 }
 
+/// The parts of a request the handlers read.
+#[derive(Clone, Copy)]
+struct Request<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    params: &'a Params,
+    headers: &'a HeaderMap,
+}
+
+impl Request<'_> {
+    fn head(&self) -> bool {
+        *self.method == Method::HEAD
+    }
+}
+
 async fn serve(
-    state: &State,
-    method: &Method,
-    path: &str,
-    params: &Params,
-    headers: &HeaderMap,
+    state: &Arc<State>,
+    req: Request<'_>,
     permit: &mut Option<OwnedSemaphorePermit>,
 ) -> Response {
-    let (cid_text, rest) = path.split_once('/').unwrap_or((path, ""));
-    if cid_text.len() > 512 {
+    if request::service_worker(req.headers) {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "registering a service worker is refused: this gateway serves no scripts",
+        );
+    }
+    let path = match content_path(req.uri.path()) {
+        Ok(path) => path,
+        Err(r) => return refuse(r),
+    };
+    if path.cid.len() > 512 {
         return problem(StatusCode::BAD_REQUEST, "not a CID: too long");
     }
-    let cid = match parse_cid(cid_text) {
+    let cid = match parse_cid(path.cid) {
         Ok(cid) => cid,
         Err(e) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
     };
@@ -208,65 +204,183 @@ async fn serve(
             ),
         );
     }
-    if !rest.is_empty() {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "paths below a CID are not served: this is a trustless gateway of blocks and files",
-        );
-    }
-    let format = match negotiate(params, headers) {
-        Ok(f) => f,
-        Err(r) => return r,
+    let wanted = match negotiate(req.params, req.uri.query(), req.headers) {
+        Ok(w) => w,
+        Err(r) => return refuse(r),
     };
-    let etag = match format {
-        Format::Plain => format!("\"{cid}\""),
-        Format::Raw => format!("\"{cid}.raw\""),
-        Format::Car => format!("\"{cid}.car\""),
-    };
-    if header_str(headers, header::IF_NONE_MATCH)
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
-    {
-        return with_common(StatusCode::NOT_MODIFIED.into_response(), &cid, &etag);
-    }
-    let response = match format {
-        Format::Car => car(state, cid, method, permit.take()).await,
-        Format::Raw | Format::Plain => {
-            let (body, content_type) = match fetch(state, &cid, format).await {
-                Ok(found) => found,
-                Err(r) => return r,
-            };
-            let mut r = ranged(body, method, headers);
-            let h = r.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-            if format == Format::Raw
-                && let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{cid}.bin\""))
-            {
-                h.insert(header::CONTENT_DISPOSITION, v);
-            }
-            r
+    // `only-if-cached`: answer only from what the store holds, without further work.
+    if request::only_if_cached(req.headers) && hamt::inline_data(&cid).is_none() {
+        match state.store.has(&cid).await {
+            Ok(true) => {}
+            Ok(false) => return StatusCode::PRECONDITION_FAILED.into_response(),
+            Err(e) => return store_error(state, &cid, &e),
         }
+    }
+    let response = match path.key {
+        None => serve_cid(state, req, cid, &wanted, permit).await,
+        Some(key) => serve_key(state, req, cid, &key, &wanted, permit).await,
     };
-    if response.status().is_success() {
-        with_common(response, &cid, &etag)
+    if response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED {
+        with_common(response, req, &wanted)
     } else {
         response
     }
 }
 
-/// The body and content type of a raw or plain response, verified.
-async fn fetch(
-    state: &State,
-    cid: &Cid,
-    format: Format,
-) -> Result<(Bytes, &'static str), Response> {
-    let codec = Codec::of(cid).map_err(|e| problem(StatusCode::BAD_REQUEST, e.to_string()))?;
-    if format == Format::Plain && codec == Codec::DagPb {
-        let file = hamt::unixfs::cat(&state.store, cid, state.max_file_bytes)
-            .await
-            .map_err(|e| store_error(state, cid, &e))?;
-        return Ok((file, "application/octet-stream"));
+/// `/ipfs/{cid}` with no path.
+async fn serve_cid(
+    state: &Arc<State>,
+    req: Request<'_>,
+    cid: Cid,
+    wanted: &Wanted,
+    permit: &mut Option<OwnedSemaphorePermit>,
+) -> Response {
+    match wanted.format {
+        Format::Car => {
+            let etag = format!("\"{cid}{}\"", wanted.car.etag_suffix());
+            if let Some(r) = not_modified(state, req, &cid, &etag).await {
+                return r;
+            }
+            let block = match fetch_block(state, &cid).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            car_response(
+                state,
+                req,
+                cid,
+                Vec::new(),
+                cid,
+                block,
+                wanted.car,
+                permit,
+                &etag,
+            )
+        }
+        Format::Raw | Format::Plain => {
+            let etag = match wanted.format {
+                Format::Raw => format!("\"{cid}.raw\""),
+                _ => format!("\"{cid}\""),
+            };
+            if let Some(r) = not_modified(state, req, &cid, &etag).await {
+                return r;
+            }
+            bytes_response(state, req, &cid, wanted.format, None, &etag).await
+        }
     }
-    // An identity CID (a value a HAMT inlined) carries its bytes: there is no block.
+}
+
+/// `/ipfs/{root}/{key…}`: the value of `key` in the HAMT at `root`.
+async fn serve_key(
+    state: &Arc<State>,
+    req: Request<'_>,
+    root: Cid,
+    key: &str,
+    wanted: &Wanted,
+    permit: &mut Option<OwnedSemaphorePermit>,
+) -> Response {
+    match Codec::of(&root) {
+        Ok(Codec::DagCbor) => {}
+        Ok(Codec::Raw) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!("{root} is a raw block: there is no path below it"),
+            );
+        }
+        Ok(Codec::DagPb) => {
+            return problem(
+                StatusCode::NOT_IMPLEMENTED,
+                "UnixFS paths are not served: this gateway resolves paths through HAMT roots",
+            );
+        }
+        Ok(_) => {
+            return problem(
+                StatusCode::NOT_IMPLEMENTED,
+                "paths are resolved through HAMT (DAG-CBOR) roots only",
+            );
+        }
+        Err(e) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+    // A CAR's ETag names the root and the key, so it is known before any lookup.
+    let car_etag = (wanted.format == Format::Car).then(|| {
+        let digest = HashAlg::Blake3.digest(key.as_bytes());
+        let hex = digest.digest()[..8].iter().fold(String::new(), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        });
+        format!("\"{root}.path-{hex}{}\"", wanted.car.etag_suffix())
+    });
+    if let Some(etag) = &car_etag
+        && let Some(r) = not_modified(state, req, &root, etag).await
+    {
+        return r;
+    }
+    let Resolved { path, value } = match resolve(&state.store, root, key).await {
+        Ok(found) => found,
+        Err(Miss::NoKey) => {
+            return problem(
+                StatusCode::NOT_FOUND,
+                format!("no key {key:?} in the HAMT at {root}"),
+            );
+        }
+        Err(Miss::IntoValue(prefix)) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!("the path goes into the value of key {prefix:?}: values have no paths"),
+            );
+        }
+        Err(Miss::NotHamt(reason)) => {
+            return problem(
+                StatusCode::NOT_IMPLEMENTED,
+                format!(
+                    "{root} is not a HAMT node ({reason}): paths through other DAG-CBOR are not served"
+                ),
+            );
+        }
+        Err(Miss::Store(e)) => return store_error(state, &root, &e),
+    };
+    match wanted.format {
+        Format::Car => {
+            let block = match fetch_block(state, &value).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let etag = car_etag.unwrap_or_default();
+            car_response(
+                state, req, root, path, value, block, wanted.car, permit, &etag,
+            )
+        }
+        Format::Raw | Format::Plain => {
+            let etag = match wanted.format {
+                Format::Raw => format!("\"{value}.raw\""),
+                _ => format!("\"{value}\""),
+            };
+            if let Some(r) = not_modified(state, req, &value, &etag).await {
+                return r;
+            }
+            bytes_response(state, req, &value, wanted.format, Some(key), &etag).await
+        }
+    }
+}
+
+/// A 304 when `If-None-Match` names `etag` (or is `*` and `cid` is at hand).
+async fn not_modified(state: &State, req: Request<'_>, cid: &Cid, etag: &str) -> Option<Response> {
+    let matched = request::if_none_match(req.headers, etag)
+        || (request::if_none_match_any(req.headers)
+            && (hamt::inline_data(cid).is_some() || state.store.has(cid).await.unwrap_or(false)));
+    matched.then(|| with_etag(StatusCode::NOT_MODIFIED.into_response(), etag))
+}
+
+fn with_etag(mut r: Response, etag: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    r
+}
+
+/// The verified block of `cid` (its own bytes for an identity CID).
+async fn fetch_block(state: &State, cid: &Cid) -> Result<Bytes, Response> {
     let block = match hamt::inline_data(cid) {
         Some(data) => Bytes::copy_from_slice(data),
         None => state
@@ -277,42 +391,88 @@ async fn fetch(
     };
     // Checked here too: not every store verifies what it returns.
     verify(cid, &block).map_err(|e| store_error(state, cid, &e))?;
+    Ok(block)
+}
+
+/// A raw or plain response: the block, or the bytes of a file, with ranges.
+async fn bytes_response(
+    state: &State,
+    req: Request<'_>,
+    cid: &Cid,
+    format: Format,
+    key: Option<&str>,
+    etag: &str,
+) -> Response {
+    let codec = match Codec::of(cid) {
+        Ok(c) => c,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let body = if format == Format::Plain && codec == Codec::DagPb {
+        match hamt::unixfs::cat(&state.store, cid, state.max_file_bytes).await {
+            Ok(file) => file,
+            Err(e) => return store_error(state, cid, &e),
+        }
+    } else {
+        match fetch_block(state, cid).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        }
+    };
     let content_type = match (format, codec) {
         (Format::Raw, _) => RAW,
         (_, Codec::DagCbor) => "application/vnd.ipld.dag-cbor",
-        (_, Codec::DagPb) => "application/vnd.ipld.dag-pb",
+        // A value named like a JSON document (Zarr's `zarr.json`) is one.
+        (_, Codec::Raw | Codec::DagPb) if key.is_some_and(is_json_name) => "application/json",
         _ => "application/octet-stream",
     };
-    Ok((block, content_type))
+    let mut r = ranged(body, req);
+    if r.status().is_success() {
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if format == Format::Raw
+            && let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{cid}.bin\""))
+        {
+            h.insert(header::CONTENT_DISPOSITION, v);
+        }
+        r = with_etag(r, etag);
+    }
+    r
+}
+
+/// True for a key whose last part ends in `.json`, as Zarr's metadata documents do.
+fn is_json_name(key: &str) -> bool {
+    std::path::Path::new(key)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
 /// A 200, 206 or 416 response for `body` as the `Range` header asks.
-fn ranged(body: Bytes, method: &Method, headers: &HeaderMap) -> Response {
+fn ranged(body: Bytes, req: Request<'_>) -> Response {
     let len = body.len() as u64;
-    let (status, part, content_range) = match range::parse(header_str(headers, header::RANGE), len)
-    {
-        Wanted::Whole => (StatusCode::OK, body, None),
-        Wanted::Part(r) => {
-            let slice = body.slice(
-                usize::try_from(r.start).unwrap_or(usize::MAX)
-                    ..usize::try_from(r.end).unwrap_or(usize::MAX),
-            );
-            (
-                StatusCode::PARTIAL_CONTENT,
-                slice,
-                Some(format!("bytes {}-{}/{len}", r.start, r.end - 1)),
-            )
-        }
-        Wanted::Unsatisfiable => {
-            let mut r = problem(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
-                r.headers_mut().insert(header::CONTENT_RANGE, v);
+    let (status, part, content_range) =
+        match range::parse(header_str(req.headers, header::RANGE), len) {
+            RangeWanted::Whole => (StatusCode::OK, body, None),
+            RangeWanted::Part(r) => {
+                let slice = body.slice(
+                    usize::try_from(r.start).unwrap_or(usize::MAX)
+                        ..usize::try_from(r.end).unwrap_or(usize::MAX),
+                );
+                (
+                    StatusCode::PARTIAL_CONTENT,
+                    slice,
+                    Some(format!("bytes {}-{}/{len}", r.start, r.end - 1)),
+                )
             }
-            return r;
-        }
-    };
+            RangeWanted::Unsatisfiable => {
+                let mut r = problem(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                    r.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                return r;
+            }
+        };
     let part_len = part.len();
-    let mut r = if *method == Method::HEAD {
+    let mut r = if req.head() {
         Response::new(Body::empty())
     } else {
         Response::new(Body::from(part))
@@ -327,51 +487,99 @@ fn ranged(body: Bytes, method: &Method, headers: &HeaderMap) -> Response {
     r
 }
 
-/// Streams a CAR of every block under `cid`. The root is fetched first so that a missing
-/// root is a 404, not a truncated 200.
-async fn car(
-    state: &State,
-    cid: Cid,
-    method: &Method,
-    permit: Option<OwnedSemaphorePermit>,
-) -> Response {
-    match state.store.get(&cid).await.and_then(|b| verify(&cid, &b)) {
-        Ok(()) => {}
-        Err(e) => return store_error(state, &cid, &e),
-    }
-    let mut r = if *method == Method::HEAD {
-        Response::new(Body::empty())
-    } else {
-        let (writer, reader) = tokio::io::duplex(256 << 10);
-        let store = state.store.clone();
-        tokio::spawn(async move {
-            // The stream counts against the concurrency limit until it ends.
-            let _permit = permit;
-            if let Err(e) = hamt::car::export_car(&store, cid, writer.compat_write()).await {
-                // The status is sent; cutting the stream short tells the client.
-                tracing::error!(%cid, error = %e, "CAR export failed midway");
+/// Whether a CAR holds the whole DAG below `terminal` or its block alone, as `dag-scope`
+/// and `entity-bytes` ask, or why that cannot be served.
+fn whole_dag(opts: CarOptions, terminal: &Cid, block: &Bytes) -> Result<bool, Response> {
+    match opts.scope {
+        Scope::All => Ok(true),
+        Scope::Block => Ok(false),
+        Scope::Entity => match Codec::of(terminal) {
+            // A file or a directory: its blocks are a UnixFS matter this gateway does not
+            // read (yet); refusing beats sending more or less than asked.
+            Ok(Codec::DagPb) => Err(problem(
+                StatusCode::NOT_IMPLEMENTED,
+                "dag-scope=entity and entity-bytes are not served for UnixFS (DAG-PB) data: \
+                 ask dag-scope=all for the whole file or dag-scope=block for its root",
+            )),
+            // A raw block is an entity of bytes in one block: any range of it needs the
+            // block, and a range wholly past its end is an error the spec asks for.
+            Ok(Codec::Raw) => {
+                let len = block.len() as u64;
+                match opts.entity_bytes {
+                    Some(range) if range.resolve(len).is_none() && range.outside(len) => {
+                        Err(problem(
+                            StatusCode::BAD_REQUEST,
+                            format!("entity-bytes selects nothing of this {len}-byte entity"),
+                        ))
+                    }
+                    _ => Ok(false),
+                }
             }
-        });
-        Response::new(Body::from_stream(tokio_util::io::ReaderStream::new(reader)))
-    };
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/vnd.ipld.car; version=1; order=unk; dups=n"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{cid}.car\"")) {
-        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+            // Not UnixFS: the entity is the block, and entity-bytes does not apply.
+            Ok(_) => Ok(false),
+            Err(e) => Err(problem(StatusCode::BAD_REQUEST, e.to_string())),
+        },
     }
-    r
 }
 
-fn with_common(mut r: Response, cid: &Cid, etag: &str) -> Response {
+/// A CAR response whose header names `root`: the `path` blocks, then `terminal`'s block
+/// or DAG.
+#[allow(clippy::too_many_arguments)]
+fn car_response(
+    state: &Arc<State>,
+    req: Request<'_>,
+    root: Cid,
+    path: Vec<(Cid, Bytes)>,
+    terminal: Cid,
+    terminal_block: Bytes,
+    opts: CarOptions,
+    permit: &mut Option<OwnedSemaphorePermit>,
+    etag: &str,
+) -> Response {
+    let all = match whole_dag(opts, &terminal, &terminal_block) {
+        Ok(all) => all,
+        Err(r) => return r,
+    };
+    let mut r = if req.head() {
+        // A body of unknown length, so that no `Content-Length: 0` goes out: the GET's
+        // length is not known either (RFC 9110 §8.6).
+        Response::new(Body::from_stream(futures::stream::empty::<
+            Result<Bytes, std::convert::Infallible>,
+        >()))
+    } else {
+        let job = CarJob {
+            root,
+            path,
+            terminal,
+            terminal_block,
+            all,
+            dups: opts.dups,
+        };
+        Response::new(car::body(state.clone(), job, permit.take()))
+    };
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(opts.content_type()),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{root}.car\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
+    with_etag(r, etag)
+}
+
+/// The headers every successful `/ipfs/` response carries.
+fn with_common(mut r: Response, req: Request<'_>, wanted: &Wanted) -> Response {
     let h = r.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
-    if let Ok(v) = HeaderValue::from_str(etag) {
-        h.insert(header::ETAG, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&format!("/ipfs/{cid}")) {
+    if let Ok(v) = HeaderValue::from_str(req.uri.path()) {
         h.insert("x-ipfs-path", v);
+    }
+    if let Some(query) = &wanted.location_query
+        && let Ok(v) = HeaderValue::from_str(&format!("{}?{query}", req.uri.path()))
+    {
+        h.insert(header::CONTENT_LOCATION, v);
     }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -401,6 +609,6 @@ pub(crate) async fn metrics(
 pub(crate) async fn not_found() -> Response {
     problem(
         StatusCode::NOT_FOUND,
-        "not found: this gateway serves GET /ipfs/{cid} and /metrics",
+        "not found: this gateway serves GET /ipfs/{cid}[/{key}] and /metrics",
     )
 }

@@ -1,11 +1,17 @@
 #![doc = include_str!("../README.md")]
 
+mod car;
+mod conns;
+mod deadline;
 mod handler;
+mod links;
 mod metrics;
 mod range;
+mod request;
+mod resolve;
+mod server;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,10 +47,15 @@ pub struct GatewayBuilder {
     concurrency: usize,
     timeout: Duration,
     max_file_bytes: u64,
+    max_connections: usize,
+    header_timeout: Duration,
+    send_timeout: Duration,
 }
 
 impl GatewayBuilder {
-    /// A gateway over `store` with no token, 256 requests at a time and a 60 s timeout.
+    /// A gateway over `store` with no token, 256 requests at a time, a 60 s timeout, at
+    /// most 1024 connections (fewer when the open-file limit is low: three quarters of it),
+    /// 30 s for a client to send its request headers and 30 s for it to take response bytes.
     pub fn new(store: Arc<dyn BlockStore>) -> Self {
         Self {
             store,
@@ -52,6 +63,9 @@ impl GatewayBuilder {
             concurrency: 256,
             timeout: Duration::from_mins(1),
             max_file_bytes: 1 << 30,
+            max_connections: server::default_max_connections(),
+            header_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(30),
         }
     }
 
@@ -83,9 +97,38 @@ impl GatewayBuilder {
         self
     }
 
+    /// Most connections open at once (at least 1); beyond them new clients wait in the
+    /// listen backlog until one closes. Keep it below the open-file limit.
+    #[must_use]
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Longest time a client may take to send a request's headers, from connecting or
+    /// from the end of its previous response; the connection is closed after.
+    #[must_use]
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
+        self
+    }
+
+    /// Longest time a response may wait for the client to take more bytes; the connection
+    /// is cut after (a client that stops reading a CAR would otherwise hold it forever).
+    #[must_use]
+    pub fn send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = timeout;
+        self
+    }
+
     /// Builds the gateway.
     pub fn build(self) -> Gateway {
         Gateway {
+            limits: server::Limits {
+                max_connections: self.max_connections,
+                header_timeout: self.header_timeout,
+                send_timeout: self.send_timeout,
+            },
             state: Arc::new(handler::State {
                 store: self.store,
                 token: self.token,
@@ -102,6 +145,7 @@ impl GatewayBuilder {
 #[derive(Debug, Clone)]
 pub struct Gateway {
     state: Arc<handler::State>,
+    limits: server::Limits,
 }
 
 impl Gateway {
@@ -115,7 +159,8 @@ impl Gateway {
         &self.state.metrics
     }
 
-    /// The HTTP routes, to serve or to mount in a larger application.
+    /// The HTTP routes, to serve or to mount in a larger application. Mounted elsewhere, the
+    /// connection limits of [`GatewayBuilder`] are the host server's to enforce.
     pub fn router(&self) -> Router {
         Router::new()
             .route("/ipfs/{*path}", get(handler::ipfs).head(handler::ipfs))
@@ -125,7 +170,7 @@ impl Gateway {
     }
 
     /// Binds `addr` and serves until `shutdown` completes, then finishes the requests in
-    /// flight.
+    /// flight (a stalled client is cut after the send timeout).
     ///
     /// # Errors
     /// [`Error::Bind`] when the address cannot be bound; [`Error::Serve`] on I/O failure.
@@ -155,14 +200,14 @@ impl Gateway {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "gateway listening");
         }
-        axum::serve(
+        server::run(
             listener,
-            self.router()
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            self.router(),
+            self.state.clone(),
+            self.limits,
+            shutdown,
         )
-        .with_graceful_shutdown(shutdown)
         .await
-        .map_err(Error::Serve)
     }
 }
 

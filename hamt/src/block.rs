@@ -216,8 +216,7 @@ pub fn parse_cid(input: &str) -> Result<Cid> {
     // The CID parser stops after the multihash and ignores whatever follows it, so a root
     // with bytes appended would pass for the root itself: the text must be the CID whole.
     if cid.version() == cid::Version::V1 {
-        let (_, bytes) =
-            cid::multibase::decode(text).map_err(|e| invalid(e.to_string()))?;
+        let (_, bytes) = cid::multibase::decode(text).map_err(|e| invalid(e.to_string()))?;
         if bytes != cid.to_bytes() {
             return Err(invalid(format!(
                 "{} bytes follow the CID",
@@ -257,7 +256,11 @@ mod tests {
         assert_eq!(parse_cid(&text).unwrap(), cid);
         assert_eq!(parse_cid(&format!("  {text}\n")).unwrap(), cid);
         assert_eq!(parse_cid(&text.to_uppercase()).unwrap(), cid);
-        for bad in [format!("{text}aaaaaaaa"), format!("{text}a"), format!("{text}q")] {
+        for bad in [
+            format!("{text}aaaaaaaa"),
+            format!("{text}a"),
+            format!("{text}q"),
+        ] {
             assert!(
                 matches!(parse_cid(&bad), Err(Error::InvalidCid { .. })),
                 "{bad} was accepted"

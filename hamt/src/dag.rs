@@ -176,9 +176,15 @@ mod tests {
                 }
             }
             let partial: Arc<dyn BlockStore> = Arc::new(partial);
-            assert_eq!(first_missing(partial.as_ref(), [root]).await.unwrap(), Some(gone));
+            assert_eq!(
+                first_missing(partial.as_ref(), [root]).await.unwrap(),
+                Some(gone)
+            );
             let absent = crate::HashAlg::Blake3.cid(Codec::DagCbor, b"\xa0");
-            assert_eq!(first_missing(partial.as_ref(), [absent]).await.unwrap(), Some(absent));
+            assert_eq!(
+                first_missing(partial.as_ref(), [absent]).await.unwrap(),
+                Some(absent)
+            );
         });
     }
 }

@@ -75,6 +75,11 @@ impl Config {
         self
     }
 
+    /// The bucket size, for the crate's other tree builders (the merge).
+    pub(crate) fn bucket_limit(self) -> usize {
+        self.max_bucket_size
+    }
+
     fn validate(self) -> Result<Self> {
         if !(1..=255).contains(&self.max_bucket_size) {
             return Err(Error::InvalidConfig(
@@ -616,7 +621,7 @@ fn insert_in(
 }
 
 /// The subtree holding `entries` at `depth`: what py-hamt builds when a bucket overflows.
-fn build(entries: Vec<Entry>, depth: usize, max: usize) -> Result<Node> {
+pub(crate) fn build(entries: Vec<Entry>, depth: usize, max: usize) -> Result<Node> {
     if depth >= HASH_LEN {
         let key = entries
             .first()

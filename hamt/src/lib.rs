@@ -10,6 +10,7 @@ mod error;
 mod flush;
 mod hamt;
 mod link;
+mod merge;
 mod node;
 mod read;
 mod store;
@@ -24,6 +25,7 @@ pub use crate::block::{
 pub use crate::diff::{Change, diff};
 pub use crate::error::{BoxError, Error, Result};
 pub use crate::hamt::{Config, Hamt, HamtReader};
+pub use crate::merge::{Conflict, MergeOutcome, merge, merge_with_config};
 pub use crate::store::{
     BlockStore, Capabilities, Check, CheckReport, DEFAULT_CONCURRENCY, DynBlockStore, ImportCar,
     ImportedCar, MemoryStore, Pinning,

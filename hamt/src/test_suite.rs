@@ -100,17 +100,17 @@ impl Subject {
 /// start asynchronously).
 pub trait IntoSubject {
     /// The subject, once ready.
-    fn into_subject(self) -> std::pin::Pin<Box<dyn Future<Output = Subject> + Send>>;
+    fn into_subject(self) -> std::pin::Pin<Box<dyn Future<Output = Subject>>>;
 }
 
 impl IntoSubject for Subject {
-    fn into_subject(self) -> std::pin::Pin<Box<dyn Future<Output = Subject> + Send>> {
+    fn into_subject(self) -> std::pin::Pin<Box<dyn Future<Output = Subject>>> {
         Box::pin(std::future::ready(self))
     }
 }
 
-impl<F: Future<Output = Subject> + Send + 'static> IntoSubject for F {
-    fn into_subject(self) -> std::pin::Pin<Box<dyn Future<Output = Subject> + Send>> {
+impl<F: Future<Output = Subject> + 'static> IntoSubject for F {
+    fn into_subject(self) -> std::pin::Pin<Box<dyn Future<Output = Subject>>> {
         Box::pin(self)
     }
 }
@@ -178,6 +178,10 @@ pub async fn round_trip(subject: &Subject) {
         assert_eq!(cid.version(), cid::Version::V1);
         assert_eq!(store.get(&cid).await.expect("get"), data);
         assert!(store.has(&cid).await.expect("has"));
+        assert_eq!(
+            store.block_size(&cid).await.expect("block_size"),
+            data.len() as u64
+        );
     }
     let empty = store
         .put(Codec::Raw, Bytes::new())
@@ -196,6 +200,11 @@ pub async fn missing_block(subject: &Subject) {
     assert!(err.is_not_found(), "expected NotFound, got {err:?}");
     assert!(matches!(err, Error::NotFound { cid: c } if c == cid));
     assert!(!store.has(&cid).await.expect("has"));
+    let err = store
+        .block_size(&cid)
+        .await
+        .expect_err("block_size of a missing block");
+    assert!(err.is_not_found(), "expected NotFound, got {err:?}");
 }
 
 /// Storing the same bytes twice gives the same CID and no error.
@@ -336,6 +345,13 @@ pub async fn large_blocks(subject: &Subject) {
         let back = store.get(&cid).await.expect("get large");
         assert_eq!(back.len(), size);
         assert!(back == data, "large block differs");
+        assert!(store.has(&cid).await.expect("has large"));
+        assert_eq!(
+            store.block_size(&cid).await.expect("block_size large"),
+            size as u64
+        );
+        let batch = store.get_many(&[cid]).await.expect("get_many large");
+        assert!(batch[0] == data, "large block differs in a batch");
     }
 }
 
@@ -383,9 +399,7 @@ pub async fn hamt_over_store(subject: &Subject) {
 /// nothing new; a store that says it is durable also says it accepts writes.
 pub async fn sync_keeps_blocks(subject: &Subject) {
     let store = &subject.store;
-    let blocks: Vec<(Codec, Bytes)> = (0..40)
-        .map(|i| (Codec::Raw, distinct("sync", i)))
-        .collect();
+    let blocks: Vec<(Codec, Bytes)> = (0..40).map(|i| (Codec::Raw, distinct("sync", i))).collect();
     let cids = store.put_many(blocks.clone()).await.expect("put_many");
     store.sync().await.expect("sync after writes");
     store.sync().await.expect("sync with nothing new");
@@ -396,7 +410,10 @@ pub async fn sync_keeps_blocks(subject: &Subject) {
         "blocks changed by sync"
     );
     let caps = store.capabilities();
-    assert!(caps.write, "the suite writes, so the store must say it accepts writes");
+    assert!(
+        caps.write,
+        "the suite writes, so the store must say it accepts writes"
+    );
 }
 
 /// The capability flags agree with the extension traits the store hands out.
@@ -404,7 +421,11 @@ pub async fn capabilities_agree(subject: &Subject) {
     let store = &subject.store;
     let caps = store.capabilities();
     assert_eq!(caps.pin, store.pinning().is_some(), "pin flag vs pinning()");
-    assert_eq!(caps.check, store.checker().is_some(), "check flag vs checker()");
+    assert_eq!(
+        caps.check,
+        store.checker().is_some(),
+        "check flag vs checker()"
+    );
     assert_eq!(
         caps.import_car,
         store.car_importer().is_some(),
@@ -418,7 +439,12 @@ pub async fn capabilities_agree(subject: &Subject) {
         pinning.pin(&root).await.expect("pin");
         assert!(pinning.is_pinned(&root).await.expect("is_pinned"));
         pinning.unpin(&root).await.expect("unpin");
-        assert!(!pinning.is_pinned(&root).await.expect("is_pinned after unpin"));
+        assert!(
+            !pinning
+                .is_pinned(&root)
+                .await
+                .expect("is_pinned after unpin")
+        );
     }
     if let Some(checker) = store.checker() {
         checker.check().await.expect("check of a healthy store");

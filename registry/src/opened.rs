@@ -1,6 +1,7 @@
 //! [`OpenStore`]: a store the registry opened, with its capabilities and what must run
 //! before the process lets go of it.
 
+use std::any::Any;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,6 +18,9 @@ pub struct OpenStore {
     scheme: &'static str,
     local_path: Option<PathBuf>,
     closer: Option<Closer>,
+    /// The backend's own handle, for what only it can do (its refs, its garbage).
+    #[cfg_attr(not(any(feature = "sled", feature = "s3")), allow(dead_code))]
+    concrete: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 impl fmt::Debug for OpenStore {
@@ -36,14 +40,34 @@ impl OpenStore {
             scheme,
             local_path: None,
             closer: None,
+            concrete: None,
         }
     }
 
+    #[cfg_attr(not(any(feature = "sled", feature = "s3")), allow(dead_code))]
+    pub(crate) fn with_concrete(mut self, concrete: Arc<dyn Any + Send + Sync>) -> Self {
+        self.concrete = Some(concrete);
+        self
+    }
+
+    /// The backend's own handle, when it is a `T`.
+    #[cfg_attr(
+        not(all(feature = "versions", any(feature = "sled", feature = "s3"))),
+        allow(dead_code)
+    )]
+    pub(crate) fn concrete<T: 'static>(&self) -> Option<&T> {
+        self.concrete.as_ref()?.downcast_ref()
+    }
+
+    // Only sled stores live at a local path.
+    #[cfg_attr(not(feature = "sled"), allow(dead_code))]
     pub(crate) fn with_local_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.local_path = Some(path.into());
         self
     }
 
+    // Only the embedded node has a closing step.
+    #[cfg_attr(not(feature = "embedded"), allow(dead_code))]
     pub(crate) fn with_closer(mut self, closer: Closer) -> Self {
         self.closer = Some(closer);
         self

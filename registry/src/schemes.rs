@@ -23,11 +23,11 @@ pub struct Scheme {
     pub feature: &'static str,
     /// Whether this build has it.
     pub enabled: bool,
-    backend: Backend,
+    pub(crate) backend: Backend,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Backend {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
     Memory,
     Sled,
     Kubo,
@@ -178,7 +178,7 @@ pub async fn open(url: &str) -> Result<OpenStore, Error> {
 }
 
 /// The scheme whose name starts `url` (before the first `:`), compared without case.
-fn scheme_of(url: &str) -> Result<&'static Scheme, Error> {
+pub(crate) fn scheme_of(url: &str) -> Result<&'static Scheme, Error> {
     let unknown = || Error::UnknownScheme {
         url: url.to_owned(),
         expected: usage(),
@@ -192,9 +192,11 @@ fn scheme_of(url: &str) -> Result<&'static Scheme, Error> {
 
 #[cfg(feature = "sled")]
 fn open_sled(name: &'static str, url: &str) -> hamt::Result<OpenStore> {
-    let store = hamt_store_sled::SledStore::from_url(url)?;
+    let store = Arc::new(hamt_store_sled::SledStore::from_url(url)?);
     let path = store.path().to_path_buf();
-    Ok(OpenStore::new(name, Arc::new(store)).with_local_path(path))
+    Ok(OpenStore::new(name, store.clone())
+        .with_local_path(path)
+        .with_concrete(store))
 }
 
 #[cfg(feature = "kubo")]
@@ -205,8 +207,8 @@ fn open_kubo(name: &'static str, url: &str) -> hamt::Result<OpenStore> {
 
 #[cfg(feature = "s3")]
 fn open_s3(name: &'static str, url: &str) -> hamt::Result<OpenStore> {
-    let store = hamt_store_s3::S3Store::from_url(url)?;
-    Ok(OpenStore::new(name, Arc::new(store)))
+    let store = Arc::new(hamt_store_s3::S3Store::from_url(url)?);
+    Ok(OpenStore::new(name, store.clone()).with_concrete(store))
 }
 
 #[cfg(feature = "embedded")]
@@ -262,7 +264,12 @@ mod tests {
     fn usage_lists_exactly_the_enabled_forms() {
         let usage = usage();
         for scheme in SCHEMES {
-            assert_eq!(usage.contains(scheme.form), scheme.enabled, "{}", scheme.form);
+            assert_eq!(
+                usage.contains(scheme.form),
+                scheme.enabled,
+                "{}",
+                scheme.form
+            );
         }
     }
 }

@@ -342,7 +342,6 @@ impl Pinning for EmbeddedStore {
     async fn is_pinned(&self, root: &Cid) -> hamt::Result<bool> {
         self.node()?.is_pinned(root).await.map_err(node_err)
     }
-
 }
 
 #[async_trait]

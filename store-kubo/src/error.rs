@@ -64,8 +64,14 @@ impl Error {
     /// True when trying the same request again may succeed.
     pub fn is_temporary(&self) -> bool {
         match self {
+            // A body cut off on the way (`is_body`, or `is_decode` wrapping it) is as worth
+            // a retry as a connection that failed before the answer began.
             Error::Http { source, .. } => {
-                source.is_timeout() || source.is_connect() || source.is_request()
+                source.is_timeout()
+                    || source.is_connect()
+                    || source.is_request()
+                    || source.is_body()
+                    || source.is_decode()
             }
             Error::Status { status, .. } => matches!(status, 408 | 429 | 502 | 503 | 504),
             _ => false,

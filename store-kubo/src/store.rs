@@ -557,7 +557,76 @@ impl KuboStore {
 
     /// Adds a value the way py-hamt's `KuboCAS` does: `add` with the 1 MiB chunker and
     /// CIDv1 (raw leaves), so a large value becomes a UnixFS file with a DAG-PB CID.
+    ///
+    /// The node computes that CID, so it cannot be checked like a block's: the file it
+    /// names is walked instead (a few small DAG-PB nodes) and its leaves must be this
+    /// value's chunks, in order. An answer garbled on the way (a CID naming nothing, or
+    /// other data) is retried, then refused: it never becomes the value's CID.
     async fn add(&self, data: Bytes) -> hamt::Result<Cid> {
+        let chunks: Vec<Cid> = data
+            .chunks(self.opts().chunker_size)
+            .map(|chunk| self.opts().hash_alg.cid(Codec::Raw, chunk))
+            .collect();
+        let mut attempt = 0;
+        loop {
+            let cid = self.add_once(&data).await?;
+            match self.check_file(&cid, &chunks).await {
+                Ok(()) => return Ok(cid),
+                Err(e) if attempt < self.opts().retries => {
+                    tracing::warn!(%cid, error = %e, "the node's answer to add does not name the value, retrying");
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Checks that `root` is a UnixFS file whose leaves are `chunks`, in order.
+    async fn check_file(&self, root: &Cid, chunks: &[Cid]) -> hamt::Result<()> {
+        let mismatch = |reason: String| -> hamt::Error {
+            Error::BadResponse {
+                endpoint: "add".into(),
+                reason: format!(
+                    "the CID returned, {root}, does not name the value added: {reason}"
+                ),
+            }
+            .into()
+        };
+        // A balanced file has about one inner node per 174 leaves; more is not this file.
+        let mut budget = chunks.len() / 8 + 16;
+        let mut found = 0;
+        let mut stack = vec![*root];
+        while let Some(cid) = stack.pop() {
+            if cid.codec() == Codec::Raw.code() {
+                if chunks.get(found) != Some(&cid) {
+                    return Err(mismatch(format!("leaf {found} is {cid}")));
+                }
+                found += 1;
+                continue;
+            }
+            if cid.codec() != Codec::DagPb.code() || budget == 0 {
+                return Err(mismatch(format!("unexpected node {cid}")));
+            }
+            budget -= 1;
+            let node = match self.get_rpc(&cid).await {
+                Ok(node) => node,
+                Err(hamt::Error::NotFound { .. }) => {
+                    return Err(mismatch(format!("the node has no block {cid}")));
+                }
+                Err(e) => return Err(e),
+            };
+            verify(&cid, &node)?;
+            stack.extend(hamt::dag::links(&cid, &node)?.into_iter().rev());
+        }
+        if found == chunks.len() {
+            Ok(())
+        } else {
+            Err(mismatch(format!("{found} leaves, not {}", chunks.len())))
+        }
+    }
+
+    /// One `add` request; see [`add`](Self::add).
+    async fn add_once(&self, data: &Bytes) -> hamt::Result<Cid> {
         let query = [
             ("hash", hash_name(self.opts().hash_alg).to_owned()),
             ("chunker", format!("size-{}", self.opts().chunker_size)),
@@ -566,7 +635,7 @@ impl KuboStore {
             ("raw-leaves", "true".into()),
             ("cid-base", "base32".into()),
         ];
-        let body = self.rpc("add", &query, Some(&data)).await?;
+        let body = self.rpc("add", &query, Some(data)).await?;
         let added: Added = serde_json::from_slice(&body).map_err(|e| Error::BadResponse {
             endpoint: "add".into(),
             reason: e.to_string(),

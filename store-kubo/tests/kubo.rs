@@ -95,30 +95,13 @@ async fn raw_blocks_read_from_the_nodes_own_gateway_with_failover() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_that_flips_a_bit_is_corrupt() {
-    use axum::extract::Path;
-    use axum::routing::get;
+    use hamt_test_support::proxy::{Fault, Protocol, Proxy, Rule};
     // A loopback proxy in front of the node's gateway that flips one bit of every body.
-    let upstream = env("HAMT_TEST_KUBO_GATEWAY");
-    let proxy = axum::Router::new().route(
-        "/ipfs/{cid}",
-        get(move |Path(cid): Path<String>| {
-            let upstream = upstream.clone();
-            async move {
-                let real = reqwest::get(upstream.join(&format!("ipfs/{cid}")).unwrap())
-                    .await
-                    .unwrap()
-                    .bytes()
-                    .await
-                    .unwrap();
-                let mut flipped = real.to_vec();
-                flipped[0] ^= 0x01;
-                flipped
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
-    tokio::spawn(async move { axum::serve(listener, proxy).await });
+    let proxy = Proxy::in_front_of(env("HAMT_TEST_KUBO_GATEWAY").as_str(), Protocol::Http)
+        .await
+        .unwrap();
+    proxy.set_faults([Rule::new(Fault::Flip { at: 0 })]);
+    let url = Url::parse(&proxy.url()).unwrap();
     let honest = KuboStoreBuilder::new()
         .rpc_url(env("HAMT_TEST_KUBO_RPC"))
         .gateways(vec![env("HAMT_TEST_KUBO_GATEWAY")])

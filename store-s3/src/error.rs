@@ -20,6 +20,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// No credentials to sign requests with, found before any request is made (see
+    /// [`Credentials`](crate::Credentials)).
+    #[error("no S3 credentials: {reason}")]
+    MissingCredentials {
+        /// What is missing and how to provide it.
+        reason: String,
+    },
+
     /// An index object that is truncated, altered or not an index.
     #[error("index object {path} is corrupt: {reason}")]
     CorruptIndex {
@@ -38,6 +46,18 @@ pub enum Error {
         actual: u64,
         /// The end of the furthest block its index names.
         needed: u64,
+    },
+
+    /// A ranged read answered with fewer (or more) bytes than asked for: a body cut short
+    /// on the way. Worth retrying.
+    #[error("{path}: a ranged read returned {got} bytes instead of {expected}")]
+    ShortRead {
+        /// The object's path in the bucket.
+        path: String,
+        /// The length of the range asked for.
+        expected: u64,
+        /// The bytes that came.
+        got: u64,
     },
 
     /// A CAR file could not be read or is malformed.
@@ -70,6 +90,7 @@ impl Error {
                     | object_store::Error::Unauthenticated { .. }
                     | object_store::Error::UnknownConfigurationKey { .. }
             ),
+            Error::ShortRead { .. } => true,
             _ => false,
         }
     }
@@ -79,6 +100,10 @@ impl From<Error> for hamt::Error {
     fn from(err: Error) -> Self {
         match err {
             Error::Hamt(e) => e,
+            Error::MissingCredentials { .. } => hamt::Error::Unauthorized {
+                store: "s3",
+                reason: err.to_string(),
+            },
             other => hamt::Error::Backend {
                 store: "s3",
                 temporary: other.is_temporary(),

@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::Path as FsPath;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -13,16 +14,21 @@ use hamt::car::{CarReader, CarWriter};
 use hamt::{
     BlockStore, Capabilities, Check, CheckReport, Cid, HashAlg, ImportCar, ImportedCar, verify,
 };
-use object_store::aws::AmazonS3Builder;
+use object_store::client::HttpErrorKind;
 use object_store::path::Path;
 use object_store::{
-    ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload, WriteMultipart,
+    ObjectMeta, ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload, WriteMultipart,
 };
 use tokio::io::AsyncReadExt as _;
 use tokio_util::compat::TokioAsyncReadCompatExt as _;
 
+use crate::builder::S3StoreBuilder;
 use crate::error::Error;
 use crate::index::{Entry, Index, Location};
+
+mod gc;
+
+pub use self::gc::PackInfo;
 
 /// The URL scheme of this store.
 pub const SCHEME: &str = "s3";
@@ -32,6 +38,8 @@ pub const DEFAULT_PACK_SIZE: usize = 64 << 20;
 const MULTIPART_THRESHOLD: usize = 16 << 20;
 /// Size of each part of a multipart upload.
 const PART_SIZE: usize = 8 << 20;
+/// `object_store`'s first backoff.
+const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// Index objects fetched at once.
 const INDEX_CONCURRENCY: usize = 16;
 
@@ -126,6 +134,20 @@ struct Inner {
     /// Woken whenever an upload ends.
     idle: tokio::sync::Notify,
     counters: Counters,
+    /// Retries of a write whose answer was lost, within this time.
+    retries: usize,
+    retry_timeout: Duration,
+}
+
+/// What [`S3StoreBuilder::build`] settled, for [`S3Store::from_parts`].
+pub(crate) struct Parts {
+    pub(crate) objects: Arc<dyn ObjectStore>,
+    pub(crate) prefix: Path,
+    pub(crate) describe: String,
+    pub(crate) pack_size: usize,
+    pub(crate) hash_alg: HashAlg,
+    pub(crate) retries: usize,
+    pub(crate) retry_timeout: Duration,
 }
 
 /// A [`BlockStore`] on S3 (or anything `object_store` speaks S3 to) that packs blocks into
@@ -149,132 +171,45 @@ pub struct S3Store {
     inner: Arc<Inner>,
 }
 
-/// Options for an [`S3Store`]: [`S3Store::builder`] or [`S3Store::builder_from_url`].
-///
-/// Credentials come from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-/// `AWS_SESSION_TOKEN`, …, as `object_store` reads them) and are never printed.
-#[must_use]
-pub struct S3StoreBuilder {
-    s3: AmazonS3Builder,
-    objects: Option<Arc<dyn ObjectStore>>,
-    bucket: Option<String>,
-    endpoint: Option<String>,
-    prefix: String,
-    pack_size: usize,
-    hash_alg: HashAlg,
+/// The bytes `range` of `path`, all of them: a shorter answer (a body cut short in transit
+/// but framed as complete) is [`Error::ShortRead`], never a short block.
+async fn read_range(
+    objects: &dyn ObjectStore,
+    path: &Path,
+    range: std::ops::Range<u64>,
+) -> Result<Bytes, Error> {
+    let data = objects.get_range(path, range.clone()).await?;
+    let expected = range.end - range.start;
+    if data.len() as u64 != expected {
+        return Err(Error::ShortRead {
+            path: path.to_string(),
+            expected,
+            got: data.len() as u64,
+        });
+    }
+    Ok(data)
 }
 
-impl fmt::Debug for S3StoreBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3StoreBuilder")
-            .field("bucket", &self.bucket)
-            .field("endpoint", &self.endpoint)
-            .field("prefix", &self.prefix)
-            .field("pack_size", &self.pack_size)
-            .finish_non_exhaustive()
+/// The kind of the HTTP failure behind `e`, if it is one.
+fn http_error_kind(e: &object_store::Error) -> Option<HttpErrorKind> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(http) = err.downcast_ref::<object_store::client::HttpError>() {
+            return Some(http.kind());
+        }
+        source = err.source();
     }
+    None
 }
 
-impl S3StoreBuilder {
-    /// The bucket.
-    pub fn bucket(mut self, bucket: impl Into<String>) -> Self {
-        let bucket = bucket.into();
-        self.s3 = self.s3.with_bucket_name(&bucket);
-        self.bucket = Some(bucket);
-        self
-    }
-
-    /// The key prefix the store lives under (`""` for the bucket's top).
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        prefix.into().trim_matches('/').clone_into(&mut self.prefix);
-        self
-    }
-
-    /// An S3-compatible endpoint (`http://127.0.0.1:9000`); `http://` ones are allowed.
-    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        let endpoint = endpoint.into();
-        self.s3 = self
-            .s3
-            .with_endpoint(&endpoint)
-            .with_allow_http(endpoint.starts_with("http://"));
-        self.endpoint = Some(endpoint);
-        self
-    }
-
-    /// The region (default: `AWS_REGION`, else `us-east-1`).
-    pub fn region(mut self, region: impl Into<String>) -> Self {
-        self.s3 = self.s3.with_region(region);
-        self
-    }
-
-    /// Target size of a pack (default 64 MiB); packs over 16 MiB upload in parts.
-    pub fn pack_size(mut self, bytes: usize) -> Self {
-        self.pack_size = bytes.max(1);
-        self
-    }
-
-    /// The hash new blocks are addressed with (default BLAKE3, as py-hamt's HAMTs use).
-    pub fn hash_alg(mut self, hash_alg: HashAlg) -> Self {
-        self.hash_alg = hash_alg;
-        self
-    }
-
-    /// Uses this object store instead of building an S3 client (another cloud, a local
-    /// directory, memory).
-    pub fn object_store(mut self, objects: Arc<dyn ObjectStore>) -> Self {
-        self.objects = Some(objects);
-        self
-    }
-
-    /// Builds the store; nothing is requested until the first read or write.
-    ///
-    /// # Errors
-    /// [`Error::ObjectStore`] for a configuration the S3 client refuses (no bucket, say).
-    pub fn build(self) -> Result<S3Store, Error> {
-        let objects = match self.objects {
-            Some(o) => o,
-            None => Arc::new(self.s3.build()?),
-        };
-        let describe = format!(
-            "s3://{}/{}{}",
-            self.bucket.as_deref().unwrap_or("?"),
-            self.prefix,
-            self.endpoint
-                .map(|e| format!(" at {e}"))
-                .unwrap_or_default()
-        );
-        Ok(S3Store {
-            inner: Arc::new(Inner {
-                objects,
-                prefix: Path::from(self.prefix),
-                describe,
-                pack_size: self.pack_size,
-                hash_alg: self.hash_alg,
-                state: Mutex::new(State::default()),
-                refresh: tokio::sync::Mutex::new(()),
-                idle: tokio::sync::Notify::new(),
-                counters: Counters::default(),
-            }),
-        })
-    }
-}
-
-/// `64MiB`, `512KiB`, `1GiB`, `4096`.
-fn parse_size(text: &str) -> Option<usize> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: usize = digits.parse().ok()?;
-    let scale = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return None,
-    };
-    n.checked_mul(scale)
+/// True when `e` says a request was sent but its answer never came (a timeout, an
+/// interrupted connection): the kinds `object_store` does not retry for writes that are not
+/// idempotent.
+fn answer_lost(e: &object_store::Error) -> bool {
+    matches!(
+        http_error_kind(e),
+        Some(HttpErrorKind::Timeout | HttpErrorKind::Interrupted)
+    )
 }
 
 /// Where a block lives: [`S3Store::locate_block`].
@@ -289,54 +224,36 @@ pub struct BlockLocation {
 }
 
 impl S3Store {
-    /// Options for a store; set at least the bucket.
-    pub fn builder() -> S3StoreBuilder {
-        S3StoreBuilder {
-            s3: AmazonS3Builder::from_env(),
-            objects: None,
-            bucket: None,
-            endpoint: None,
-            prefix: String::new(),
-            pack_size: DEFAULT_PACK_SIZE,
-            hash_alg: HashAlg::Blake3,
+    pub(crate) fn from_parts(parts: Parts) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                objects: parts.objects,
+                prefix: parts.prefix,
+                describe: parts.describe,
+                pack_size: parts.pack_size,
+                hash_alg: parts.hash_alg,
+                state: Mutex::new(State::default()),
+                refresh: tokio::sync::Mutex::new(()),
+                idle: tokio::sync::Notify::new(),
+                counters: Counters::default(),
+                retries: parts.retries,
+                retry_timeout: parts.retry_timeout,
+            }),
         }
     }
 
-    /// Options from a URL: `s3://BUCKET/PREFIX?endpoint=URL&region=R&pack-size=64MiB`.
-    /// Credentials come from the environment, never from the URL.
+    /// Options for a store, from the process environment; set at least the bucket.
+    pub fn builder() -> S3StoreBuilder {
+        S3StoreBuilder::from_env()
+    }
+
+    /// Options from a URL (see [`S3StoreBuilder::with_url`]), with credentials and other
+    /// `AWS_*` settings from the process environment, never from the URL.
     ///
     /// # Errors
     /// [`Error::InvalidUrl`].
     pub fn builder_from_url(text: &str) -> Result<S3StoreBuilder, Error> {
-        let bad = |reason: &str| Error::InvalidUrl {
-            url: text.into(),
-            reason: reason.into(),
-        };
-        let url = url::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
-        if url.scheme() != SCHEME {
-            return Err(bad("the scheme must be s3://"));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(bad(
-                "put credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, not the URL",
-            ));
-        }
-        let bucket = url
-            .host_str()
-            .filter(|b| !b.is_empty())
-            .ok_or_else(|| bad("no bucket"))?;
-        let mut builder = Self::builder().bucket(bucket).prefix(url.path());
-        for (key, value) in url.query_pairs() {
-            builder = match key.as_ref() {
-                "endpoint" => builder.endpoint(value.as_ref()),
-                "region" => builder.region(value.as_ref()),
-                "pack-size" => builder.pack_size(
-                    parse_size(&value).ok_or_else(|| bad("pack-size must look like 64MiB"))?,
-                ),
-                other => return Err(bad(&format!("unknown parameter {other:?}"))),
-            };
-        }
-        Ok(builder)
+        Self::builder().with_url(text)
     }
 
     /// Opens the store named by `url` (see [`builder_from_url`](Self::builder_from_url)).
@@ -533,19 +450,63 @@ impl S3Store {
     }
 
     /// Creates a write-once object; one that exists already has this very content.
+    ///
+    /// `object_store` does not retry a conditional PUT whose answer was lost (a timeout, a
+    /// connection cut while waiting): the server may have stored it. Here that is safe to
+    /// retry, since the name is derived from the content: the object is either absent or
+    /// holds these very bytes, and a retry then reports `AlreadyExists`, which is success.
     async fn put_new(&self, path: &Path, bytes: Bytes) -> Result<(), Error> {
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
-        match self
-            .inner
-            .objects
-            .put_opts(path, PutPayload::from(bytes), opts)
-            .await
-        {
-            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
+        let payload = PutPayload::from(bytes);
+        let started = std::time::Instant::now();
+        let mut backoff = INITIAL_BACKOFF;
+        let mut attempt = 0;
+        loop {
+            let opts = PutOptions {
+                mode: PutMode::Create,
+                ..PutOptions::default()
+            };
+            match self
+                .inner
+                .objects
+                .put_opts(path, payload.clone(), opts)
+                .await
+            {
+                Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => return Ok(()),
+                Err(e)
+                    if answer_lost(&e)
+                        && attempt < self.inner.retries
+                        && started.elapsed() < self.inner.retry_timeout =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Every object under `dir`. `object_store` retries a listing request that fails, but
+    /// not one whose answer is cut off mid-body (an interrupted body); a listing is safe to
+    /// repeat, so that one is retried here.
+    async fn list(&self, dir: &Path) -> Result<Vec<ObjectMeta>, Error> {
+        let started = std::time::Instant::now();
+        let mut backoff = INITIAL_BACKOFF;
+        let mut attempt = 0;
+        loop {
+            match self.inner.objects.list(Some(dir)).try_collect().await {
+                Ok(listed) => return Ok(listed),
+                Err(e)
+                    if http_error_kind(&e) == Some(HttpErrorKind::Interrupted)
+                        && attempt < self.inner.retries
+                        && started.elapsed() < self.inner.retry_timeout =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 
@@ -563,12 +524,7 @@ impl S3Store {
             st.listings_started
         };
         bump(&self.inner.counters.lists, 1);
-        let listed: Vec<_> = self
-            .inner
-            .objects
-            .list(Some(&self.index_dir()))
-            .try_collect()
-            .await?;
+        let listed = self.list(&self.index_dir()).await?;
         let new: Vec<(String, Path)> = {
             let st = self.state();
             listed
@@ -711,12 +667,13 @@ impl S3Store {
     /// missing included).
     pub async fn check(&self) -> Result<CheckReport, Error> {
         let objects = &self.inner.objects;
-        let packs: HashMap<String, u64> = objects
-            .list(Some(&self.inner.prefix.clone().join("packs")))
-            .map_ok(|m| (m.location.to_string(), m.size))
-            .try_collect()
-            .await?;
-        let indexes: Vec<_> = objects.list(Some(&self.index_dir())).try_collect().await?;
+        let packs: HashMap<String, u64> = self
+            .list(&self.inner.prefix.clone().join("packs"))
+            .await?
+            .into_iter()
+            .map(|m| (m.location.to_string(), m.size))
+            .collect();
+        let indexes = self.list(&self.index_dir()).await?;
         let mut report = CheckReport::default();
         let mut with_index = HashSet::new();
         for meta in indexes {
@@ -849,19 +806,14 @@ impl BlockStore for S3Store {
             .await?
             .ok_or(hamt::Error::NotFound { cid: *cid })?;
         let range = at.offset..at.offset + u64::from(at.len);
-        let data = self
-            .inner
-            .objects
-            .get_range(&pack, range)
-            .await
-            .map_err(Error::from)?;
+        let data = read_range(&*self.inner.objects, &pack, range).await?;
         bump(&self.inner.counters.block_reads, 1);
         verify(cid, &data)?;
         Ok(data)
     }
 
-    /// Blocks of one pack are fetched with one multi-range read (`object_store` merges
-    /// nearby ranges into single requests); packs are read concurrently.
+    /// Blocks of one pack are fetched with one multi-range read (nearby ranges merged into
+    /// single requests, as `object_store` does); packs are read concurrently.
     async fn get_many(&self, cids: &[Cid]) -> hamt::Result<Vec<Bytes>> {
         let mut out: Vec<Option<Bytes>> = vec![None; cids.len()];
         let mut by_pack: HashMap<Path, Vec<(usize, Location)>> = HashMap::new();
@@ -882,12 +834,15 @@ impl BlockStore for S3Store {
                     .iter()
                     .map(|(_, at)| at.offset..at.offset + u64::from(at.len))
                     .collect();
-                let parts = self
-                    .inner
-                    .objects
-                    .get_ranges(&pack, &ranges)
-                    .await
-                    .map_err(Error::from)?;
+                // Not `get_ranges`: it slices the merged reads without checking their
+                // length, and panics on a body cut short. Each merged read is checked here.
+                let objects = &*self.inner.objects;
+                let parts = object_store::coalesce_ranges(
+                    &ranges,
+                    |range| read_range(objects, &pack, range),
+                    object_store::OBJECT_STORE_COALESCE_DEFAULT,
+                )
+                .await?;
                 bump(&self.inner.counters.batch_reads, 1);
                 Ok::<_, hamt::Error>((items, parts))
             })

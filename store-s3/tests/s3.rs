@@ -86,7 +86,8 @@ mod conformance {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_after_the_suite() {
     let store = S3Store::from_url(&url("conformance", "256KiB")).unwrap();
-    let subject = Subject::new(Arc::new(store.clone())).with_corrupter(PackCorrupter(store.clone()));
+    let subject =
+        Subject::new(Arc::new(store.clone())).with_corrupter(PackCorrupter(store.clone()));
     test_suite::run_all(&subject).await;
     store.sync().await.unwrap();
     let report = store.check().await.unwrap();
@@ -304,6 +305,10 @@ fn urls_and_debug_never_show_credentials() {
     assert!(S3Store::from_url("http://bucket/p").is_err());
     assert!(S3Store::from_url("s3://bucket/p?pack-size=lots").is_err());
     assert!(S3Store::from_url("s3://bucket/p?colour=blue").is_err());
+    assert!(S3Store::from_url("s3://bucket/p?credentials=borrowed").is_err());
+    assert!(S3Store::from_url("s3://bucket/p?timeout=soon").is_err());
+    assert!(S3Store::from_url("s3://bucket/p?retries=-1").is_err());
+    assert!(S3Store::from_url("s3://bucket/p?timeout=0.5&retries=2&credentials=env").is_ok());
     let store = S3Store::builder()
         .bucket("b")
         .prefix("/data/")

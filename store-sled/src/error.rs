@@ -39,6 +39,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A file of a large block (kept beside the database) could not be read or written.
+    #[error("sled store {path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+
     /// Any other failure of sled or the file system.
     #[error("sled database {path}: {source}")]
     Sled {

@@ -3,9 +3,10 @@
 mod cached;
 mod error;
 mod guard;
+mod large;
 mod store;
 mod url;
 
 pub use crate::cached::{CachedStore, WriteMode};
 pub use crate::error::Error;
-pub use crate::store::{DEFAULT_CACHE_BYTES, SCHEME, SledStore, SledStoreBuilder};
+pub use crate::store::{DEFAULT_CACHE_BYTES, SCHEME, SledStore, SledStoreBuilder, Table};

@@ -9,16 +9,22 @@ use hamt::{Block, BlockStore, Capabilities, Cid, HashAlg, verify};
 
 use crate::error::Error;
 use crate::guard::{self, Guarded};
+use crate::large::{self, LARGE, LargeFiles};
 use crate::url;
+
+mod listing;
+mod table;
+
+pub use self::table::Table;
 
 /// The URL scheme of this store: `sled:PATH`.
 pub const SCHEME: &str = "sled";
 
 /// sled's page cache size when none is given: 32 MiB.
 ///
-/// sled's real footprint is a few times its cache budget for many small blocks: a 1M-key
-/// import peaks at 323–350 MiB with 32 MiB, 450–475 MiB with 64 MiB and 520 MiB with
-/// sled's own default of 1 GiB (`benches/src/bin/rss.rs`), at no measurable cost in speed.
+/// sled's real footprint is a few times its cache budget for many small blocks, so the
+/// default is far below sled's own 1 GiB: the README gives the peak memory of a 1M-key
+/// import at several sizes, which `cargo xtask bench` measures again (`rss` on sled).
 pub const DEFAULT_CACHE_BYTES: u64 = 32 << 20;
 
 /// A persistent block store in a sled database.
@@ -36,6 +42,9 @@ pub const DEFAULT_CACHE_BYTES: u64 = 32 << 20;
 pub struct SledStore {
     db: sled::Db,
     blocks: sled::Tree,
+    /// Large blocks' lengths; their bytes are files (see `large.rs`).
+    large: sled::Tree,
+    files: LargeFiles,
     path: PathBuf,
     hash_alg: HashAlg,
     /// Declared last so that it drops after `db` and `blocks`: it holds the last handles.
@@ -45,7 +54,7 @@ pub struct SledStore {
 /// Holds a handle on the database so that the last drop of a [`SledStore`] happens here,
 /// under the guard, and is skipped after sled's flusher thread died (it would never return).
 #[derive(Debug)]
-struct Closer(Option<(sled::Db, sled::Tree)>);
+struct Closer(Option<(sled::Db, sled::Tree, sled::Tree)>);
 
 impl Drop for Closer {
     fn drop(&mut self) {
@@ -115,17 +124,20 @@ impl SledStoreBuilder {
         let opened = guard::guard(|| {
             let db = config.open()?;
             let blocks = db.open_tree("blocks")?;
-            Ok((db, blocks))
+            let large = db.open_tree("large")?;
+            Ok((db, blocks, large))
         });
-        let (db, blocks) = match opened {
+        let (db, blocks, large) = match opened {
             Ok(Ok(handles)) => handles,
             Ok(Err(e)) => return Err(Error::from_sled(self.path, e)),
             Err(panic) => return Err(Error::from_panic(self.path, &panic)),
         };
         Ok(SledStore {
-            _closer: Arc::new(Closer(Some((db.clone(), blocks.clone())))),
+            _closer: Arc::new(Closer(Some((db.clone(), blocks.clone(), large.clone())))),
             db,
             blocks,
+            files: LargeFiles::new(&self.path),
+            large,
             path: self.path,
             hash_alg: self.hash_alg,
         })
@@ -179,7 +191,7 @@ impl SledStore {
     /// # Errors
     /// [`Error::CorruptDatabase`] when the walk meets damage.
     pub fn len(&self) -> hamt::Result<usize> {
-        self.call(|| Ok(self.blocks.len()))
+        self.call(|| Ok(self.blocks.len() + self.large.len()))
     }
 
     /// True when no block is held.
@@ -187,7 +199,7 @@ impl SledStore {
     /// # Errors
     /// As [`len`](Self::len).
     pub fn is_empty(&self) -> hamt::Result<bool> {
-        self.call(|| Ok(self.blocks.is_empty()))
+        self.call(|| Ok(self.blocks.is_empty() && self.large.is_empty()))
     }
 
     /// Size of the database files on disk, in bytes.
@@ -231,6 +243,42 @@ impl SledStore {
     fn backend(&self, e: sled::Error) -> hamt::Error {
         Error::from_sled(self.path.clone(), e).into()
     }
+
+    /// Stores a block already verified: a large one as a file, then its entry.
+    fn store_verified(&self, cid: &Cid, data: &[u8]) -> hamt::Result<()> {
+        if data.len() > LARGE {
+            self.files.write(cid, data).map_err(|e| self.io(e))?;
+            self.call(|| {
+                self.large
+                    .insert(cid.to_bytes(), &large::encode_len(data.len()))
+                    .map(drop)
+            })
+        } else {
+            self.call(|| self.blocks.insert(cid.to_bytes(), data).map(drop))
+        }
+    }
+
+    /// The recorded length of a large block, if `cid` is one.
+    fn large_len(&self, cid: &Cid) -> hamt::Result<Option<u64>> {
+        let Some(entry) = self.call(|| self.large.get(cid.to_bytes()))? else {
+            return Ok(None);
+        };
+        large::decode_len(&entry).map(Some).ok_or_else(|| {
+            Error::CorruptDatabase {
+                path: self.path.clone(),
+                reason: format!("the entry of large block {cid} is not a length"),
+            }
+            .into()
+        })
+    }
+
+    fn io(&self, e: std::io::Error) -> hamt::Error {
+        Error::Io {
+            path: self.path.join("large"),
+            source: e,
+        }
+        .into()
+    }
 }
 
 #[async_trait]
@@ -254,26 +302,58 @@ impl BlockStore for SledStore {
 
     async fn put_keyed(&self, cid: &Cid, data: Bytes) -> hamt::Result<()> {
         verify(cid, &data)?;
-        self.call(|| self.blocks.insert(cid.to_bytes(), &*data).map(drop))
+        self.store_verified(cid, &data)
     }
 
     async fn get(&self, cid: &Cid) -> hamt::Result<Bytes> {
-        let data = self
-            .call(|| self.blocks.get(cid.to_bytes()))?
+        if let Some(data) = self.call(|| self.blocks.get(cid.to_bytes()))? {
+            verify(cid, &data)?;
+            // The block's bytes stay in sled's buffer, shared, not copied.
+            return Ok(Bytes::from_owner(data));
+        }
+        let len = self
+            .large_len(cid)?
             .ok_or(hamt::Error::NotFound { cid: *cid })?;
+        let data = self.files.read(cid, len).map_err(|e| {
+            hamt::Error::from(if e.kind() == std::io::ErrorKind::NotFound {
+                Error::CorruptDatabase {
+                    path: self.path.clone(),
+                    reason: format!("the file of large block {cid} is missing"),
+                }
+            } else {
+                Error::Io {
+                    path: self.path.join("large"),
+                    source: e,
+                }
+            })
+        })?;
         verify(cid, &data)?;
-        Ok(Bytes::from(data.to_vec()))
+        Ok(data)
     }
 
     async fn has(&self, cid: &Cid) -> hamt::Result<bool> {
-        self.call(|| self.blocks.contains_key(cid.to_bytes()))
+        Ok(self.call(|| self.blocks.contains_key(cid.to_bytes()))?
+            || self.call(|| self.large.contains_key(cid.to_bytes()))?)
+    }
+
+    /// From the index alone for large blocks, from sled's buffer for the others.
+    async fn block_size(&self, cid: &Cid) -> hamt::Result<u64> {
+        if let Some(data) = self.call(|| self.blocks.get(cid.to_bytes()))? {
+            return Ok(data.len() as u64);
+        }
+        self.large_len(cid)?
+            .ok_or(hamt::Error::NotFound { cid: *cid })
     }
 
     async fn put_many_keyed(&self, blocks: Vec<(Cid, Bytes)>) -> hamt::Result<()> {
         let mut batch = sled::Batch::default();
         for (cid, data) in &blocks {
             verify(cid, data)?;
-            batch.insert(cid.to_bytes(), &**data);
+            if data.len() > LARGE {
+                self.store_verified(cid, data)?;
+            } else {
+                batch.insert(cid.to_bytes(), &**data);
+            }
         }
         self.call(|| self.blocks.apply_batch(batch))
     }
@@ -281,7 +361,11 @@ impl BlockStore for SledStore {
     async fn put_blocks(&self, blocks: Vec<Block>) -> hamt::Result<()> {
         let mut batch = sled::Batch::default();
         for block in &blocks {
-            batch.insert(block.cid().to_bytes(), &**block.data());
+            if block.data().len() > LARGE {
+                self.store_verified(block.cid(), block.data())?;
+            } else {
+                batch.insert(block.cid().to_bytes(), &**block.data());
+            }
         }
         self.call(|| self.blocks.apply_batch(batch))
     }

@@ -19,39 +19,23 @@ use std::time::{Duration, SystemTime};
 use futures::TryStreamExt as _;
 use hamt::{Cid, Hamt, HamtReader};
 use hamt_store_sled::SledStore;
+use hamt_test_support::Rng;
 
 const DB_VAR: &str = "HAMT_SLED_CRASH_DB";
 const RUN_VAR: &str = "HAMT_SLED_CRASH_RUN";
 const KILLS: usize = 12;
 
-/// `splitmix64`, so that the writer and the checker derive the same keys and values.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> usize {
-        usize::try_from(self.next() % n).unwrap()
-    }
-}
-
 /// The keys and values of batch `batch` of writer run `run`: 10 to 60 keys, values of
 /// 1 byte to 8 KiB.
 fn batch(run: u64, batch: u64) -> Vec<(String, Vec<u8>)> {
     let mut rng = Rng(run << 32 | batch);
-    let n = 10 + rng.below(51);
+    let n = 10 + rng.below_usize(51);
     (0..n)
         .map(|i| {
-            let len = 1 + rng.below(8 << 10);
+            let len = 1 + rng.below_usize(8 << 10);
             let mut v = Vec::with_capacity(len + 8);
             while v.len() < len {
-                v.extend_from_slice(&rng.next().to_le_bytes());
+                v.extend_from_slice(&rng.next_u64().to_le_bytes());
             }
             v.truncate(len);
             (format!("run{run}/batch{batch}/key{i}"), v)
@@ -135,7 +119,7 @@ async fn killed_writers_lose_nothing_flushed() {
             }
             lines
         });
-        let delay = Duration::from_millis(150 + rng.below(650) as u64);
+        let delay = Duration::from_millis(150 + rng.below(650));
         std::thread::sleep(delay);
         assert!(
             child.try_wait().unwrap().is_none(),

@@ -18,26 +18,9 @@ use std::sync::Arc;
 use futures::TryStreamExt as _;
 use hamt::{Cid, Hamt, HamtReader};
 use hamt_store_sled::SledStore;
+use hamt_test_support::Rng;
 
 const KEYS: usize = 50_000;
-
-/// `splitmix64`: a fixed, seeded sequence, so that every failure names a case that can be
-/// run again.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn key(i: usize) -> String {
     format!("temperature/{}.{}.{}", i / 10_000, (i / 100) % 100, i % 100)
@@ -56,7 +39,7 @@ fn value(i: usize) -> Vec<u8> {
     };
     let mut v = Vec::with_capacity(len + 8);
     while v.len() < len {
-        v.extend_from_slice(&rng.next().to_le_bytes());
+        v.extend_from_slice(&rng.next_u64().to_le_bytes());
     }
     v.truncate(len);
     v

@@ -7,6 +7,8 @@
 /// When `var` is not set: the test was run without xtask, and fails rather than skips.
 pub fn required_env(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run these tests with `cargo xtask test`, which starts what they need")
+        panic!(
+            "{var} is not set: run these tests with `cargo xtask test`, which starts what they need"
+        )
     })
 }

@@ -25,10 +25,11 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
         Some("kubo") => return bench_kubo(quick),
         Some("zarr") => return bench_zarr(quick),
         Some("s3") => return bench_s3(quick),
+        Some("versions") => return bench_versions(quick),
         Some("python") => return crate::pyext::bench(quick),
         Some(other) => {
             return Err(format!(
-                "unknown benchmark {other:?}: core, gateway, kubo, zarr, s3 or python"
+                "unknown benchmark {other:?}: core, gateway, kubo, zarr, s3, versions or python"
             ));
         }
     }
@@ -61,27 +62,65 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
 
     let rss_n = if quick { 20_000 } else { 1_000_000 };
     // Peak memory of a bulk load in each layout, each in a process of its own.
-    let rss_run = |layout: &str| -> Result<serde_json::Value> {
+    let rss_run = |store: &str, layout: &str| -> Result<serde_json::Value> {
         json(
-            &output(bench_bin("rss").args([&rss_n.to_string(), "64", "memory", layout]))?,
+            &output(bench_bin("rss").args([&rss_n.to_string(), "64", store, layout]))?,
             "rss",
         )
     };
-    let rss = [rss_run("blocks")?, rss_run("inline")?];
+    let rss = [
+        rss_run("memory", "blocks")?,
+        rss_run("memory", "inline")?,
+        rss_run("sled", "blocks")?,
+        rss_run("sled", "inline")?,
+    ];
 
-    report(&compare, &py, py_n, &rss, rss_n)
+    report(&compare, &py, py_n, &rss, rss_n)?;
+    large_value(quick)
+}
+
+/// Peak memory of the `hamt` command on one large value (target: under 1.5× its size).
+fn large_value(quick: bool) -> Result<()> {
+    build_release(&[("hamt-cli", "hamt")])?;
+    println!();
+    run(bench_bin("large_value")
+        .arg(if quick { "16" } else { "200" })
+        .env("HAMT_BENCH_HAMT_BIN", target_dir().join("release/hamt")))
 }
 
 /// `cargo xtask bench gateway`: this project's gateway (`hamt serve` over sled) against the
-/// JavaScript IPFS node's gateway on the same raw blocks, same run.
+/// JavaScript IPFS node's gateway on the same raw blocks, same run; then `hamt serve` under
+/// attack (stalled CAR readers, half-sent requests) against itself unloaded.
 fn bench_gateway(quick: bool) -> Result<()> {
     let hamt = target_dir().join("release/hamt");
     let requests = if quick { "300" } else { "3000" };
     run_with_node(
         "gateway_load",
         requests,
-        &[("HAMT_BENCH_HAMT_BIN", hamt.into())],
-    )
+        &[("HAMT_BENCH_HAMT_BIN", hamt.clone().into())],
+    )?;
+    run(Command::new(cargo()).args([
+        "build",
+        "-q",
+        "--release",
+        "-p",
+        "hamt-benches",
+        "--bin",
+        "gateway_attack",
+    ]))?;
+    let mut cmd = Command::new(target_dir().join("release/gateway_attack"));
+    if quick {
+        cmd.arg("--quick");
+    }
+    run(cmd.env("HAMT_BENCH_HAMT_BIN", hamt))
+}
+
+/// `cargo xtask bench versions`: a three-way merge of two roots against rebuilding the
+/// merged map, and `log` over a long history.
+fn bench_versions(quick: bool) -> Result<()> {
+    run(bench_bin("versions")
+        .arg(if quick { "20000" } else { "1000000" })
+        .arg(if quick { "100" } else { "1000" }))
 }
 
 /// `cargo xtask bench kubo`: `KuboStore` against py-hamt's `KuboCAS` on the same IPFS node.
@@ -94,15 +133,7 @@ fn bench_kubo(quick: bool) -> Result<()> {
 /// `cargo xtask bench s3`: `S3Store` against one object per block on moto's S3 server.
 fn bench_s3(quick: bool) -> Result<()> {
     let python = python_env()?;
-    run(Command::new(cargo()).args([
-        "build",
-        "-q",
-        "--release",
-        "-p",
-        "hamt-benches",
-        "--bin",
-        "s3_load",
-    ]))?;
+    build_release(&[("hamt-benches", "s3_load")])?;
     let server = S3Server::start(&python)?;
     let mut cmd = Command::new(target_dir().join("release/s3_load"));
     cmd.arg(if quick { "500" } else { "20000" });
@@ -121,6 +152,16 @@ pub(crate) fn bench_zarr(quick: bool) -> Result<()> {
         cmd.arg("--quick");
     }
     run(cmd.env("HAMT_BENCH_PYTHON", python))
+}
+
+/// Builds release binaries, each named with its package.
+fn build_release(bins: &[(&str, &str)]) -> Result<()> {
+    let mut cmd = Command::new(cargo());
+    cmd.args(["build", "-q", "--release"]);
+    for (package, bin) in bins {
+        cmd.args(["-p", package, "--bin", bin]);
+    }
+    run(&mut cmd)
 }
 
 /// `cargo run` of the release benchmark binary `bin`, ready for its arguments.
@@ -142,19 +183,7 @@ fn bench_bin(bin: &str) -> Command {
 /// Builds the release `hamt` and benchmark binary `bin`, starts the IPFS test node and runs
 /// `bin ARG` with the node's URLs (`HAMT_BENCH_KUBO_RPC`, `HAMT_BENCH_KUBO_GATEWAY`) and `env`.
 fn run_with_node(bin: &str, arg: &str, env: &[(&str, OsString)]) -> Result<()> {
-    run(Command::new(cargo()).args([
-        "build",
-        "-q",
-        "--release",
-        "-p",
-        "hamt-cli",
-        "-p",
-        "hamt-benches",
-        "--bin",
-        "hamt",
-        "--bin",
-        bin,
-    ]))?;
+    build_release(&[("hamt-cli", "hamt"), ("hamt-benches", bin)])?;
     let node = IpfsNode::start()?;
     let mut cmd = Command::new(target_dir().join("release").join(bin));
     cmd.arg(arg)
@@ -241,8 +270,9 @@ fn report(
     println!();
     for run in rss {
         println!(
-            "peak RSS, insert+flush of {rss_n} keys, 64 MiB node cache, MemoryStore, {}: {:.1} MiB \
+            "peak RSS, insert+flush of {rss_n} keys, 64 MiB node cache, {}, {}: {:.1} MiB \
              (tree and store {:.1} MiB before the flush) in {:.2} s",
+            run["store"].as_str().unwrap_or("?"),
             if run["inline"].as_bool() == Some(true) {
                 "values inline"
             } else {

@@ -20,6 +20,17 @@ pub(crate) fn checks() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // The registry with no backend compiles code paths the workspace build never sees.
+    run(Command::new(cargo()).args([
+        "clippy",
+        "-p",
+        "hamt-registry",
+        "--no-default-features",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     bench(&["--quick".to_owned()])?;
     bench_zarr(true)
 }

@@ -11,12 +11,14 @@
 //!   `-D warnings`, benchmark smoke runs.
 //!
 //! Each job lives in a module of its own: [`services`] (the servers tests run against),
-//! [`python`] (the venvs), [`pyext`] (the Python extension), [`test`], [`bench`], [`ci`]; [`cmd`] runs commands; [`tidy`] holds
-//! the repository checks, run as ordinary tests.
+//! [`python`] (the venvs), [`pyext`] (the Python extension), [`helia`] (the JavaScript
+//! IPFS client), [`test`], [`bench`], [`ci`]; [`cmd`] runs commands; [`tidy`] holds the
+//! repository checks, run as ordinary tests.
 
 mod bench;
 mod ci;
 mod cmd;
+mod helia;
 mod pyext;
 mod python;
 mod services;

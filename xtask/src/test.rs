@@ -23,7 +23,12 @@ pub(crate) fn test(crates: &[String]) -> Result<()> {
     } else {
         None
     };
-    let s3 = if wants("hamt-store-s3") || wants("hamt-cli") || wants("hamt-benches") || python_ext {
+    let s3 = if wants("hamt-store-s3")
+        || wants("hamt-versions")
+        || wants("hamt-cli")
+        || wants("hamt-benches")
+        || python_ext
+    {
         Some(S3Server::start(&python)?)
     } else {
         None
@@ -37,7 +42,7 @@ pub(crate) fn test(crates: &[String]) -> Result<()> {
             cmd.args(["-p", c]);
         }
     }
-    cmd.arg("--all-features");
+    cmd.args(["--all-features", "--no-fail-fast"]);
     cmd.env("HAMT_TEST_PYTHON", &python);
     cmd.env("PYTHONWARNINGS", "ignore");
     if let Some(node) = &node {
@@ -48,6 +53,9 @@ pub(crate) fn test(crates: &[String]) -> Result<()> {
     }
     if let Some(s3) = &s3 {
         s3.set_env(&mut cmd);
+    }
+    if wants("hamt-gateway") {
+        cmd.env("HAMT_TEST_HELIA_DIR", crate::helia::install()?);
     }
     let mut totals = Totals::default();
     let mut result = run_tests(&mut cmd, &mut totals);

@@ -1,5 +1,5 @@
-//! The sync `zarrs_storage` traits over a [`HamtStore`], for code that uses `zarrs`'
-//! blocking API.
+//! The sync `zarrs_storage` traits over a [`HamtStore`], a [`ShardedStore`] or a
+//! [`Dataset`], for code that uses `zarrs`' blocking API.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -23,7 +23,7 @@ use zarrs_storage::storage_adapter::async_to_sync::{
     AsyncToSyncBlockOn, AsyncToSyncStorageAdapter,
 };
 
-use crate::HamtStore;
+use crate::{Dataset, HamtStore, ShardedStore};
 
 /// Runs the store's futures on a tokio runtime.
 #[derive(Debug, Clone)]
@@ -38,8 +38,18 @@ impl AsyncToSyncBlockOn for TokioBlockOn {
 /// A [`HamtStore`] behind the sync `zarrs_storage` traits.
 pub type BlockingHamtStore = AsyncToSyncStorageAdapter<HamtStore, TokioBlockOn>;
 
-/// Adapts `store` to the sync traits, running it on `runtime`. Call its methods from outside
-/// the runtime (a plain thread or `spawn_blocking`): blocking inside an async task panics.
-pub fn blocking(store: Arc<HamtStore>, runtime: tokio::runtime::Handle) -> BlockingHamtStore {
+/// A [`ShardedStore`] behind the sync `zarrs_storage` traits.
+pub type BlockingShardedStore = AsyncToSyncStorageAdapter<ShardedStore, TokioBlockOn>;
+
+/// A [`Dataset`] behind the sync readable and listable `zarrs_storage` traits.
+pub type BlockingDataset = AsyncToSyncStorageAdapter<Dataset, TokioBlockOn>;
+
+/// Adapts `store` (a [`HamtStore`], a [`ShardedStore`] or a [`Dataset`]) to the sync traits,
+/// running it on `runtime`. Call its methods from outside the runtime (a plain thread or
+/// `spawn_blocking`): blocking inside an async task panics.
+pub fn blocking<S: crate::Source + ?Sized>(
+    store: Arc<S>,
+    runtime: tokio::runtime::Handle,
+) -> AsyncToSyncStorageAdapter<S, TokioBlockOn> {
     AsyncToSyncStorageAdapter::new(store, TokioBlockOn(runtime))
 }

@@ -1,11 +1,14 @@
-//! Copying Zarr v3 directory stores into and out of a [`HamtStore`].
+//! Copying Zarr v3 directory stores into a [`HamtStore`], and any dataset out of its store.
 
 use std::path::{Component, Path, PathBuf};
 
+use bytes::Bytes;
 use futures::{StreamExt as _, TryStreamExt as _, stream};
 
 use crate::HamtStore;
 use crate::error::{Error, Result};
+use crate::metadata;
+use crate::source::Source;
 
 /// Files read or written at once.
 const CONCURRENCY: usize = 16;
@@ -85,33 +88,30 @@ pub async fn import_dir(
 ) -> Result<Copied> {
     // Listing is quick next to storing; it runs on the calling task.
     let files = scan_dir(dir)?;
-    stream::iter(files)
-        .map(|(key, path, _)| async move {
-            let bytes = tokio::fs::read(&path).await.map_err(Error::io(&path))?;
-            let n = bytes.len() as u64;
-            store.set_value(&key, bytes).await?;
-            progress(n);
-            Ok::<_, Error>(n)
-        })
-        .buffer_unordered(CONCURRENCY)
-        .try_fold(Copied::default(), |acc, n| async move {
-            Ok(Copied {
-                keys: acc.keys + 1,
-                bytes: acc.bytes + n,
-            })
-        })
-        .await
+    let stored = stream::iter(files).map(|(key, path, _)| async move {
+        let bytes = tokio::fs::read(&path).await.map_err(Error::io(&path))?;
+        let n = bytes.len() as u64;
+        store.set_value(&key, bytes).await?;
+        progress(n);
+        Ok(n)
+    });
+    tally(stored).await
 }
 
-/// Writes every key of `store` as a file under `dir` (created if missing): a Zarr v3
+/// Writes every key of `store` (a [`HamtStore`], a [`ShardedStore`](crate::ShardedStore) or a
+/// [`Dataset`](crate::Dataset)) as a file under `dir` (created if missing): a Zarr v3
 /// directory store that any Zarr implementation opens. `progress` is called with each
 /// value's size once written.
 ///
+/// Every key is checked, and every metadata document read, before anything is written: an
+/// encrypted dataset opened without its key is refused, never exported as ciphertext.
+///
 /// # Errors
 /// [`Error::InvalidKey`] for a key that would leave `dir` (an absolute path, `..`, empty
-/// parts); store failures; [`Error::Io`].
-pub async fn export_dir(
-    store: &HamtStore,
+/// parts); [`Error::Encrypted`] for a metadata document that is ciphertext; store failures;
+/// [`Error::Io`].
+pub async fn export_dir<S: Source + ?Sized>(
+    store: &S,
     dir: &Path,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Copied> {
@@ -123,27 +123,63 @@ pub async fn export_dir(
             Ok((key, path))
         })
         .collect::<Result<Vec<_>>>()?;
-    stream::iter(targets)
+    let (documents, chunks): (Vec<_>, Vec<_>) = targets
+        .into_iter()
+        .partition(|(key, _)| metadata::is_json_key(key));
+    let documents: Vec<(String, PathBuf, Option<Bytes>)> = stream::iter(documents)
         .map(|(key, path)| async move {
-            let value = store
-                .get_value(&key)
-                .await?
-                .ok_or_else(|| Error::InvalidKey {
-                    key: key.clone(),
-                    reason: "removed while exporting".into(),
-                })?;
-            if let Some(parent) = path.parent() {
-                tokio::fs::create_dir_all(parent)
-                    .await
-                    .map_err(Error::io(parent))?;
-            }
-            tokio::fs::write(&path, &value)
-                .await
-                .map_err(Error::io(&path))?;
-            let n = value.len() as u64;
-            progress(n);
-            Ok::<_, Error>(n)
+            let value = fetch(store, &key).await?;
+            metadata::refuse_encrypted(&key, &value)?;
+            Ok::<_, Error>((key, path, Some(value)))
         })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    // The documents as read, then every chunk, fetched as it is written.
+    let files = documents
+        .into_iter()
+        .chain(chunks.into_iter().map(|(key, path)| (key, path, None)));
+    let written = stream::iter(files).map(|(key, path, value)| async move {
+        let value = match value {
+            Some(value) => value,
+            None => fetch(store, &key).await?,
+        };
+        write_file(&path, &value, progress).await
+    });
+    tally(written).await
+}
+
+/// The value of a listed key.
+async fn fetch<S: Source + ?Sized>(store: &S, key: &str) -> Result<Bytes> {
+    store
+        .get_value(key)
+        .await?
+        .ok_or_else(|| Error::InvalidKey {
+            key: key.into(),
+            reason: "removed while exporting".into(),
+        })
+}
+
+/// Writes `value` to `path`, creating its directory; reports and returns its size.
+async fn write_file(path: &Path, value: &[u8], progress: &(dyn Fn(u64) + Sync)) -> Result<u64> {
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(Error::io(parent))?;
+    }
+    tokio::fs::write(path, value)
+        .await
+        .map_err(Error::io(path))?;
+    let n = value.len() as u64;
+    progress(n);
+    Ok(n)
+}
+
+/// Runs the copies, [`CONCURRENCY`] at once, and counts what they moved.
+async fn tally(
+    copies: impl futures::Stream<Item = impl Future<Output = Result<u64>>>,
+) -> Result<Copied> {
+    copies
         .buffer_unordered(CONCURRENCY)
         .try_fold(Copied::default(), |acc, n| async move {
             Ok(Copied {

@@ -57,6 +57,27 @@ pub enum Error {
         len: u64,
     },
 
+    /// A metadata document that has the shape of a value sealed by
+    /// [`Encryption`](crate::Encryption) (`nonce ‖ tag ‖ ciphertext`, not JSON) in a store
+    /// opened without a key: the dataset is encrypted, and reading it needs its key. Nothing
+    /// is returned or exported in that case.
+    #[error(
+        "invalid Zarr metadata in {key:?}: it is encrypted (nonce, tag, ciphertext); a key is needed to read the dataset"
+    )]
+    Encrypted {
+        /// The metadata key whose value is sealed.
+        key: String,
+    },
+
+    /// A root block that is neither a HAMT node nor a sharded-store manifest.
+    #[error("{root} is neither a HAMT node nor a sharded Zarr manifest: {reason}")]
+    UnknownLayout {
+        /// The root CID.
+        root: hamt::Cid,
+        /// What the block is instead.
+        reason: String,
+    },
+
     /// A `zarr.json` that is not valid Zarr v3 metadata.
     #[error("invalid Zarr metadata in {key:?}: {reason}")]
     Metadata {
@@ -113,6 +134,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// True when a block the dataset needs is not in the block store (its root, a node, a
+    /// shard, a value): [`Error::Hamt`] with a [`hamt::Error::NotFound`] inside.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Hamt(e) if e.is_not_found())
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| Error::Io { path, source }

@@ -4,8 +4,9 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::HamtStore;
 use crate::error::{Error, Result};
+use crate::metadata;
+use crate::source::Source;
 
 /// One group or array of a dataset.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,24 +45,23 @@ pub struct DatasetInfo {
     pub nodes: Vec<NodeInfo>,
 }
 
-/// Reads every `zarr.json` of the dataset in `store`.
+/// Reads every `zarr.json` of the dataset in `store` (a [`HamtStore`](crate::HamtStore), a
+/// [`ShardedStore`](crate::ShardedStore) or a [`Dataset`](crate::Dataset)).
 ///
 /// # Errors
-/// [`Error::Metadata`] for metadata that is not Zarr v3; store failures.
-pub async fn dataset_info(store: &HamtStore) -> Result<DatasetInfo> {
+/// [`Error::Metadata`] for metadata that is not Zarr v3; [`Error::Encrypted`] for metadata
+/// that is ciphertext (an encrypted dataset opened without its key); store failures.
+pub async fn dataset_info<S: Source + ?Sized>(store: &S) -> Result<DatasetInfo> {
     let keys = store.keys_with_prefix("").await?;
     let mut nodes = Vec::new();
-    for key in keys
-        .iter()
-        .filter(|k| *k == "zarr.json" || k.ends_with("/zarr.json"))
-    {
+    for key in keys.iter().filter(|k| metadata::is_v3_document(k)) {
         let path = key.strip_suffix("zarr.json").unwrap_or_default();
         let bytes = store.get_value(key).await?.unwrap_or_default();
         let bad = |reason: String| Error::Metadata {
             key: key.clone(),
             reason,
         };
-        let meta: Value = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+        let meta = metadata::parse(key, &bytes)?;
         if meta.get("zarr_format").and_then(Value::as_u64) != Some(3) {
             return Err(bad("not \"zarr_format\": 3".into()));
         }

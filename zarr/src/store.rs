@@ -5,24 +5,14 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use futures::{StreamExt as _, TryStreamExt as _, stream};
+use futures::TryStreamExt as _;
 use hamt::{BlockStore, Cid, Codec, Config, Hamt, HamtReader};
 use tokio::sync::RwLock;
-use zarrs_storage::byte_range::{ByteRange, ByteRangeIterator};
-use zarrs_storage::{
-    AsyncListableStorageTraits, AsyncMaybeBytesIterator, AsyncReadableStorageTraits,
-    AsyncWritableStorageTraits, MaybeBytes, StorageError, StoreKey, StoreKeys, StoreKeysPrefixes,
-    StorePrefix,
-};
+use zarrs_storage::byte_range::ByteRange;
 
 use crate::crypto::Encryption;
 use crate::error::{Error, Result};
-
-/// The suffix of Zarr v3 metadata keys, whose values are cached after the first read.
-const METADATA_SUFFIX: &str = "zarr.json";
-
-/// How many values a prefix-wide operation fetches or erases at once.
-const CONCURRENCY: usize = 32;
+use crate::metadata::V3_DOCUMENT;
 
 /// The tree behind a store: a shared read-only root, or a tree open for writing.
 enum Tree {
@@ -37,7 +27,8 @@ enum Tree {
 ///
 /// It implements the async `zarrs_storage` traits (readable, writable, listable), so `zarrs`
 /// arrays and groups open on it directly; [`blocking`](crate::blocking) adapts it to the sync
-/// traits. Reads run concurrently and share the HAMT's node cache, also while the store is
+/// traits. Partial writes read the value, patch it and store it again (serialized per
+/// store): a value is an immutable block. Reads run concurrently and share the HAMT's node cache, also while the store is
 /// open for writing. Chunk writes store their value blocks concurrently and then take a
 /// short exclusive lock to link them into the tree; [`flush`](Self::flush) writes the changed
 /// nodes and returns the new root.
@@ -65,6 +56,8 @@ pub struct HamtStore {
     /// Decrypted `zarr.json` values by the CID of their block: Zarr reads them far more
     /// often than anything else. Keyed by CID, an entry can never be stale.
     metadata: Mutex<HashMap<Cid, Bytes>>,
+    /// Serializes partial writes (read, patch, write back) through `zarrs_storage`.
+    partial: tokio::sync::Mutex<()>,
 }
 
 /// Options for opening a [`HamtStore`]: [`HamtStore::builder`].
@@ -127,6 +120,7 @@ impl HamtStoreBuilder {
             blocks: self.blocks,
             encryption: self.encryption,
             metadata: Mutex::new(HashMap::new()),
+            partial: tokio::sync::Mutex::new(()),
         })
     }
 }
@@ -208,7 +202,7 @@ impl HamtStore {
         let Some(cid) = self.get_pointer(key).await? else {
             return Ok(None);
         };
-        let is_metadata = key.ends_with(METADATA_SUFFIX);
+        let is_metadata = key.ends_with(V3_DOCUMENT);
         if is_metadata && let Some(hit) = self.cache().get(&cid).cloned() {
             return Ok(Some(hit));
         }
@@ -232,7 +226,7 @@ impl HamtStore {
         let Some(value) = self.get_value(key).await? else {
             return Ok(None);
         };
-        crate::keys::slice_ranges(key, &value, ranges).map(Some)
+        crate::storage::slice_ranges(key, &value, ranges).map(Some)
     }
 
     /// Sets `key` to `value`, encrypting it when encryption applies to the key.
@@ -252,7 +246,7 @@ impl HamtStore {
         };
         let cid = self.blocks.put(Codec::Raw, stored).await?;
         tree.write().await.insert_pointer(key, cid).await?;
-        if key.ends_with(METADATA_SUFFIX) {
+        if key.ends_with(V3_DOCUMENT) {
             self.cache().insert(cid, plain);
         }
         Ok(())
@@ -336,12 +330,7 @@ impl HamtStore {
     /// # Errors
     /// As [`get_value`](Self::get_value).
     pub async fn prefix_size(&self, prefix: &str) -> Result<u64> {
-        let keys = self.keys_with_prefix(prefix).await?;
-        stream::iter(keys)
-            .map(|key| async move { self.value_size(&key).await })
-            .buffer_unordered(CONCURRENCY)
-            .try_fold(0, |sum, n| std::future::ready(Ok(sum + n.unwrap_or(0))))
-            .await
+        crate::source::prefix_size(self, prefix).await
     }
 
     fn open_value(&self, key: &str, raw: Bytes) -> Result<Bytes> {
@@ -349,6 +338,11 @@ impl HamtStore {
             Some(enc) if enc.applies_to(key) => enc.decrypt(key, &raw),
             _ => Ok(raw),
         }
+    }
+
+    /// Held across a partial write through `zarrs_storage`.
+    pub(crate) fn partial_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.partial
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Cid, Bytes>> {
@@ -363,92 +357,5 @@ impl fmt::Debug for HamtStore {
             .field("read_only", &self.is_read_only())
             .field("encryption", &self.encryption)
             .finish_non_exhaustive()
-    }
-}
-
-fn store_key(key: String) -> Result<StoreKey, StorageError> {
-    StoreKey::new(key).map_err(StorageError::from)
-}
-
-#[async_trait::async_trait]
-impl AsyncReadableStorageTraits for HamtStore {
-    async fn get(&self, key: &StoreKey) -> Result<MaybeBytes, StorageError> {
-        Ok(self.get_value(key.as_str()).await?)
-    }
-
-    async fn get_partial_many<'a>(
-        &'a self,
-        key: &StoreKey,
-        byte_ranges: ByteRangeIterator<'a>,
-    ) -> Result<AsyncMaybeBytesIterator<'a>, StorageError> {
-        let ranges: Vec<ByteRange> = byte_ranges.collect();
-        Ok(self
-            .get_ranges(key.as_str(), ranges)
-            .await?
-            .map(|parts| stream::iter(parts.into_iter().map(Ok)).boxed()))
-    }
-
-    async fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
-        Ok(self.value_size(key.as_str()).await?)
-    }
-
-    fn supports_get_partial(&self) -> bool {
-        // A value is one block (or one UnixFS file): a range costs a whole fetch.
-        false
-    }
-}
-
-#[async_trait::async_trait]
-impl AsyncWritableStorageTraits for HamtStore {
-    async fn set(&self, key: &StoreKey, value: Bytes) -> Result<(), StorageError> {
-        Ok(self.set_value(key.as_str(), value).await?)
-    }
-
-    async fn set_partial_many<'a>(
-        &'a self,
-        _key: &StoreKey,
-        _offset_values: zarrs_storage::OffsetBytesIterator<'a>,
-    ) -> Result<(), StorageError> {
-        Err(StorageError::Unsupported(
-            "partial writes: a value is an immutable block".into(),
-        ))
-    }
-
-    async fn erase(&self, key: &StoreKey) -> Result<(), StorageError> {
-        self.erase_key(key.as_str()).await?;
-        Ok(())
-    }
-
-    async fn erase_prefix(&self, prefix: &StorePrefix) -> Result<(), StorageError> {
-        self.erase_prefix_keys(prefix.as_str()).await?;
-        Ok(())
-    }
-
-    fn supports_set_partial(&self) -> bool {
-        false
-    }
-}
-
-#[async_trait::async_trait]
-impl AsyncListableStorageTraits for HamtStore {
-    async fn list(&self) -> Result<StoreKeys, StorageError> {
-        self.list_prefix(&StorePrefix::root()).await
-    }
-
-    async fn list_prefix(&self, prefix: &StorePrefix) -> Result<StoreKeys, StorageError> {
-        self.keys_with_prefix(prefix.as_str())
-            .await?
-            .into_iter()
-            .map(store_key)
-            .collect()
-    }
-
-    async fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
-        let base = prefix.as_str();
-        crate::keys::children(base, self.keys_with_prefix(base).await?)
-    }
-
-    async fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {
-        Ok(self.prefix_size(prefix.as_str()).await?)
     }
 }

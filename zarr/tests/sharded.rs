@@ -25,12 +25,9 @@ fn f32s(v: f32, n: usize) -> Vec<u8> {
 /// py-hamt's worked example: the Store API with fixed bytes, `chunks_per_shard = 2`.
 async fn example_a(blocks: Arc<dyn BlockStore>) -> (ShardedStore, Cid) {
     let st = ShardedStore::create(blocks, 2).await.unwrap();
-    st.set_value(
-        "g/zarr.json",
-        br#"{"zarr_format":3,"node_type":"group","attributes":{}}"#.to_vec(),
-    )
-    .await
-    .unwrap();
+    st.set_value("g/zarr.json", common::GROUP_DOC.to_vec())
+        .await
+        .unwrap();
     st.set_value("g/temp/zarr.json", array_json("[3,4]", "[1,2]"))
         .await
         .unwrap();
@@ -170,12 +167,9 @@ async fn every_read_mode_reads_the_same_chunks() {
 async fn auto_mode_switches_to_full_after_a_scan_and_loads_coalesce() {
     let blocks = Arc::new(MemoryStore::new());
     let st = ShardedStore::create(blocks.clone(), 1000).await.unwrap();
-    st.set_value(
-        "g/zarr.json",
-        br#"{"zarr_format":3,"node_type":"group","attributes":{}}"#.to_vec(),
-    )
-    .await
-    .unwrap();
+    st.set_value("g/zarr.json", common::GROUP_DOC.to_vec())
+        .await
+        .unwrap();
     st.set_value("g/v/zarr.json", array_json("[1000]", "[1]"))
         .await
         .unwrap();
@@ -316,10 +310,7 @@ async fn writes_resize_delete_and_graft() {
     ));
     let fresh = ShardedStore::create(blocks.clone(), 2).await.unwrap();
     fresh
-        .set_value(
-            "zarr.json",
-            br#"{"zarr_format":3,"node_type":"group","attributes":{}}"#.to_vec(),
-        )
+        .set_value("zarr.json", common::GROUP_DOC.to_vec())
         .await
         .unwrap();
     assert!(matches!(
@@ -454,24 +445,8 @@ async fn zarrs_reads_and_writes_through_the_sharded_store() {
             .unwrap();
     }
     let root = st.flush().await.unwrap();
-    for mode in [ReadMode::Full, ReadMode::Sparse, ReadMode::Auto] {
-        let read = Arc::new(
-            ShardedStore::builder(blocks.clone())
-                .root(root)
-                .read_only()
-                .read_mode(mode)
-                .build()
-                .await
-                .unwrap(),
-        );
-        for (path, want) in &expected {
-            assert_eq!(
-                &common::read_array(&read, path).await.unwrap(),
-                want,
-                "{path} {mode:?}"
-            );
-        }
-    }
+    let dyn_blocks: Arc<dyn BlockStore> = blocks;
+    common::assert_sharded_reads(&dyn_blocks, root, &expected).await;
 }
 
 #[tokio::test]
@@ -485,12 +460,9 @@ async fn writes_survive_a_tiny_shard_cache() {
         .build()
         .await
         .unwrap();
-    st.set_value(
-        "g/zarr.json",
-        br#"{"zarr_format":3,"node_type":"group","attributes":{}}"#.to_vec(),
-    )
-    .await
-    .unwrap();
+    st.set_value("g/zarr.json", common::GROUP_DOC.to_vec())
+        .await
+        .unwrap();
     st.set_value("g/v/zarr.json", array_json("[64]", "[1]"))
         .await
         .unwrap();

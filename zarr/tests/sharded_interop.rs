@@ -10,7 +10,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use hamt::{BlockStore, Cid, MemoryStore, parse_cid};
-use hamt_zarr::{ReadMode, ShardedStore};
+use hamt_zarr::ShardedStore;
 
 fn peer(args: &[&str], stdin: Option<&[u8]>) -> serde_json::Value {
     let script =
@@ -36,24 +36,8 @@ async fn py_hamt_sharded_dataset_reads_here_in_every_mode_and_replays_to_its_roo
     let (blocks, root) = load(&doc).await;
     let expected = common::expected_from_json(&doc["arrays"]);
     assert_eq!(expected.len(), 8);
-    for mode in [ReadMode::Full, ReadMode::Sparse, ReadMode::Auto] {
-        let st = Arc::new(
-            ShardedStore::builder(blocks.clone())
-                .root(root)
-                .read_only()
-                .read_mode(mode)
-                .build()
-                .await
-                .unwrap(),
-        );
-        for (path, want) in &expected {
-            assert_eq!(
-                &common::read_array(&st, path).await.unwrap(),
-                want,
-                "{path} in {mode:?}"
-            );
-        }
-    }
+    let dyn_blocks: Arc<dyn BlockStore> = blocks.clone();
+    common::assert_sharded_reads(&dyn_blocks, root, &expected).await;
 
     // The same store calls, in the same order, give the same root CID.
     let fresh = Arc::new(MemoryStore::new());

@@ -290,7 +290,6 @@ impl Node {
     }
 
     /// Links `index` to a stored child.
-    #[cfg(test)]
     pub(crate) fn set_link(&mut self, index: u8, link: &Link) {
         let (start, end) = self.push_link(link);
         self.set(index, Cell::Link(start, end));

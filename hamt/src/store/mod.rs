@@ -124,6 +124,15 @@ pub trait BlockStore: Debug + Send + Sync + 'static {
             .await
     }
 
+    /// The length of the block named by `cid`, without handing out its bytes where the store
+    /// can tell (a 200 MB value's size costs no 200 MB). The default fetches the block.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the store does not hold it; backend failures.
+    async fn block_size(&self, cid: &Cid) -> Result<u64> {
+        Ok(self.get(cid).await?.len() as u64)
+    }
+
     /// Makes every block stored so far durable: after `Ok`, they survive a crash or a kill
     /// of this process. The default does nothing, which is right for stores that write
     /// through to durable storage before `put` returns, or that hold nothing durable (a
@@ -205,6 +214,9 @@ impl<S: BlockStore + ?Sized> BlockStore for Arc<S> {
     async fn get_many(&self, cids: &[Cid]) -> Result<Vec<Bytes>> {
         (**self).get_many(cids).await
     }
+    async fn block_size(&self, cid: &Cid) -> Result<u64> {
+        (**self).block_size(cid).await
+    }
     async fn sync(&self) -> Result<()> {
         (**self).sync().await
     }
@@ -221,4 +233,3 @@ impl<S: BlockStore + ?Sized> BlockStore for Arc<S> {
         (**self).car_importer()
     }
 }
-

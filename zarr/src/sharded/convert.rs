@@ -7,9 +7,9 @@ use futures::TryStreamExt as _;
 use hamt::{BlockStore, Cid, HamtReader};
 
 use super::ShardedStore;
+use super::route::{all_digits, format_chunk_key};
 use crate::error::{Error, Result};
-
-const METADATA_SUFFIXES: [&str; 5] = ["zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"];
+use crate::metadata;
 
 /// Converts the `ZarrHAMTStore` dataset at `hamt_root` into a `sharded_zarr_v2` root with
 /// `chunks_per_shard` chunks per shard, as py-hamt's converter does (same root CID): metadata
@@ -29,7 +29,7 @@ pub async fn hamt_to_sharded(
     // registered before or after the arrays, which changes its bytes.
     let pairs: Vec<(String, Cid)> = reader.pointers().try_collect().await?;
     let dest = ShardedStore::create(blocks, chunks_per_shard).await?;
-    let is_meta = |k: &str| METADATA_SUFFIXES.iter().any(|s| k.ends_with(s));
+    let is_meta = metadata::is_json_key;
     for (key, cid) in pairs.iter().filter(|(k, _)| is_meta(k)) {
         dest.set_pointer(key, *cid).await?;
     }
@@ -40,20 +40,12 @@ pub async fn hamt_to_sharded(
     dest.flush().await
 }
 
+/// The Zarr v3 chunk key of a HAMT key, as py-hamt's converter normalizes it: `p/1.2` and
+/// `p/1/2` (of a registered array of that rank) become `p/c/1/2`; `/c/` keys stay.
 fn normalize_chunk_key(dest: &ShardedStore, key: &str) -> Result<String> {
     let (path, last) = key.rsplit_once('/').unwrap_or(("", key));
-    let digits = |s: &str, sep: char| {
-        !s.is_empty()
-            && s.split(sep)
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-    };
-    if last.contains('.') && digits(last, '.') {
-        let coords = last.replace('.', "/");
-        return Ok(if path.is_empty() {
-            format!("c/{coords}")
-        } else {
-            format!("{path}/c/{coords}")
-        });
+    if last.contains('.') && all_digits(last, '.') {
+        return Ok(format_chunk_key(path, last.split('.')));
     }
     if key.starts_with("c/") || key.contains("/c/") {
         return Ok(key.to_owned());
@@ -68,14 +60,10 @@ fn normalize_chunk_key(dest: &ShardedStore, key: &str) -> Result<String> {
                 .and_then(|r| r.strip_prefix('/'))
         };
         if let Some(rest) = rest
-            && digits(rest, '/')
+            && all_digits(rest, '/')
             && rest.split('/').count() == shape.len()
         {
-            return Ok(if path.is_empty() {
-                format!("c/{rest}")
-            } else {
-                format!("{path}/c/{rest}")
-            });
+            return Ok(format_chunk_key(&path, rest.split('/')));
         }
     }
     Err(Error::Layout {

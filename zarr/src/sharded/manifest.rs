@@ -57,6 +57,21 @@ impl ArrayIndex {
         Some(linear)
     }
 
+    /// Where chunk `coords` lives, when inside the grid: (shard number, slot in the shard).
+    pub(crate) fn locate(&self, coords: &[u64]) -> Option<(u64, u64)> {
+        let linear = self.linear(coords)?;
+        Some((linear / self.cps, linear % self.cps))
+    }
+
+    /// The stored CID of shard `shard`, when it is written.
+    pub(crate) fn shard_cid(&self, shard: u64) -> Option<Cid> {
+        usize::try_from(shard)
+            .ok()
+            .and_then(|i| self.shard_cids.get(i))
+            .copied()
+            .flatten()
+    }
+
     /// The chunk coordinates of a linear index.
     pub(crate) fn coords(chunks_per_dim: &[u64], mut linear: u64) -> Vec<u64> {
         let mut coords = vec![0; chunks_per_dim.len()];
@@ -252,7 +267,40 @@ pub(crate) struct Manifest {
     /// `chunks_per_shard` for newly registered arrays.
     pub(crate) default_cps: Option<u64>,
     /// v1: the array whose chunks the one index holds.
-    pub(crate) v1_primary: Option<String>,
+    pub(crate) v1_primary: Primary,
+}
+
+/// Which array a `sharded_zarr_v1` root's one index belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Primary {
+    /// Not recorded and not (yet) inferred: chunk keys of any array but the coordinate ones
+    /// route to the index, as py-hamt's legacy writer stored them. `inferable` when the
+    /// manifest has no `primary_array_path` at all (py-hamt infers only then).
+    Unknown {
+        /// The manifest lacks the field, so the primary may be inferred.
+        inferable: bool,
+    },
+    /// `chunks.primary_array_path` of the manifest.
+    Recorded(String),
+    /// The one array whose metadata matches the index's geometry.
+    Inferred(String),
+}
+
+impl Primary {
+    /// The primary array's path, when recorded or inferred (only its chunks then route to
+    /// the index).
+    pub(crate) fn exclusive(&self) -> Option<&str> {
+        match self {
+            Primary::Unknown { .. } => None,
+            Primary::Recorded(p) | Primary::Inferred(p) => Some(p),
+        }
+    }
+
+    /// True when the primary is recorded as the root array (`""`): only then are `c/…` keys
+    /// (without a leading path) chunks of the index.
+    pub(crate) fn is_recorded_root(&self) -> bool {
+        matches!(self, Primary::Recorded(p) if p.is_empty())
+    }
 }
 
 impl Manifest {
@@ -271,7 +319,7 @@ impl Manifest {
             arrays: BTreeMap::new(),
             order: Vec::new(),
             default_cps: Some(cps),
-            v1_primary: None,
+            v1_primary: Primary::Unknown { inferable: false },
         }
     }
 
@@ -311,7 +359,7 @@ impl Manifest {
             arrays: BTreeMap::new(),
             order: Vec::new(),
             default_cps: None,
-            v1_primary: None,
+            v1_primary: Primary::Unknown { inferable: false },
         };
         match version {
             Version::V2 => {
@@ -342,8 +390,9 @@ impl Manifest {
                 };
                 let index = ArrayIndex::from_ipld("", &Ipld::Map(chunks.clone()), false)?;
                 manifest.v1_primary = match chunks.get("primary_array_path") {
-                    Some(Ipld::String(p)) => Some(p.trim_matches('/').to_owned()),
-                    _ => None,
+                    Some(Ipld::String(p)) => Primary::Recorded(p.trim_matches('/').to_owned()),
+                    Some(_) => Primary::Unknown { inferable: false },
+                    None => Primary::Unknown { inferable: true },
                 };
                 manifest.default_cps = Some(index.cps);
                 manifest.arrays.insert(String::new(), index);

@@ -14,6 +14,37 @@ use ndarray::ArrayD;
 use zarrs::array::{ArrayBuilder, data_type};
 use zarrs::group::GroupBuilder;
 
+/// A Zarr v3 group document.
+pub const GROUP_DOC: &[u8] = br#"{"zarr_format":3,"node_type":"group","attributes":{}}"#;
+
+/// Reads every array of `expected` with `zarrs` from the sharded dataset at `root`, in every
+/// read mode, and checks it holds what it should.
+pub async fn assert_sharded_reads(
+    blocks: &Arc<dyn hamt::BlockStore>,
+    root: hamt::Cid,
+    expected: &BTreeMap<String, Expected>,
+) {
+    use hamt_zarr::{ReadMode, ShardedStore};
+    for mode in [ReadMode::Full, ReadMode::Sparse, ReadMode::Auto] {
+        let st = Arc::new(
+            ShardedStore::builder(blocks.clone())
+                .root(root)
+                .read_only()
+                .read_mode(mode)
+                .build()
+                .await
+                .unwrap(),
+        );
+        for (path, want) in expected {
+            assert_eq!(
+                &read_array(&st, path).await.unwrap(),
+                want,
+                "{path} in {mode:?}"
+            );
+        }
+    }
+}
+
 /// Shape, dtype and values (flattened, C order, as f64) of one array.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expected {
