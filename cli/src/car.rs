@@ -8,9 +8,9 @@ use hamt::{BlockStore, Cid};
 use serde_json::json;
 use tokio_util::compat::{TokioAsyncReadCompatExt as _, TokioAsyncWriteCompatExt as _};
 
-use crate::cid;
 use crate::error::CliError;
 use crate::output::Output;
+use crate::versions::Versions;
 
 /// `hamt export-car`.
 #[derive(Args)]
@@ -34,11 +34,13 @@ pub(crate) struct ImportCarArgs {
 
 pub(crate) async fn export_car(
     store: Arc<dyn BlockStore>,
+    rev: &Versions<'_>,
     args: ExportCarArgs,
     out: &Output,
 ) -> Result<(), CliError> {
     let ExportCarArgs { root, file } = args;
-    let root = cid(&root)?;
+    // A commit names itself here, so its history comes along.
+    let root = rev.dag_root(&root).await?;
     // A missing root fails here, before the file exists.
     store.get(&root).await?;
     let f = tokio::fs::File::create(&file)

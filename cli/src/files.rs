@@ -15,9 +15,9 @@ use hamt::{BlockStore, Config, Hamt, HamtReader};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::cid;
 use crate::error::CliError;
 use crate::output::Output;
+use crate::versions::Versions;
 
 /// `hamt import`.
 #[derive(Args)]
@@ -314,11 +314,12 @@ fn refuse_links(dir: &Path, rel: &Path, checked: &mut BTreeSet<PathBuf>) -> Resu
 
 pub(crate) async fn export(
     store: Arc<dyn BlockStore>,
+    rev: &Versions<'_>,
     args: ExportArgs,
     out: &Output,
 ) -> Result<(), CliError> {
     let dir = args.dir;
-    let root = cid(&args.root)?;
+    let root = rev.root(&args.root).await?;
     #[cfg(feature = "zarr")]
     if let Some(dataset) = crate::sharded_dataset(&store, root).await? {
         let keys = dataset.keys().await?;

@@ -20,7 +20,6 @@ mod versions;
 mod zarr;
 
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use hamt::Cid;
@@ -158,57 +157,50 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         None => hamt_registry::default_url()?,
     };
     let opened = hamt_registry::open(&url).await?;
-    let store = opened.store().clone();
-    let scheme = opened.scheme();
-    let local_path = opened.local_path().map(std::path::Path::to_path_buf);
-    let opened = Arc::new(Mutex::new(opened));
     let out = Output { json: cli.json };
-    // Revisions in root arguments: a commit's history comes along where blocks are copied.
-    let target = match cli.command {
-        Command::ExportCar(_) | Command::Pin(_) => versions::Target::Dag,
-        _ => versions::Target::Dataset,
+    let result = {
+        let rev = versions::Versions::new(&opened, url, cli.refs);
+        dispatch(cli.command, &opened, &rev, &out).await
     };
-    let v = versions::Versions::new(opened.clone(), url, cli.refs, target);
-    let result = match cli.command {
-        Command::Import(args) => files::import(store, local_path.as_deref(), args, &out).await,
-        Command::Get(args) => map::get(store, args).await,
-        Command::Ls(args) => map::ls(store, args, &out).await,
-        Command::Put(args) => map::put(store, args, &out).await,
-        Command::Rm(args) => map::rm(store, args, &out).await,
-        Command::New => map::new(store, &out).await,
-        Command::Export(args) => files::export(store, args, &out).await,
-        Command::Stat(args) => map::stat(store, args, &out).await,
-        Command::Diff(args) => map::diff(store, args, &out).await,
-        Command::ExportCar(args) => car::export_car(store, args, &out).await,
-        Command::ImportCar(args) => car::import_car(store, args, &out).await,
-        Command::Pin(args) => node::pin(store, scheme, args, &out).await,
-        Command::Check => node::check(store, scheme, &out).await,
-        #[cfg(feature = "zarr")]
-        Command::Zarr(command) => zarr::run(command, store, &out).await,
-        Command::Commit(args) => versions::commit(&v, args, &out).await,
-        Command::Log(args) => versions::log(&v, args, &out).await,
-        Command::Branch(c) => versions::refs(&v, hamt_versions::RefKind::Branch, c, &out).await,
-        Command::Tag(c) => versions::refs(&v, hamt_versions::RefKind::Tag, c, &out).await,
-        Command::Merge(args) => versions::merge(&v, args, &out).await,
-        Command::Expire(args) => versions::expire(&v, args, &out).await,
-        Command::Gc(args) => versions::gc(&v, args, &out).await,
-        #[cfg(feature = "gateway")]
-        Command::Serve(args) => serve::serve(store, args).await,
-    };
-    drop(v);
-    versions::Versions::finish();
-    let Ok(opened) = Arc::try_unwrap(opened) else {
-        unreachable!("the versions context was the other handle on the store")
-    };
-    let opened = opened.into_inner().unwrap_or_else(PoisonError::into_inner);
     // Make what was written durable and let go of the store, even when a step failed.
     let closed = opened.close().await;
     result.and(closed.map_err(CliError::from))
 }
 
-/// The root a command's argument names: a CID, or a branch, tag, commit or `BRANCH~N`.
-fn cid(text: &str) -> Result<Cid, CliError> {
-    versions::resolve_arg(text)
+/// Runs one command on the opened store; `rev` resolves the revisions its arguments name.
+async fn dispatch(
+    command: Command,
+    opened: &hamt_registry::OpenStore,
+    rev: &versions::Versions<'_>,
+    out: &Output,
+) -> Result<(), CliError> {
+    let store = opened.store().clone();
+    match command {
+        Command::Import(args) => files::import(store, opened.local_path(), args, out).await,
+        Command::Get(args) => map::get(store, rev, args).await,
+        Command::Ls(args) => map::ls(store, rev, args, out).await,
+        Command::Put(args) => map::put(store, rev, args, out).await,
+        Command::Rm(args) => map::rm(store, rev, args, out).await,
+        Command::New => map::new(store, out).await,
+        Command::Export(args) => files::export(store, rev, args, out).await,
+        Command::Stat(args) => map::stat(store, rev, args, out).await,
+        Command::Diff(args) => map::diff(store, rev, args, out).await,
+        Command::ExportCar(args) => car::export_car(store, rev, args, out).await,
+        Command::ImportCar(args) => car::import_car(store, args, out).await,
+        Command::Pin(args) => node::pin(store, opened.scheme(), rev, args, out).await,
+        Command::Check => node::check(store, opened.scheme(), out).await,
+        #[cfg(feature = "zarr")]
+        Command::Zarr(command) => zarr::run(command, store, rev, out).await,
+        Command::Commit(args) => versions::commit(rev, args, out).await,
+        Command::Log(args) => versions::log(rev, args, out).await,
+        Command::Branch(c) => versions::refs(rev, hamt_versions::RefKind::Branch, c, out).await,
+        Command::Tag(c) => versions::refs(rev, hamt_versions::RefKind::Tag, c, out).await,
+        Command::Merge(args) => versions::merge(rev, args, out).await,
+        Command::Expire(args) => versions::expire(rev, args, out).await,
+        Command::Gc(args) => versions::gc(rev, args, out).await,
+        #[cfg(feature = "gateway")]
+        Command::Serve(args) => serve::serve(store, args).await,
+    }
 }
 
 /// The dataset at `root` when it is a sharded Zarr root (py-hamt's `ShardedZarrStore`

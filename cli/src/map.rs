@@ -10,8 +10,9 @@ use hamt::{BlockStore, Change, Hamt, HamtReader};
 use serde_json::json;
 
 use crate::error::CliError;
+use crate::json;
 use crate::output::{Output, println_checked};
-use crate::{cid, json};
+use crate::versions::Versions;
 
 /// `hamt get`.
 #[derive(Args)]
@@ -65,13 +66,17 @@ pub(crate) struct DiffArgs {
     root2: String,
 }
 
-pub(crate) async fn get(store: Arc<dyn BlockStore>, args: GetArgs) -> Result<(), CliError> {
+pub(crate) async fn get(
+    store: Arc<dyn BlockStore>,
+    rev: &Versions<'_>,
+    args: GetArgs,
+) -> Result<(), CliError> {
     let GetArgs {
         root,
         key,
         cbor_json,
     } = args;
-    let reader = HamtReader::open(store, cid(&root)?).await?;
+    let reader = HamtReader::open(store, rev.root(&root).await?).await?;
     let value = reader
         .get(&key)
         .await?
@@ -90,10 +95,11 @@ pub(crate) async fn get(store: Arc<dyn BlockStore>, args: GetArgs) -> Result<(),
 
 pub(crate) async fn ls(
     store: Arc<dyn BlockStore>,
+    rev: &Versions<'_>,
     args: RootArgs,
     out: &Output,
 ) -> Result<(), CliError> {
-    let mut keys = keys_of(store, cid(&args.root)?).await?;
+    let mut keys = keys_of(store, rev.root(&args.root).await?).await?;
     keys.sort();
     if out.json {
         return Output::value(&json!(keys));
@@ -117,6 +123,7 @@ async fn keys_of(store: Arc<dyn BlockStore>, root: hamt::Cid) -> Result<Vec<Stri
 
 pub(crate) async fn put(
     store: Arc<dyn BlockStore>,
+    rev: &Versions<'_>,
     args: PutArgs,
     out: &Output,
 ) -> Result<(), CliError> {
@@ -132,17 +139,18 @@ pub(crate) async fn put(
         (Some(v), None) => v.as_bytes().to_vec(),
         (None, None) => return Err(CliError::BadInput("no value given".into())),
     };
-    let mut map = Hamt::open(store.clone(), cid(&args.root)?).await?;
+    let mut map = Hamt::open(store.clone(), rev.root(&args.root).await?).await?;
     map.insert(&args.key, bytes).await?;
     out.root(store.as_ref(), map.flush().await?).await
 }
 
 pub(crate) async fn rm(
     store: Arc<dyn BlockStore>,
+    rev: &Versions<'_>,
     args: KeyArgs,
     out: &Output,
 ) -> Result<(), CliError> {
-    let mut map = Hamt::open(store.clone(), cid(&args.root)?).await?;
+    let mut map = Hamt::open(store.clone(), rev.root(&args.root).await?).await?;
     if map.remove(&args.key).await?.is_none() {
         return Err(CliError::KeyNotFound { key: args.key });
     }
@@ -156,10 +164,11 @@ pub(crate) async fn new(store: Arc<dyn BlockStore>, out: &Output) -> Result<(), 
 
 pub(crate) async fn stat(
     store: Arc<dyn BlockStore>,
+    rev: &Versions<'_>,
     args: RootArgs,
     out: &Output,
 ) -> Result<(), CliError> {
-    let root = cid(&args.root)?;
+    let root = rev.root(&args.root).await?;
     let reader = HamtReader::open(store.clone(), root).await?;
     let stats = reader.stats().await?;
     // Sizes from the store's index where it has one: no value is read.
@@ -197,10 +206,11 @@ pub(crate) async fn stat(
 
 pub(crate) async fn diff(
     store: Arc<dyn BlockStore>,
+    rev: &Versions<'_>,
     args: DiffArgs,
     out: &Output,
 ) -> Result<(), CliError> {
-    let (a, b) = (cid(&args.root1)?, cid(&args.root2)?);
+    let (a, b) = (rev.root(&args.root1).await?, rev.root(&args.root2).await?);
     // Fail on a missing root up front rather than midway.
     HamtReader::open(store.clone(), a).await?;
     HamtReader::open(store.clone(), b).await?;

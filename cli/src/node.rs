@@ -7,9 +7,9 @@ use clap::Args;
 use hamt::BlockStore;
 use serde_json::json;
 
-use crate::cid;
 use crate::error::CliError;
 use crate::output::Output;
+use crate::versions::Versions;
 
 /// `hamt pin`.
 #[derive(Args)]
@@ -27,6 +27,7 @@ pub(crate) struct PinArgs {
 pub(crate) async fn pin(
     store: Arc<dyn BlockStore>,
     scheme: &str,
+    rev: &Versions<'_>,
     args: PinArgs,
     out: &Output,
 ) -> Result<(), CliError> {
@@ -35,12 +36,15 @@ pub(crate) async fn pin(
             "pinning needs a Kubo store or an embedded IPFS node: {scheme} stores cannot pin"
         ))
     })?;
-    let root = cid(&args.root)?;
+    // A commit names itself here, so its history is pinned with it.
+    let root = rev.dag_root(&args.root).await?;
     let action = if args.rm {
         pinning.unpin(&root).await?;
         "unpinned"
     } else if let Some(old) = args.from {
-        pinning.pin_update(&cid(&old)?, &root).await?;
+        pinning
+            .pin_update(&rev.dag_root(&old).await?, &root)
+            .await?;
         "pin moved to"
     } else {
         pinning.pin(&root).await?;

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
@@ -23,112 +23,67 @@ use crate::output::{Output, println_checked};
 /// The default branch.
 const MAIN: &str = "main";
 
-/// What a revision given to a command stands for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Target {
-    /// The dataset's HAMT root (`ls`, `get`, `diff`, …).
-    Dataset,
-    /// The commit itself when it is one, so its history comes along (`export-car`, `pin`).
-    Dag,
-}
-
-/// The versions of the store a command runs on.
-pub(crate) struct Versions {
-    /// Locked only for the registry's synchronous look-ups.
-    opened: Arc<Mutex<OpenStore>>,
-    store: Arc<dyn hamt::BlockStore>,
-    scheme: &'static str,
+/// The versions of the store a command runs on: its refs, opened the first time a
+/// revision needs them, and the resolution of the revisions that arguments name.
+pub(crate) struct Versions<'a> {
+    opened: &'a OpenStore,
     url: String,
     refs_url: Option<String>,
     refs: tokio::sync::OnceCell<Arc<dyn RefStore>>,
-    target: Target,
 }
 
-/// The versions of the running command, for [`resolve_arg`].
-static CURRENT: Mutex<Option<Arc<Versions>>> = Mutex::new(None);
-
-impl Versions {
-    pub(crate) fn new(
-        opened: Arc<Mutex<OpenStore>>,
-        url: String,
-        refs_url: Option<String>,
-        target: Target,
-    ) -> Arc<Self> {
-        let (store, scheme) = {
-            let o = opened.lock().unwrap_or_else(PoisonError::into_inner);
-            (o.store().clone(), o.scheme())
-        };
-        let versions = Arc::new(Self {
+impl<'a> Versions<'a> {
+    pub(crate) fn new(opened: &'a OpenStore, url: String, refs_url: Option<String>) -> Self {
+        Self {
             opened,
-            store,
-            scheme,
             url,
             refs_url,
             refs: tokio::sync::OnceCell::new(),
-            target,
-        });
-        *CURRENT.lock().unwrap_or_else(PoisonError::into_inner) = Some(versions.clone());
-        versions
+        }
     }
 
-    /// Lets go of the store, so that it can be closed.
-    pub(crate) fn finish() {
-        CURRENT
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+    fn store(&self) -> &Arc<dyn hamt::BlockStore> {
+        self.opened.store()
     }
 
     async fn repo(&self) -> Result<Repo, CliError> {
         let refs = self
             .refs
             .get_or_try_init(|| async {
-                let opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
-                hamt_registry::open_refs(&opened, &self.url, self.refs_url.as_deref())
+                hamt_registry::open_refs(self.opened, &self.url, self.refs_url.as_deref())
             })
             .await?;
-        Ok(Repo::new(self.store.clone(), refs.clone()))
+        Ok(Repo::new(self.store().clone(), refs.clone()))
     }
 
-    /// What `text` names, as the command takes it.
-    async fn resolve(&self, text: &str) -> Result<Cid, CliError> {
-        let store = &self.store;
+    /// The dataset root `text` names: a CID (a commit's CID stands for its tree), a
+    /// branch, a tag or `BRANCH~N`. Plain CIDs of anything but a commit never touch the
+    /// refs.
+    pub(crate) async fn root(&self, text: &str) -> Result<Cid, CliError> {
         if let Ok(cid) = hamt::parse_cid(text) {
-            // A raw block is never a commit; nor is anything the DAG target takes as is.
-            if self.target == Target::Dag || cid.codec() != Codec::DagCbor.code() {
+            // A raw block is never a commit.
+            if cid.codec() != Codec::DagCbor.code() {
                 return Ok(cid);
             }
-            return Ok(match Commit::read_if_commit(store.as_ref(), &cid).await? {
-                Some(commit) => commit.root,
-                None => cid,
-            });
+            return Ok(
+                match Commit::read_if_commit(self.store().as_ref(), &cid).await? {
+                    Some(commit) => commit.root,
+                    None => cid,
+                },
+            );
+        }
+        Ok(self.repo().await?.resolve(text).await?.root)
+    }
+
+    /// The DAG `text` names for commands that copy blocks (`export-car`, `pin`): a CID as
+    /// it is, and for a branch, tag or `BRANCH~N` its commit, so the history comes along.
+    pub(crate) async fn dag_root(&self, text: &str) -> Result<Cid, CliError> {
+        if let Ok(cid) = hamt::parse_cid(text) {
+            return Ok(cid);
         }
         let revision = self.repo().await?.resolve(text).await?;
-        Ok(match (self.target, revision.commit) {
-            (Target::Dag, Some(commit)) => commit,
-            _ => revision.root,
-        })
+        Ok(revision.commit.unwrap_or(revision.root))
     }
-}
-
-/// The root `text` names for the running command: a CID, or a revision resolved through
-/// the store's refs. Called from the command modules' synchronous argument handling inside
-/// the runtime, so the lookup blocks this worker thread (the runtime has others).
-pub(crate) fn resolve_arg(text: &str) -> Result<Cid, CliError> {
-    let current = CURRENT
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    let Some(versions) = current else {
-        return Ok(hamt::parse_cid(text)?);
-    };
-    if let Ok(cid) = hamt::parse_cid(text)
-        && cid.codec() != Codec::DagCbor.code()
-    {
-        return Ok(cid);
-    }
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::block_in_place(|| handle.block_on(versions.resolve(text)))
 }
 
 /// `hamt commit`.
@@ -267,9 +222,13 @@ fn time_text(ms: i64) -> String {
     humantime::format_rfc3339_millis(hamt_versions::from_ms(ms)).to_string()
 }
 
-pub(crate) async fn commit(v: &Versions, args: CommitArgs, out: &Output) -> Result<(), CliError> {
+pub(crate) async fn commit(
+    v: &Versions<'_>,
+    args: CommitArgs,
+    out: &Output,
+) -> Result<(), CliError> {
     let repo = v.repo().await?;
-    let root = v.resolve(&args.root).await?;
+    let root = v.root(&args.root).await?;
     let base = match &args.base {
         Some(b) => Some(commit_of(&repo, b).await?),
         None => repo.head(&args.branch).await?,
@@ -312,7 +271,7 @@ fn change_json(change: &Change) -> serde_json::Value {
     }
 }
 
-pub(crate) async fn log(v: &Versions, args: LogArgs, out: &Output) -> Result<(), CliError> {
+pub(crate) async fn log(v: &Versions<'_>, args: LogArgs, out: &Output) -> Result<(), CliError> {
     let repo = v.repo().await?;
     let start = commit_of(&repo, &args.revision).await?;
     let entries = repo.log(start, args.limit, !args.no_keys).await?;
@@ -366,7 +325,7 @@ pub(crate) async fn log(v: &Versions, args: LogArgs, out: &Output) -> Result<(),
 }
 
 pub(crate) async fn refs(
-    v: &Versions,
+    v: &Versions<'_>,
     kind: RefKind,
     command: RefCommand,
     out: &Output,
@@ -450,7 +409,7 @@ pub(crate) async fn refs(
     }
 }
 
-pub(crate) async fn merge(v: &Versions, args: MergeArgs, out: &Output) -> Result<(), CliError> {
+pub(crate) async fn merge(v: &Versions<'_>, args: MergeArgs, out: &Output) -> Result<(), CliError> {
     let repo = v.repo().await?;
     let other = commit_of(&repo, &args.revision).await?;
     let message = args
@@ -492,7 +451,11 @@ fn parse_duration(text: &str) -> Result<Duration, CliError> {
     })
 }
 
-pub(crate) async fn expire(v: &Versions, args: ExpireArgs, out: &Output) -> Result<(), CliError> {
+pub(crate) async fn expire(
+    v: &Versions<'_>,
+    args: ExpireArgs,
+    out: &Output,
+) -> Result<(), CliError> {
     let repo = v.repo().await?;
     let before = parse_time(&args.before)?;
     let done = repo
@@ -515,17 +478,14 @@ pub(crate) async fn expire(v: &Versions, args: ExpireArgs, out: &Output) -> Resu
     .await
 }
 
-pub(crate) async fn gc(v: &Versions, args: GcArgs, out: &Output) -> Result<(), CliError> {
+pub(crate) async fn gc(v: &Versions<'_>, args: GcArgs, out: &Output) -> Result<(), CliError> {
     let repo = v.repo().await?;
-    let sweep = {
-        let opened = v.opened.lock().unwrap_or_else(PoisonError::into_inner);
-        hamt_registry::sweeper(&opened)
-    };
+    let sweep = { hamt_registry::sweeper(v.opened) };
     let sweep = sweep.ok_or_else(|| {
         CliError::BadInput(format!(
             "{} stores have no garbage collection here (an IPFS node collects its own \
              garbage: unpin what no ref needs)",
-            v.scheme
+            v.opened.scheme()
         ))
     })??;
     let options = GcOptions {

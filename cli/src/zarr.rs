@@ -5,13 +5,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use hamt::BlockStore;
+use hamt::{BlockStore, Cid};
 use hamt_zarr::{Dataset, DatasetInfo, Encryption, EncryptionKey, HamtStore, Layout, NodeInfo};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
+use crate::Output;
 use crate::error::CliError;
-use crate::{Output, cid};
+use crate::versions::Versions;
 
 /// The `zarr` subcommands.
 #[derive(Subcommand)]
@@ -102,8 +103,8 @@ impl Crypt {
     }
 
     /// The dataset at `root`, in the layout its root block has.
-    async fn open(&self, store: Arc<dyn BlockStore>, root: &str) -> Result<Dataset, CliError> {
-        let mut builder = Dataset::builder(store, cid(root)?);
+    async fn open(&self, store: Arc<dyn BlockStore>, root: Cid) -> Result<Dataset, CliError> {
+        let mut builder = Dataset::builder(store, root);
         if let Some(enc) = self.encryption()? {
             builder = builder.encryption(enc);
         }
@@ -135,12 +136,13 @@ fn bar(total: Option<u64>, verb: &str) -> ProgressBar {
 pub(crate) async fn run(
     command: ZarrCommand,
     store: Arc<dyn BlockStore>,
+    rev: &Versions<'_>,
     out: &Output,
 ) -> Result<(), CliError> {
     match command {
         ZarrCommand::Import { dir, crypt } => import(store, &dir, &crypt, out).await,
         ZarrCommand::Export { root, dir, crypt } => {
-            let dataset = crypt.open(store, &root).await?;
+            let dataset = crypt.open(store, rev.root(&root).await?).await?;
             let progress = bar(None, "exporting");
             let copied = hamt_zarr::export_dir(&dataset, &dir, &|n| progress.inc(n))
                 .await
@@ -160,7 +162,7 @@ pub(crate) async fn run(
             root,
             chunks_per_shard,
         } => {
-            let from = cid(&root)?;
+            let from = rev.root(&root).await?;
             if Layout::detect(&store, &from).await? == Layout::Sharded {
                 return Err(CliError::BadInput(format!(
                     "{root} is already in the sharded layout"
@@ -175,7 +177,7 @@ pub(crate) async fn run(
             .await
         }
         ZarrCommand::Info { root, crypt } => {
-            let dataset = crypt.open(store, &root).await?;
+            let dataset = crypt.open(store, rev.root(&root).await?).await?;
             let info = hamt_zarr::dataset_info(&dataset)
                 .await
                 .map_err(zarr_error)?;

@@ -8,6 +8,9 @@ pub mod dag;
 mod diff;
 mod error;
 mod flush;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod hamt;
 mod link;
 mod merge;

@@ -101,7 +101,7 @@ impl Link {
                     bytes,
                 })
             }
-            _ => Ok(Link::from_cid(&Cid::try_from(input)?)),
+            _ => Ok(Link::from_cid(&cid_from_bytes(input)?)),
         }
     }
 
@@ -122,12 +122,25 @@ impl Link {
     }
 }
 
-/// True when `input` is a CID in binary form. The usual short form is checked exactly (no
-/// trailing bytes); anything else is left to the `cid` crate's parser.
+/// True when `input` is a CID in binary form, all of it. The usual short form is checked
+/// here; anything else is left to [`cid_from_bytes`].
 pub(crate) fn is_cid(input: &[u8]) -> bool {
     match input {
         [1, 0..0x80, 0..0x80, size @ 0..=32, digest @ ..] => digest.len() == usize::from(*size),
-        _ => Cid::try_from(input).is_ok(),
+        _ => cid_from_bytes(input).is_ok(),
+    }
+}
+
+/// Parses a binary CID that is all of `input`. `Cid::try_from(&[u8])` stops where the CID
+/// ends and ignores what follows, so bytes after a CID would pass unseen: kept in a block
+/// that re-encodes differently (and names the same CID as the bytes without them).
+pub(crate) fn cid_from_bytes(input: &[u8]) -> Result<Cid, cid::Error> {
+    let mut rest = input;
+    let cid = Cid::read_bytes(&mut rest)?;
+    if rest.is_empty() {
+        Ok(cid)
+    } else {
+        Err(cid::Error::ParsingError)
     }
 }
 
@@ -223,6 +236,27 @@ mod tests {
         assert_eq!(inline_bytes(&blake3), None);
         assert!(is_cid(&blake3));
         assert!(!is_cid(&blake3[..blake3.len() - 1]));
+    }
+
+    /// Found by the `node` fuzz target: a CID whose codec needs a two-byte varint (so not the
+    /// short form) followed by stray bytes was taken as the CID before them, and the node
+    /// kept the stray bytes.
+    #[test]
+    fn bytes_after_a_cid_are_refused() {
+        for cid in [
+            Cid::new_v1(3875, HashAlg::Blake3.digest(b"d")),
+            Cid::new_v0(HashAlg::Sha2_256.digest(b"c")).unwrap(),
+            crate::block::identity_cid(Codec::Raw, &[9; 40]).unwrap(),
+            HashAlg::Blake3.cid(Codec::Raw, b"a"),
+        ] {
+            let mut bytes = cid.to_bytes();
+            assert!(is_cid(&bytes));
+            assert_eq!(cid_from_bytes(&bytes).unwrap(), cid);
+            bytes.extend_from_slice(&[0xfc, 0x37]);
+            assert!(!is_cid(&bytes), "{cid} with trailing bytes");
+            assert!(cid_from_bytes(&bytes).is_err());
+            assert!(Link::from_bytes(&bytes).is_err());
+        }
     }
 
     #[test]

@@ -48,8 +48,8 @@ impl<'a> PbNode<'a> {
                     while let Some((f, w)) = link.key()? {
                         match (f, w) {
                             (1, 2) => {
-                                let cid =
-                                    Cid::try_from(link.bytes()?).map_err(|_| "bad link CID")?;
+                                let cid = crate::link::cid_from_bytes(link.bytes()?)
+                                    .map_err(|_| "bad link CID")?;
                                 node.links.push(cid);
                             }
                             (_, w) => link.skip(w)?,

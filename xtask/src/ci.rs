@@ -7,8 +7,8 @@ use crate::Result;
 use crate::bench::{bench, bench_zarr};
 use crate::cmd::{cargo, run};
 
-/// The steps before the tests: formatting, clippy with `-D warnings`, and the benchmark
-/// smoke runs (speed is not asserted).
+/// The steps before the tests: formatting, clippy with `-D warnings`, the benchmark smoke
+/// runs (speed is not asserted), and a short run of every fuzz target.
 pub(crate) fn checks() -> Result<()> {
     run(Command::new(cargo()).args(["fmt", "--all", "--check"]))?;
     run(Command::new(cargo()).args([
@@ -32,7 +32,8 @@ pub(crate) fn checks() -> Result<()> {
         "warnings",
     ]))?;
     bench(&["--quick".to_owned()])?;
-    bench_zarr(true)
+    bench_zarr(true)?;
+    crate::fuzz::check()
 }
 
 /// Everything `.ci/run` runs.

@@ -4,20 +4,23 @@
 //!   tests need (a Python ≥ 3.12 venv with py-hamt and zarr from PyPI, the JavaScript IPFS
 //!   node from npm, moto's S3 server), runs the tests of the named crates or of the whole
 //!   workspace, and ends with one line totalling them.
-//! - `cargo xtask bench [core|gateway|kubo|zarr|s3|python] [--quick]` — benchmarks as ratios against
-//!   a peer measured in the same run.
+//! - `cargo xtask bench [core|gateway|kubo|zarr|s3|versions|python] [--quick]` — benchmarks
+//!   as ratios against a peer measured in the same run.
 //! - `cargo xtask ci` — everything `.ci/run` runs: `checks`, then `test`.
 //! - `cargo xtask checks` — the CI steps before the tests: format, clippy with
-//!   `-D warnings`, benchmark smoke runs.
+//!   `-D warnings`, benchmark smoke runs, a short run of every fuzz target.
+//! - `cargo xtask fuzz [TARGET] [--time SECONDS]` — the cargo-fuzz targets of `fuzz/` on a
+//!   seed corpus the project's own code writes.
 //!
 //! Each job lives in a module of its own: [`services`] (the servers tests run against),
 //! [`python`] (the venvs), [`pyext`] (the Python extension), [`helia`] (the JavaScript
-//! IPFS client), [`test`], [`bench`], [`ci`]; [`cmd`] runs commands; [`tidy`] holds the
-//! repository checks, run as ordinary tests.
+//! IPFS client), [`test`], [`bench`], [`fuzz`], [`ci`]; [`cmd`] runs commands; [`tidy`]
+//! holds the repository checks, run as ordinary tests.
 
 mod bench;
 mod ci;
 mod cmd;
+mod fuzz;
 mod helia;
 mod pyext;
 mod python;
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::ci(),
         Some("checks") => ci::checks(),
         Some("bench") => bench::bench(&args[1..]),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("python") => python::python_env()
             .and_then(|py| Ok([py, python::newest_env()?]))
             .map(|pys| pys.iter().for_each(|py| println!("{}", py.display()))),
@@ -53,17 +57,22 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask <test [CRATE...] | bench [core|gateway|kubo|zarr|s3|python] [--quick] | checks | ci | python>
+const USAGE: &str = "usage: cargo xtask <test [CRATE...] | bench [core|gateway|kubo|zarr|s3|versions|python] [--quick] | fuzz [TARGET] [--time SECONDS] | checks | ci | python>
   test [CRATE...]  run the tests of the named crates (all when none is named), with the
                    Python peers and services they need
-  bench [core|gateway|kubo|zarr|s3|python] [--quick]
+  bench [core|gateway|kubo|zarr|s3|versions|python] [--quick]
                    core: benchmarks against fvm_ipld_hamt and py-hamt, and peak memory, as
                    one table of ratios; gateway: `hamt serve` against the JavaScript IPFS
                    node's gateway; kubo: KuboStore against py-hamt's KuboCAS on that node;
                    zarr: every chunk through HamtStore on sled, a directory store and
-                   py-hamt; s3: S3Store against one object per block on moto's server
-                   python: hamt_rs from Python against zarr's LocalStore with
+                   py-hamt; s3: S3Store against one object per block on moto's server;
+                   versions: a three-way merge and log; python: hamt_rs from Python against zarr's LocalStore with
                    zarrs-python, icechunk and py-hamt (--quick: a smoke run on small sizes)
-  checks           cargo fmt --check, clippy -D warnings, the benchmark smoke runs
+  fuzz [TARGET] [--time SECONDS]
+                   build the cargo-fuzz targets (node, tree, car, sharded, metadata,
+                   gateway, ops), write their seed corpus and run the named one (each in
+                   turn when none is named) for SECONDS (60)
+  checks           cargo fmt --check, clippy -D warnings, the benchmark smoke runs, every
+                   fuzz target for 15 s
   ci               checks, then test: what .ci/run runs
   python           create the two venvs and print their interpreters";

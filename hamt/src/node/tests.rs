@@ -124,6 +124,40 @@ fn bad_nodes_are_decode_errors() {
     assert!(dec(&huge).is_err());
 }
 
+/// Found by the `node` fuzz target: a CID not in the short form (here a codec of two varint
+/// bytes) followed by stray bytes inside its byte string decoded, the stray bytes were kept
+/// in the node, and its re-encoding was not canonical DAG-CBOR. Such a node is refused, in a
+/// bucket and in a link.
+#[test]
+fn a_cid_with_bytes_after_it_is_a_decode_error() {
+    let long = cid::Cid::new_v1(3875, HashAlg::Blake3.digest(b"d")).to_bytes();
+    let mut padded = long.clone();
+    padded.extend_from_slice(&[0xfc, 0x37, 0xce]);
+    let node_with = |cid: &[u8], in_bucket: bool| {
+        let mut out = vec![0x99, 0x01, 0x00];
+        if in_bucket {
+            bucket::write_header(&mut out, 1);
+            bucket::write_entry(&mut out, b"k22", cid);
+        } else {
+            out.push(0x81);
+            crate::codec::cbor::write_cid(&mut out, cid);
+        }
+        out.resize(out.len() + WIDTH - 1, 0xa0);
+        out
+    };
+    for in_bucket in [true, false] {
+        let good = dec(&node_with(&long, in_bucket)).unwrap();
+        assert_eq!(good.encode(), node_with(&long, in_bucket));
+        assert!(
+            matches!(
+                dec(&node_with(&padded, in_bucket)),
+                Err(Error::Decode { .. })
+            ),
+            "in a bucket: {in_bucket}"
+        );
+    }
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
 
