@@ -7,6 +7,13 @@
 //! canonical (a slot at depth d holds a bucket exactly when at most `max_bucket_size` keys share
 //! its hash prefix), the order follows from the keys' BLAKE3 hashes: no node needs to be read,
 //! which matters while a dataset is being written to a store that cannot serve it back yet.
+//!
+//! This is the order of py-hamt's flushed tree, where every bucket is read back from its
+//! DAG-CBOR map. A writable py-hamt lists a bucket from its in-memory dict instead (keys in
+//! insertion order, a split's new key first), which this does not reproduce: when two keys
+//! that decide zarr's member order share a bucket, a dataset consolidated while writing may
+//! list its members, and so consolidate its metadata, in another order than py-hamt (and get
+//! another root CID).
 
 /// `keys` in py-hamt's listing order for a tree of bucket size `max_bucket_size`.
 pub(crate) fn tree_order(keys: Vec<String>, max_bucket_size: usize) -> Vec<String> {
