@@ -170,10 +170,12 @@ pub(crate) fn num_shards(total_chunks: u64, cps: u64) -> u64 {
     }
 }
 
-/// Most shards one array may have: its shard list is held in memory (16 Mi shards of the
-/// default 6250 chunks is 10^11 chunks), so a manifest or metadata document claiming more is
-/// refused rather than allocated.
-const MAX_SHARDS: u64 = 1 << 24;
+/// Most shards one array may have: its shard list is held in memory, about 100 bytes a
+/// shard with the cache's slot, so 1 Mi shards is about 100 MiB (and, at py-hamt's default of
+/// 6250 chunks a shard, 6.5 × 10^9 chunks). A manifest or metadata document claiming more is
+/// refused rather than allocated: a 300-byte document naming 2^24 one-chunk shards made the
+/// store allocate over 2 GiB (found by fuzzing).
+const MAX_SHARDS: u64 = 1 << 20;
 
 /// Most chunks per shard: a shard is decoded whole in full mode (py-hamt's converter
 /// defaults to 6250).
