@@ -262,6 +262,23 @@ fn serve_a_car_that_imports_into_an_empty_store_and_stop_on_sigterm() {
         assert_eq!(ok(&b, &["get", &root, &key]).as_bytes(), &value[..]);
     }
 
+    // A reader with only the gateway's URL: `ls`, `get` and `export` over `ipfs+http://`.
+    let gateway = format!("ipfs+http://{addr}");
+    let expected = files_under(&sample());
+    assert_eq!(
+        ok(&gateway, &["ls", &root]).lines().collect::<Vec<_>>(),
+        expected.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        ok(&gateway, &["get", &root, "temperature/berlin.csv"]).as_bytes(),
+        std::fs::read(sample().join("temperature/berlin.csv")).unwrap()
+    );
+    let out = env.root.join("via-gateway");
+    ok(&gateway, &["export", &root, out.to_str().unwrap()]);
+    assert_eq!(files_under(&out), expected);
+    // The gateway store is read-only: a write is an error.
+    fails(&gateway, &["put", &root, "k", "v"], 1, "read-only");
+
     let status = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()

@@ -1,16 +1,14 @@
 //! Paths through a HAMT: `/ipfs/{root}/{key…}` names the value of `key` in the HAMT at
 //! `root`, and a trustless client needs the nodes from the root to that value to check it.
 //!
-//! `hamt` has no public call that returns the nodes on a key's path, so the lookup runs
-//! through a fresh [`HamtReader`] over a [`Recorder`]: a store that verifies and remembers
-//! every block the reader fetches. A fresh reader has an empty cache and fetches exactly the
-//! root and the nodes its lookup descends through, in that order.
+//! [`HamtReader::path`] names those nodes; their blocks are then fetched (through the
+//! store's node cache, which every request on the gateway's store shares, the lookup
+//! itself mostly costs nothing) and verified, as they go into CAR responses.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use hamt::{BlockStore, Cid, Codec, Config, Error as HamtError, HamtReader, HashAlg, verify};
+use hamt::{BlockStore, Cid, Config, Error as HamtError, HamtReader, verify};
 
 /// Where a key led.
 #[derive(Debug)]
@@ -40,88 +38,37 @@ pub(crate) async fn resolve(
     root: Cid,
     key: &str,
 ) -> Result<Resolved, Miss> {
-    let recorder = Arc::new(Recorder {
-        inner: store.clone(),
-        fetched: Mutex::default(),
-    });
-    // Nodes on one path are few: a small cache is plenty for the lookups below.
-    let config = Config::new().cache_bytes(1 << 20);
-    let reader = HamtReader::open_with_config(recorder.clone(), root, config)
+    // Every request on the gateway's store shares one node cache: a path asked again, or
+    // a neighbour's, costs only the blocks for the response.
+    let reader = HamtReader::open_with_config(store.clone(), root, Config::new().shared_cache())
         .await
         .map_err(|e| match e {
             HamtError::Decode { .. } => Miss::NotHamt(e.to_string()),
             e => Miss::Store(e),
         })?;
-    match reader.get_pointer(key).await {
-        Ok(Some(value)) => {
-            let path = recorder.take();
+    match reader.path(key).await {
+        Ok(Some((nodes, value))) => {
+            let blocks = store.get_many(&nodes).await.map_err(Miss::Store)?;
+            let mut path = Vec::with_capacity(nodes.len());
+            for (cid, data) in nodes.into_iter().zip(blocks) {
+                // Checked here: the blocks go into CAR responses, and not every store
+                // verifies.
+                verify(&cid, &data).map_err(Miss::Store)?;
+                path.push((cid, data));
+            }
             Ok(Resolved { path, value })
         }
         Ok(None) => {
             // Is there a value on the way? Keys are paths: `a/b` is inside `a` when `a` is a
-            // key.
-            for (i, _) in key.match_indices('/').collect::<Vec<_>>().into_iter().rev() {
-                let prefix = &key[..i];
-                if reader
-                    .get_pointer(prefix)
-                    .await
-                    .map_err(Miss::Store)?
-                    .is_some()
-                {
-                    return Err(Miss::IntoValue(prefix.to_owned()));
-                }
+            // key. The prefixes are looked up together.
+            let prefixes: Vec<&str> = key.match_indices('/').map(|(i, _)| &key[..i]).collect();
+            let found = reader.get_pointers(&prefixes).await.map_err(Miss::Store)?;
+            // The longest prefix that is a key names where the path went wrong.
+            match prefixes.iter().zip(found).rev().find(|(_, f)| f.is_some()) {
+                Some((prefix, _)) => Err(Miss::IntoValue((*prefix).to_owned())),
+                None => Err(Miss::NoKey),
             }
-            Err(Miss::NoKey)
         }
         Err(e) => Err(Miss::Store(e)),
-    }
-}
-
-/// A read-through store that verifies each block it hands out and remembers it.
-#[derive(Debug)]
-struct Recorder {
-    inner: Arc<dyn BlockStore>,
-    fetched: Mutex<Vec<(Cid, Bytes)>>,
-}
-
-impl Recorder {
-    fn take(&self) -> Vec<(Cid, Bytes)> {
-        std::mem::take(&mut *self.fetched.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-}
-
-#[async_trait]
-impl BlockStore for Recorder {
-    fn hash_alg(&self) -> HashAlg {
-        self.inner.hash_alg()
-    }
-
-    fn concurrency(&self) -> usize {
-        self.inner.concurrency()
-    }
-
-    async fn put_keyed(&self, _cid: &Cid, _data: Bytes) -> hamt::Result<()> {
-        Err(HamtError::NotSupported {
-            store: "gateway path lookup",
-            operation: "writes",
-        })
-    }
-
-    async fn put(&self, _codec: Codec, _data: Bytes) -> hamt::Result<Cid> {
-        Err(HamtError::NotSupported {
-            store: "gateway path lookup",
-            operation: "writes",
-        })
-    }
-
-    async fn get(&self, cid: &Cid) -> hamt::Result<Bytes> {
-        let data = self.inner.get(cid).await?;
-        // Checked here: the blocks go into CAR responses, and not every store verifies.
-        verify(cid, &data)?;
-        self.fetched
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((*cid, data.clone()));
-        Ok(data)
     }
 }

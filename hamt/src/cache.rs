@@ -1,6 +1,7 @@
-//! A node cache bounded by bytes, shared by every handle on the same tree.
+//! A node cache bounded by bytes, shared by every handle on the same store unless a handle
+//! asks for one of its own.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use cid::Cid;
 
@@ -80,6 +81,37 @@ impl Generations {
     }
 }
 
+/// The node cache every handle on one store shares: by the address of the store's
+/// allocation, while some handle holds it.
+///
+/// An entry is only ever upgraded while a loader holds its cache, and every loader also
+/// holds the store: so a live entry's address is the live store's, never a later store's
+/// that reuses the memory. Dead entries are swept as new caches are made.
+fn shared_cache(store: &Arc<dyn BlockStore>, budget: usize) -> Arc<NodeCache> {
+    static CACHES: Mutex<Vec<(usize, Weak<NodeCache>)>> = Mutex::new(Vec::new());
+    // The data pointer alone: the vtable half of a `dyn` pointer may differ between casts.
+    let key = Arc::as_ptr(store).cast::<()>() as usize;
+    // Entries are plain values replaced whole: a panic elsewhere cannot leave them torn.
+    let mut caches = CACHES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(cache) = caches
+        .iter()
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, weak)| weak.upgrade())
+    {
+        return cache;
+    }
+    caches.retain(|(k, weak)| *k != key && weak.strong_count() > 0);
+    let cache = Arc::new(NodeCache::new(budget));
+    caches.push((key, Arc::downgrade(&cache)));
+    cache
+}
+
+/// The node cache budget every handle on a store shares ([`Config::shared_cache`]), and
+/// that of a handle's own by default.
+///
+/// [`Config::shared_cache`]: crate::Config::shared_cache
+pub(crate) const SHARED_CACHE_BYTES: usize = 256 << 20;
+
 /// Loads nodes through the cache.
 #[derive(Debug, Clone)]
 pub(crate) struct Loader {
@@ -88,12 +120,39 @@ pub(crate) struct Loader {
 }
 
 impl Loader {
-    /// A loader over `store` with an empty cache of `cache_bytes`.
+    /// A loader over `store` with an empty cache of `cache_bytes` of its own.
     pub(crate) fn new(store: Arc<dyn BlockStore>, cache_bytes: usize) -> Self {
         Self {
             store,
             cache: Arc::new(NodeCache::new(cache_bytes)),
         }
+    }
+
+    /// A loader over `store` sharing the node cache of every other shared handle on it
+    /// ([`SHARED_CACHE_BYTES`]).
+    pub(crate) fn shared(store: Arc<dyn BlockStore>) -> Self {
+        let cache = shared_cache(&store, SHARED_CACHE_BYTES);
+        Self { store, cache }
+    }
+
+    /// A loader as `cache_bytes` says: a cache of its own of that size, or the store's
+    /// shared one.
+    pub(crate) fn with_cache(store: Arc<dyn BlockStore>, cache_bytes: Option<usize>) -> Self {
+        match cache_bytes {
+            Some(bytes) => Self::new(store, bytes),
+            None => Self::shared(store),
+        }
+    }
+
+    /// Decodes a node fetched by other means (a CAR stream) and remembers it in the cache.
+    pub(crate) fn insert_block(&self, cid: &Cid, bytes: bytes::Bytes) -> Result<Arc<Node>> {
+        let link = Link::from_cid(cid);
+        if let Some(node) = self.cache.get(&link) {
+            return Ok(node);
+        }
+        let node = Arc::new(Node::decode(bytes, Some(*cid))?);
+        self.cache.insert(link, node.clone());
+        Ok(node)
     }
 
     pub(crate) async fn load(&self, link: &Link) -> Result<Arc<Node>> {

@@ -11,7 +11,6 @@ use crate::error::Result;
 use crate::link::Link;
 use crate::node::{Entry, Node, Slot, key_order};
 use crate::store::BlockStore;
-use crate::tree;
 
 /// One key that differs between two trees.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +57,11 @@ impl Change {
 /// subtree and are skipped without loading, so the cost follows the size of the change,
 /// not of the trees. Trees written with different bucket sizes compare correctly too (a
 /// bucket facing a subtree is compared with the subtree's entries).
+///
+/// The nodes to compare are fetched a batch at a time ([`PAIRS`] pairs of nodes in one
+/// [`get_many`](BlockStore::get_many), the subtrees facing a bucket level by level), so over
+/// a store where each request costs a round trip the diff costs about one round trip per
+/// level of the change, not one per node. Only nodes are read, never values.
 pub fn diff(store: Arc<dyn BlockStore>, old: Cid, new: Cid) -> impl Stream<Item = Result<Change>> {
     struct State {
         loader: Loader,
@@ -78,46 +82,109 @@ pub fn diff(store: Arc<dyn BlockStore>, old: Cid, new: Cid) -> impl Stream<Item 
             if let Some(change) = st.ready.pop_front() {
                 return Ok(Some((change, st)));
             }
-            let Some((a, b)) = st.work.pop() else {
+            if st.work.is_empty() {
                 return Ok(None);
-            };
-            let nodes = st.loader.load_many(&[a, b]).await?;
-            let (a, b) = (&nodes[0], &nodes[1]);
-            for index in (0..=255u8).rev() {
-                match (a.get(index), b.get(index)) {
-                    (None, None) => {}
-                    (Some(Slot::Link(x)), Some(Slot::Link(y))) => {
-                        if x != y {
-                            st.work.push((x.clone(), y.clone()));
+            }
+            let pairs = st.work.split_off(st.work.len().saturating_sub(PAIRS));
+            let links: Vec<Link> = pairs
+                .iter()
+                .flat_map(|(a, b)| [a.clone(), b.clone()])
+                .collect();
+            let nodes = st.loader.load_many(&links).await?;
+            // Slots where a side is not a link to compare with a link: the entries of both
+            // sides, some still behind links to subtrees.
+            let mut sides: Vec<(Side, Side)> = Vec::new();
+            for pair in nodes.chunks_exact(2) {
+                let (a, b) = (&pair[0], &pair[1]);
+                for index in (0..=255u8).rev() {
+                    match (a.get(index), b.get(index)) {
+                        (None, None) => {}
+                        (Some(Slot::Link(x)), Some(Slot::Link(y))) => {
+                            if x != y {
+                                st.work.push((x, y));
+                            }
                         }
-                    }
-                    (x, y) => {
-                        let old = slot_entries(x, &st.loader).await?;
-                        let new = slot_entries(y, &st.loader).await?;
-                        compare(old, new, &mut st.ready);
+                        (x, y) => sides.push((Side::of(x), Side::of(y))),
                     }
                 }
+            }
+            let subtrees: Vec<Link> = sides
+                .iter()
+                .flat_map(|(a, b)| [a.link(), b.link()])
+                .flatten()
+                .collect();
+            let mut under = subtree_entries(&subtrees, &st.loader).await?.into_iter();
+            for (a, b) in sides {
+                let old = a.entries(&mut under);
+                let new = b.entries(&mut under);
+                compare(old, new, &mut st.ready);
             }
         }
     })
 }
 
-async fn slot_entries(slot: Option<Slot<'_>>, loader: &Loader) -> Result<Vec<Entry>> {
-    let mut entries = match slot {
-        None => Vec::new(),
-        Some(Slot::Bucket(b)) => b.entries().collect(),
-        Some(Slot::Link(cid)) => {
-            let node: Arc<Node> = loader.load(&cid).await?;
-            tree::collect(&node, usize::MAX, loader)
-                .await?
-                .unwrap_or_default()
+/// Node pairs compared in one batch of fetches.
+const PAIRS: usize = 256;
+
+/// One side of a slot that is compared entry by entry.
+enum Side {
+    /// The entries at hand: a bucket's, or none.
+    Entries(Vec<Entry>),
+    /// A subtree, whose entries are fetched.
+    Subtree(Link),
+}
+
+impl Side {
+    fn of(slot: Option<Slot<'_>>) -> Self {
+        match slot {
+            None => Side::Entries(Vec::new()),
+            Some(Slot::Bucket(b)) => Side::Entries(b.entries().collect()),
+            Some(Slot::Link(link)) => Side::Subtree(link),
+            Some(Slot::Dirty(_)) => unreachable!("stored nodes never hold dirty children"),
         }
-        Some(Slot::Dirty(child)) => tree::collect(child, usize::MAX, loader)
-            .await?
-            .unwrap_or_default(),
-    };
-    entries.sort_by(|a, b| key_order(&a.key, &b.key));
-    Ok(entries)
+    }
+
+    fn link(&self) -> Option<Link> {
+        match self {
+            Side::Subtree(link) => Some(link.clone()),
+            Side::Entries(_) => None,
+        }
+    }
+
+    /// The side's entries in key order; a subtree's are the next of `under`.
+    fn entries(self, under: &mut impl Iterator<Item = Vec<Entry>>) -> Vec<Entry> {
+        let mut entries = match self {
+            Side::Entries(entries) => entries,
+            Side::Subtree(_) => under.next().unwrap_or_default(),
+        };
+        entries.sort_by(|a, b| key_order(&a.key, &b.key));
+        entries
+    }
+}
+
+/// Every entry under each of `roots`, in their order: the subtrees are read together,
+/// level by level, each level's nodes in one batch.
+async fn subtree_entries(roots: &[Link], loader: &Loader) -> Result<Vec<Vec<Entry>>> {
+    let mut out: Vec<Vec<Entry>> = vec![Vec::new(); roots.len()];
+    // Each node still to read, with the subtree it belongs to.
+    let mut level: Vec<(usize, Link)> = roots.iter().cloned().enumerate().collect();
+    while !level.is_empty() {
+        let links: Vec<Link> = level.iter().map(|(_, l)| l.clone()).collect();
+        let nodes = loader.load_many(&links).await?;
+        let mut next = Vec::new();
+        for ((owner, _), node) in level.into_iter().zip(nodes) {
+            let node: Arc<Node> = node;
+            for slot in node.slots() {
+                match slot {
+                    Slot::Bucket(b) => out[owner].extend(b.entries()),
+                    Slot::Link(link) => next.push((owner, link)),
+                    Slot::Dirty(_) => unreachable!("stored nodes never hold dirty children"),
+                }
+            }
+        }
+        level = next;
+    }
+    Ok(out)
 }
 
 /// Merges two sorted entry lists into changes.

@@ -22,7 +22,9 @@ use crate::tree::{self, NodeRef, Stats, too_deep};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
     max_bucket_size: usize,
-    cache_bytes: usize,
+    /// A cache of the handle's own of this many bytes; `None` shares the store's
+    /// ([`Config::shared_cache`]).
+    cache_bytes: Option<usize>,
     inline_values: usize,
 }
 
@@ -30,15 +32,15 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             max_bucket_size: 4,
-            cache_bytes: 256 << 20,
+            cache_bytes: Some(crate::cache::SHARED_CACHE_BYTES),
             inline_values: 0,
         }
     }
 }
 
 impl Config {
-    /// py-hamt's bucket size (4) and a 256 MiB node cache: enough for the nodes of a
-    /// tree of about 2 million keys, so random reads of such a tree hit the cache.
+    /// py-hamt's bucket size (4) and a 256 MiB node cache of the handle's own: enough for the
+    /// nodes of a tree of about 2 million keys, so random reads of such a tree hit the cache.
     pub fn new() -> Self {
         Self::default()
     }
@@ -52,10 +54,20 @@ impl Config {
         self
     }
 
-    /// Memory budget of the decoded-node cache, in bytes.
+    /// Memory budget of the handle's own decoded-node cache, in bytes.
     #[must_use]
     pub fn cache_bytes(mut self, bytes: usize) -> Self {
-        self.cache_bytes = bytes;
+        self.cache_bytes = Some(bytes);
+        self
+    }
+
+    /// Shares one node cache of 256 MiB with every other handle on the same store (the
+    /// same `Arc`) that asks for it, readers and writers, instead of a cache of the handle's
+    /// own: a tree opened again, or by another task (a server's requests), starts warm.
+    /// Nodes are content-addressed, so what one handle cached is right for every other.
+    #[must_use]
+    pub fn shared_cache(mut self) -> Self {
+        self.cache_bytes = None;
         self
     }
 
@@ -202,7 +214,7 @@ impl Hamt {
         len: Option<u64>,
     ) -> Self {
         Self {
-            loader: Loader::new(store, config.cache_bytes),
+            loader: Loader::with_cache(store, config.cache_bytes),
             config,
             root,
             root_cid,
@@ -237,7 +249,7 @@ impl Hamt {
 
     /// The reads of this tree.
     fn reads(&self) -> Reads<'_> {
-        Reads::new(&self.root, &self.loader)
+        Reads::new(&self.root, self.root_cid, &self.loader)
     }
 
     /// The value bytes of `key` (for a value stored as a UnixFS file, the file's bytes).
@@ -270,6 +282,28 @@ impl Hamt {
     /// Store failures.
     pub async fn contains_key(&self, key: &str) -> Result<bool> {
         self.reads().contains_key(key).await
+    }
+
+    /// The values of many keys, in the order of `keys` (`None` for a key that is not
+    /// there). The lookups walk the tree together: the nodes all of them need at one level
+    /// are fetched in one batch, then every value in one batch, so `n` cold lookups cost
+    /// about as many round trips as the tree has levels, plus one — not `n` times that.
+    ///
+    /// # Errors
+    /// Store failures, including a missing node or value block.
+    pub async fn get_many<K: AsRef<str>>(&self, keys: &[K]) -> Result<Vec<Option<Bytes>>> {
+        let keys: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
+        self.reads().get_many(&keys).await
+    }
+
+    /// The CIDs of the value blocks of many keys, in the order of `keys`, looked up together
+    /// as [`get_many`](Self::get_many) does, without fetching the values.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn get_pointers<K: AsRef<str>>(&self, keys: &[K]) -> Result<Vec<Option<Cid>>> {
+        let keys: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
+        self.reads().get_pointers(&keys).await
     }
 
     /// Every key, depth first, in py-hamt's order (a node's bucket keys in slot order, then
@@ -686,7 +720,7 @@ impl HamtReader {
         root: Cid,
         config: Config,
     ) -> Result<Self> {
-        let loader = Loader::new(store, config.cache_bytes);
+        let loader = Loader::with_cache(store, config.cache_bytes);
         let node = loader.load_cid(&root).await?;
         Ok(Self { loader, root, node })
     }
@@ -703,7 +737,7 @@ impl HamtReader {
 
     /// The reads of this tree.
     fn reads(&self) -> Reads<'_> {
-        Reads::new(&self.node, &self.loader)
+        Reads::new(&self.node, Some(self.root), &self.loader)
     }
 
     /// The value bytes of `key`, as [`Hamt::get`].
@@ -736,6 +770,46 @@ impl HamtReader {
     /// As [`Hamt::contains_key`].
     pub async fn contains_key(&self, key: &str) -> Result<bool> {
         self.reads().contains_key(key).await
+    }
+
+    /// The values of many keys, looked up together, as [`Hamt::get_many`].
+    ///
+    /// # Errors
+    /// As [`Hamt::get_many`].
+    pub async fn get_many<K: AsRef<str>>(&self, keys: &[K]) -> Result<Vec<Option<Bytes>>> {
+        let keys: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
+        self.reads().get_many(&keys).await
+    }
+
+    /// The CIDs of the values of many keys, looked up together, as [`Hamt::get_pointers`].
+    ///
+    /// # Errors
+    /// As [`Hamt::get_pointers`].
+    pub async fn get_pointers<K: AsRef<str>>(&self, keys: &[K]) -> Result<Vec<Option<Cid>>> {
+        let keys: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
+        self.reads().get_pointers(&keys).await
+    }
+
+    /// The path to `key`: the CIDs of the nodes from the root down to the one holding the
+    /// key (the root first), and the CID of its value; `None` when the key is not there.
+    /// These are the blocks a trustless client needs to check the value against the root.
+    ///
+    /// # Errors
+    /// Store failures (a missing node on the way).
+    pub async fn path(&self, key: &str) -> Result<Option<(Vec<Cid>, Cid)>> {
+        self.reads().path(key).await
+    }
+
+    /// Bytes held by the node cache (an estimate): the store's shared cache for a reader
+    /// opened with [`Config::shared_cache`].
+    pub fn cache_bytes(&self) -> usize {
+        self.loader.cache.bytes()
+    }
+
+    /// Drops every cached node (of the store's shared cache, for a reader opened with
+    /// [`Config::shared_cache`]).
+    pub fn clear_cache(&self) {
+        self.loader.cache.clear();
     }
 
     /// Every key, in py-hamt's order, as [`Hamt::keys`].

@@ -30,8 +30,8 @@ pub use crate::error::{BoxError, Error, Result};
 pub use crate::hamt::{Config, Hamt, HamtReader};
 pub use crate::merge::{Conflict, MergeOutcome, merge, merge_with_config};
 pub use crate::store::{
-    BlockStore, Capabilities, Check, CheckReport, DEFAULT_CONCURRENCY, DynBlockStore, ImportCar,
-    ImportedCar, MemoryStore, Pinning,
+    BlockStore, BlockStream, Capabilities, Check, CheckReport, DEFAULT_CONCURRENCY, DynBlockStore,
+    ImportCar, ImportedCar, MemoryStore, Pinning, SubtreeFetch,
 };
 pub use crate::tree::Stats;
 pub use bytes::Bytes;

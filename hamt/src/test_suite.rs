@@ -416,6 +416,47 @@ pub async fn sync_keeps_blocks(subject: &Subject) {
     );
 }
 
+/// A store's [`SubtreeFetch`](crate::SubtreeFetch) sends exactly the blocks of a HAMT in
+/// depth-first pre-order, links in [`dag::links`](crate::dag::links) order, each once, or
+/// says at once that it cannot ([`Error::NotSupported`]).
+async fn subtree_is_a_depth_first_walk(store: &Arc<dyn BlockStore>) {
+    use futures::StreamExt as _;
+    let Some(fetch) = store.subtree_fetch() else {
+        return;
+    };
+    let mut map = Hamt::new(store.clone());
+    for i in 0..300 {
+        map.insert(&format!("subtree/{i}"), distinct("subtree", i % 50))
+            .await
+            .expect("insert");
+    }
+    let root = map.flush().await.expect("flush");
+    // The walk the stream must follow, over plain gets.
+    let mut expected = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![root];
+    while let Some(cid) = stack.pop() {
+        if !seen.insert(cid) {
+            continue;
+        }
+        let data = store.get(&cid).await.expect("get");
+        let mut links = crate::dag::links(&cid, &data).expect("links");
+        links.reverse();
+        stack.extend(links);
+        expected.push(cid);
+    }
+    let mut got = Vec::new();
+    let mut blocks = fetch.subtree(root, false);
+    while let Some(block) = blocks.next().await {
+        match block {
+            Ok(block) => got.push(*block.cid()),
+            Err(Error::NotSupported { .. }) if got.is_empty() => return,
+            Err(e) => panic!("subtree stream failed after {} blocks: {e}", got.len()),
+        }
+    }
+    assert_eq!(got, expected, "subtree stream order");
+}
+
 /// The capability flags agree with the extension traits the store hands out.
 pub async fn capabilities_agree(subject: &Subject) {
     let store = &subject.store;
@@ -431,6 +472,14 @@ pub async fn capabilities_agree(subject: &Subject) {
         store.car_importer().is_some(),
         "import_car flag vs car_importer()"
     );
+    assert_eq!(
+        caps.subtree,
+        store.subtree_fetch().is_some(),
+        "subtree flag vs subtree_fetch()"
+    );
+    if store.subtree_fetch().is_some() {
+        subtree_is_a_depth_first_walk(store).await;
+    }
     if let Some(pinning) = store.pinning() {
         let root = store
             .put(Codec::Raw, distinct("pin", 0))

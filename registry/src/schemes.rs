@@ -31,6 +31,7 @@ pub(crate) enum Backend {
     Memory,
     Sled,
     Kubo,
+    Gateway,
     S3,
     Embedded,
 }
@@ -46,6 +47,14 @@ const SLED: &[&str] = &["sled"];
 const KUBO: &[&str] = &[hamt_store_kubo::SCHEME, hamt_store_kubo::SCHEME_HTTPS];
 #[cfg(not(feature = "kubo"))]
 const KUBO: &[&str] = &["kubo+http", "kubo+https"];
+
+#[cfg(feature = "gateway")]
+const GATEWAY: &[&str] = &[
+    hamt_store_kubo::GATEWAY_SCHEME,
+    hamt_store_kubo::GATEWAY_SCHEME_HTTPS,
+];
+#[cfg(not(feature = "gateway"))]
+const GATEWAY: &[&str] = &["ipfs+http", "ipfs+https"];
 
 #[cfg(feature = "s3")]
 const S3: &[&str] = &[hamt_store_s3::SCHEME];
@@ -81,6 +90,14 @@ static SCHEMES: &[Scheme] = &[
         feature: "kubo",
         enabled: cfg!(feature = "kubo"),
         backend: Backend::Kubo,
+    },
+    Scheme {
+        names: GATEWAY,
+        form: "ipfs+http://HOST:PORT[?gateway=URL] | ipfs+https://HOST",
+        about: "trustless HTTP gateways, read-only: every block verified, subtrees as CARs",
+        feature: "gateway",
+        enabled: cfg!(feature = "gateway"),
+        backend: Backend::Gateway,
     },
     Scheme {
         names: S3,
@@ -164,6 +181,8 @@ pub async fn open(url: &str) -> Result<OpenStore, Error> {
         Backend::Sled => open_sled(name, url).map_err(failed),
         #[cfg(feature = "kubo")]
         Backend::Kubo => open_kubo(name, url).map_err(failed),
+        #[cfg(feature = "gateway")]
+        Backend::Gateway => open_gateway(name, url).map_err(failed),
         #[cfg(feature = "s3")]
         Backend::S3 => open_s3(name, url).map_err(failed),
         #[cfg(feature = "embedded")]
@@ -202,6 +221,12 @@ fn open_sled(name: &'static str, url: &str) -> hamt::Result<OpenStore> {
 #[cfg(feature = "kubo")]
 fn open_kubo(name: &'static str, url: &str) -> hamt::Result<OpenStore> {
     let store = hamt_store_kubo::KuboStore::from_url(url)?;
+    Ok(OpenStore::new(name, Arc::new(store)))
+}
+
+#[cfg(feature = "gateway")]
+fn open_gateway(name: &'static str, url: &str) -> hamt::Result<OpenStore> {
+    let store = hamt_store_kubo::GatewayStore::from_url(url)?;
     Ok(OpenStore::new(name, Arc::new(store)))
 }
 
@@ -251,6 +276,8 @@ mod tests {
         );
         assert_eq!(scheme_of("Kubo+HTTPS://h").unwrap().feature, "kubo");
         assert_eq!(scheme_of("s3://b/p").unwrap().feature, "s3");
+        assert_eq!(scheme_of("IPFS+https://h").unwrap().feature, "gateway");
+        assert_eq!(scheme_of("ipfs+http://h:8080").unwrap().feature, "gateway");
         assert_eq!(scheme_of("ipfs-embedded:mem").unwrap().feature, "embedded");
         for bad in ["", "sled", "/tmp/db", "http://host", "ftp:x"] {
             assert!(

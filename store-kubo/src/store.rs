@@ -179,14 +179,17 @@ impl KuboStoreBuilder {
         self
     }
 
-    /// Sends `Authorization: Bearer TOKEN` (kept out of `Debug` and logs).
+    /// Sends `Authorization: Bearer TOKEN` (kept out of `Debug` and logs) to the RPC API, and
+    /// to a gateway only when it is on the RPC API's host: credentials for a node never go to a
+    /// public gateway.
     #[must_use]
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
         self.auth = Some(Auth::Bearer(token.into()));
         self
     }
 
-    /// Sends HTTP basic credentials (kept out of `Debug` and logs).
+    /// Sends HTTP basic credentials (kept out of `Debug` and logs), to the same places as
+    /// [`bearer_token`](Self::bearer_token).
     #[must_use]
     pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
         self.auth = Some(Auth::Basic(user.into(), password.into()));
@@ -215,7 +218,8 @@ impl KuboStoreBuilder {
     /// # Errors
     /// [`Error::Http`] when the HTTP client cannot be set up.
     pub fn build(self) -> Result<KuboStore, Error> {
-        let mut headers = self.headers.clone();
+        let headers = self.headers.clone();
+        let mut authorization = None;
         if let Some(auth) = &self.auth {
             let value = match auth {
                 Auth::Bearer(token) => format!("Bearer {token}"),
@@ -229,7 +233,7 @@ impl KuboStoreBuilder {
                 reason: format!("credentials: {e}"),
             })?;
             value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
+            authorization = Some(value);
         }
         let client = reqwest::Client::builder()
             .default_headers(headers)
@@ -243,6 +247,7 @@ impl KuboStoreBuilder {
         Ok(KuboStore {
             inner: Arc::new(Inner {
                 client,
+                authorization,
                 permits: Semaphore::new(self.concurrency),
                 builder: self,
             }),
@@ -300,6 +305,8 @@ pub struct KuboStore {
 
 struct Inner {
     client: reqwest::Client,
+    /// The credentials, sent by [`KuboStore::authorized`].
+    authorization: Option<HeaderValue>,
     permits: Semaphore,
     builder: KuboStoreBuilder,
 }
@@ -414,7 +421,8 @@ impl KuboStore {
                 reason: e.to_string(),
             })?;
         self.with_retries(endpoint, || {
-            let mut request = self.inner.client.post(url.clone()).query(query);
+            let mut request = self.authorized(self.inner.client.post(url.clone()), true);
+            request = request.query(query);
             if let Some(body) = body {
                 let part = reqwest::multipart::Part::stream(reqwest::Body::from(body.clone()))
                     .file_name("block")
@@ -479,6 +487,14 @@ impl KuboStore {
             || (self.opts().missing_block_timeout.is_some() && m.contains("timed out"))
     }
 
+    /// `request` with the credentials when `send` (the RPC API, or a gateway on its host).
+    fn authorized(&self, request: reqwest::RequestBuilder, send: bool) -> reqwest::RequestBuilder {
+        match (&self.inner.authorization, send) {
+            (Some(value), true) => request.header(AUTHORIZATION, value.clone()),
+            _ => request,
+        }
+    }
+
     async fn get_rpc(&self, cid: &Cid) -> hamt::Result<Bytes> {
         let mut query = vec![("arg", cid.to_string())];
         query.extend(self.missing_block_query());
@@ -508,9 +524,8 @@ impl KuboStore {
             let endpoint = format!("gateway {}", redact(gateway.as_str()));
             let result = self
                 .with_retries(&endpoint, || {
-                    self.inner
-                        .client
-                        .get(url.clone())
+                    let to_rpc_host = gateway.host_str() == self.opts().rpc.host_str();
+                    self.authorized(self.inner.client.get(url.clone()), to_rpc_host)
                         .header(ACCEPT, "application/vnd.ipld.raw")
                 })
                 .await;

@@ -294,3 +294,47 @@ async fn an_unreachable_node_is_a_temporary_error_after_retries() {
         .unwrap_err();
     assert!(err.is_temporary(), "{err:?}");
 }
+
+/// Starts a one-request HTTP server on loopback that answers 404 and hands back the request
+/// head it got.
+fn recording_server() -> (u16, std::thread::JoinHandle<String>) {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap() == 1 {
+            head.push(byte[0]);
+        }
+        conn.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        String::from_utf8_lossy(&head).to_lowercase()
+    });
+    (port, handle)
+}
+
+#[tokio::test]
+async fn credentials_go_to_gateways_on_the_rpc_host_only() {
+    let cid = hamt::HashAlg::Blake3.cid(Codec::Raw, b"asked for");
+    for (host, sent) in [("127.0.0.1", true), ("localhost", false)] {
+        let (port, head) = recording_server();
+        let store = KuboStoreBuilder::new()
+            .rpc_url(Url::parse("http://127.0.0.1:9").unwrap())
+            .gateways(vec![Url::parse(&format!("http://{host}:{port}")).unwrap()])
+            .read_from(ReadFrom::Gateway)
+            .retries(0, Duration::from_millis(1))
+            .bearer_token("node-token")
+            .build()
+            .unwrap();
+        assert!(store.get(&cid).await.is_err());
+        let head = head.join().unwrap();
+        assert!(head.starts_with("get /ipfs/"), "{head}");
+        assert_eq!(
+            head.contains("authorization: bearer node-token"),
+            sent,
+            "{host}: {head}"
+        );
+    }
+}

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use cid::Cid;
+use futures::stream::BoxStream;
 
+use crate::block::Block;
 use crate::error::Result;
 
 /// What a store can do beyond storing and fetching blocks, as its
@@ -31,6 +33,8 @@ pub struct Capabilities {
     pub check: bool,
     /// [`car_importer`](super::BlockStore::car_importer) is available.
     pub import_car: bool,
+    /// [`subtree_fetch`](super::BlockStore::subtree_fetch) is available.
+    pub subtree: bool,
 }
 
 /// Pins: roots an IPFS node keeps, with every block under them, through its garbage
@@ -111,4 +115,41 @@ pub struct ImportedCar {
     pub blocks: u64,
     /// Where the store put them (S3: the pack's object path), when that means anything.
     pub location: Option<String>,
+}
+
+/// Blocks as they arrive, each checked against its CID.
+pub type BlockStream<'a> = BoxStream<'a, Result<Block>>;
+
+/// Many blocks in one request, for a store whose every request costs a round trip: the
+/// whole DAG under a CID (a trustless gateway's `?format=car&dag-scope=all`), or the blocks
+/// on a HAMT key's path (`/ipfs/ROOT/KEY?format=car`).
+///
+/// The HAMT's bulk reads ([`HamtReader::iter`](crate::HamtReader::iter), the blocks a
+/// [`Walk`](crate::dag::Walk) hands out) and a cold [`get`](crate::HamtReader::get) use it
+/// when the store offers it, so callers get one request instead of one per block without
+/// knowing the store.
+pub trait SubtreeFetch: Send + Sync {
+    /// Every block reachable from `root`, depth first: pre-order, each block's links in the
+    /// order [`dag::links`](crate::dag::links) gives (identity CIDs are never sent, but what
+    /// they link to is). With `dups`, a block comes every time the walk meets it; without,
+    /// only the first time. Each block is checked against its CID before it is handed out.
+    ///
+    /// The stream is exactly that sequence, or ends in an error: a store that cannot
+    /// fetch subtrees right now (a gateway that turned out not to serve CARs) fails the
+    /// first item with [`Error::NotSupported`](crate::Error::NotSupported), so a caller can
+    /// fall back to reading block by block; a block no source has is
+    /// [`Error::NotFound`](crate::Error::NotFound) naming it.
+    fn subtree(&self, root: Cid, dups: bool) -> BlockStream<'_>;
+
+    /// The blocks a reader needs to look `key` up in the HAMT at `root`, when the store can
+    /// ask for them at once: some or all of the nodes from the root down to the one
+    /// holding the key, then the value's blocks. `None` when it cannot (the default, or a
+    /// key a gateway path cannot name).
+    ///
+    /// Every block is checked against its CID, but nothing more: a caller looks the key up
+    /// through the blocks it got, and fetches what is missing the usual way.
+    fn path(&self, root: Cid, key: &str) -> Option<BlockStream<'_>> {
+        let _ = (root, key);
+        None
+    }
 }

@@ -12,7 +12,9 @@ use bytes::Bytes;
 use cid::Cid;
 use futures::{StreamExt as _, TryStreamExt as _, stream};
 
-pub use self::capability::{Capabilities, Check, CheckReport, ImportCar, ImportedCar, Pinning};
+pub use self::capability::{
+    BlockStream, Capabilities, Check, CheckReport, ImportCar, ImportedCar, Pinning, SubtreeFetch,
+};
 pub use self::memory::MemoryStore;
 use crate::block::{Block, Codec, HashAlg};
 use crate::error::{Error, Result};
@@ -38,8 +40,9 @@ pub const DEFAULT_CONCURRENCY: usize = 32;
 ///
 /// What a store can do beyond storing blocks — pin, check itself, take a whole CAR file —
 /// is asked of the store itself: [`capabilities`](BlockStore::capabilities) describes it,
-/// and [`pinning`](BlockStore::pinning), [`checker`](BlockStore::checker) and
-/// [`car_importer`](BlockStore::car_importer) hand out the extension traits.
+/// and [`pinning`](BlockStore::pinning), [`checker`](BlockStore::checker),
+/// [`car_importer`](BlockStore::car_importer) and [`subtree_fetch`](BlockStore::subtree_fetch)
+/// hand out the extension traits.
 #[async_trait]
 pub trait BlockStore: Debug + Send + Sync + 'static {
     /// The hash function new blocks are addressed with.
@@ -165,6 +168,12 @@ pub trait BlockStore: Debug + Send + Sync + 'static {
         None
     }
 
+    /// Whole subtrees, or a key's path, in one request (a trustless gateway's CARs), for
+    /// stores where each request costs a round trip.
+    fn subtree_fetch(&self) -> Option<&dyn SubtreeFetch> {
+        None
+    }
+
     /// Fetches many blocks, [`concurrency`](Self::concurrency) at a time, in input order.
     ///
     /// # Errors
@@ -231,5 +240,8 @@ impl<S: BlockStore + ?Sized> BlockStore for Arc<S> {
     }
     fn car_importer(&self) -> Option<&dyn ImportCar> {
         (**self).car_importer()
+    }
+    fn subtree_fetch(&self) -> Option<&dyn SubtreeFetch> {
+        (**self).subtree_fetch()
     }
 }
