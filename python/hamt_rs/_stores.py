@@ -17,7 +17,8 @@ def open_store(url: str) -> Store:
 
     ``sled:PATH[?cache=SIZE]`` (a local database, one process at a time), ``mem:``,
     ``kubo+http://HOST:PORT[?gateway=URL&read=rpc]`` (a Kubo node), ``s3://BUCKET/PREFIX
-    [?endpoint=URL]`` (AWS variables give the credentials) and ``ipfs-embedded:PATH``;
+    [?endpoint=URL]`` (AWS variables give the credentials), ``ipfs+http://HOST:PORT`` /
+    ``ipfs+https://HOST`` (trustless gateways, read-only) and ``ipfs-embedded:PATH``;
     ``hamt_rs.store_usage()`` lists what this build opens. An unknown scheme raises
     ``ValueError``.
     """

@@ -32,7 +32,8 @@ fn store_usage() -> String {
 }
 
 /// A block store opened from a URL (`sled:PATH`, `mem:`, `kubo+http://HOST:PORT`,
-/// `s3://BUCKET/PREFIX`, `ipfs-embedded:PATH`), or a Python CAS wrapped.
+/// `ipfs+http(s)://HOST` gateways, `s3://BUCKET/PREFIX`, `ipfs-embedded:PATH`), or a Python
+/// CAS wrapped.
 #[pyclass(module = "hamt_rs._native", subclass, frozen)]
 pub(crate) struct Store {
     pub(crate) blocks: Arc<dyn BlockStore>,
@@ -125,8 +126,8 @@ impl Store {
         self.caps()
     }
 
-    /// The URL scheme (`sled`, `mem`, `kubo+http`, `s3`, `ipfs-embedded`; `python` for a
-    /// wrapped CAS).
+    /// The URL scheme (`sled`, `mem`, `kubo+http`, `ipfs+http`, `s3`, `ipfs-embedded`;
+    /// `python` for a wrapped CAS).
     #[getter]
     fn scheme(&self) -> &'static str {
         self.scheme

@@ -114,6 +114,12 @@ def test_worker_processes_on_the_hamt_serve_gateway(client, scratch):
         with zarr.config.set(RUST):
             lazy = xr.open_zarr(read_only_store(cas, root), chunks={})
             xr.testing.assert_identical(client.compute(lazy).result(), ds)
+        # The registry's read-only gateway store, by URL: the workers reopen it from the pickle.
+        gateway = open_store(f"ipfs+http://127.0.0.1:{port}")
+        assert gateway.capabilities().shared and not gateway.capabilities().write
+        with zarr.config.set(RUST):
+            lazy = xr.open_zarr(read_only_store(gateway, root), chunks={})
+            xr.testing.assert_identical(client.compute(lazy).result(), ds)
     finally:
         server.terminate()
         server.wait(timeout=10)
