@@ -26,9 +26,10 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
         Some("zarr") => return bench_zarr(quick),
         Some("s3") => return bench_s3(quick),
         Some("versions") => return bench_versions(quick),
+        Some("python") => return crate::pyext::bench(quick),
         Some(other) => {
             return Err(format!(
-                "unknown benchmark {other:?}: core, gateway, kubo, zarr, s3 or versions"
+                "unknown benchmark {other:?}: core, gateway, kubo, zarr, s3, versions or python"
             ));
         }
     }

@@ -4,8 +4,8 @@
 //!   tests need (a Python ≥ 3.12 venv with py-hamt and zarr from PyPI, the JavaScript IPFS
 //!   node from npm, moto's S3 server), runs the tests of the named crates or of the whole
 //!   workspace, and ends with one line totalling them.
-//! - `cargo xtask bench [core|gateway|kubo|zarr|s3] [--quick]` — benchmarks as ratios against
-//!   a peer measured in the same run.
+//! - `cargo xtask bench [core|gateway|kubo|zarr|s3|versions|python] [--quick]` — benchmarks
+//!   as ratios against a peer measured in the same run.
 //! - `cargo xtask ci` — everything `.ci/run` runs: `checks`, then `test`.
 //! - `cargo xtask checks` — the CI steps before the tests: format, clippy with
 //!   `-D warnings`, benchmark smoke runs, a short run of every fuzz target.
@@ -13,15 +13,16 @@
 //!   seed corpus the project's own code writes.
 //!
 //! Each job lives in a module of its own: [`services`] (the servers tests run against),
-//! [`python`] (the venv), [`helia`] (the JavaScript IPFS client), [`test`], [`bench`],
-//! [`fuzz`], [`ci`]; [`cmd`] runs commands; [`tidy`] holds the repository checks, run as
-//! ordinary tests.
+//! [`python`] (the venvs), [`pyext`] (the Python extension), [`helia`] (the JavaScript
+//! IPFS client), [`test`], [`bench`], [`fuzz`], [`ci`]; [`cmd`] runs commands; [`tidy`]
+//! holds the repository checks, run as ordinary tests.
 
 mod bench;
 mod ci;
 mod cmd;
 mod fuzz;
 mod helia;
+mod pyext;
 mod python;
 mod services;
 mod test;
@@ -42,7 +43,9 @@ fn main() -> ExitCode {
         Some("checks") => ci::checks(),
         Some("bench") => bench::bench(&args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
-        Some("python") => python::python_env().map(|py| println!("{}", py.display())),
+        Some("python") => python::python_env()
+            .and_then(|py| Ok([py, python::newest_env()?]))
+            .map(|pys| pys.iter().for_each(|py| println!("{}", py.display()))),
         _ => Err(USAGE.to_string()),
     };
     match result {
@@ -54,16 +57,17 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask <test [CRATE...] | bench [core|gateway|kubo|zarr|s3] [--quick] | fuzz [TARGET] [--time SECONDS] | checks | ci | python>
+const USAGE: &str = "usage: cargo xtask <test [CRATE...] | bench [core|gateway|kubo|zarr|s3|versions|python] [--quick] | fuzz [TARGET] [--time SECONDS] | checks | ci | python>
   test [CRATE...]  run the tests of the named crates (all when none is named), with the
                    Python peers and services they need
-  bench [core|gateway|kubo|zarr|s3] [--quick]
+  bench [core|gateway|kubo|zarr|s3|versions|python] [--quick]
                    core: benchmarks against fvm_ipld_hamt and py-hamt, and peak memory, as
                    one table of ratios; gateway: `hamt serve` against the JavaScript IPFS
                    node's gateway; kubo: KuboStore against py-hamt's KuboCAS on that node;
                    zarr: every chunk through HamtStore on sled, a directory store and
-                   py-hamt; s3: S3Store against one object per block on moto's server
-                   (--quick: a smoke run on small sizes)
+                   py-hamt; s3: S3Store against one object per block on moto's server;
+                   versions: a three-way merge and log; python: hamt_rs from Python against zarr's LocalStore with
+                   zarrs-python, icechunk and py-hamt (--quick: a smoke run on small sizes)
   fuzz [TARGET] [--time SECONDS]
                    build the cargo-fuzz targets (node, tree, car, sharded, metadata,
                    gateway, ops), write their seed corpus and run the named one (each in
@@ -71,4 +75,4 @@ const USAGE: &str = "usage: cargo xtask <test [CRATE...] | bench [core|gateway|k
   checks           cargo fmt --check, clippy -D warnings, the benchmark smoke runs, every
                    fuzz target for 15 s
   ci               checks, then test: what .ci/run runs
-  python           create the py-hamt venv and print its interpreter";
+  python           create the two venvs and print their interpreters";

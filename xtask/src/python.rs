@@ -1,5 +1,7 @@
-//! The Python venv the interop tests and benchmarks use: py-hamt, zarr, xarray and moto from
-//! PyPI, pinned in `xtask/requirements.txt`.
+//! The Python venvs the interop tests and benchmarks use: py-hamt, zarr 3.0.9, xarray and
+//! moto from PyPI, pinned in `xtask/requirements.txt`; and a second one with the newest
+//! zarr-python 3 (and icechunk and zarrs-python, which need it), pinned in
+//! `xtask/requirements-newest.txt`.
 
 use std::env;
 use std::fs;
@@ -11,9 +13,19 @@ use crate::cmd::{root, run, xtask_dir};
 
 /// The interpreter of a venv holding the pinned Python peers, created on first use.
 pub(crate) fn python_env() -> Result<PathBuf> {
-    let dir = xtask_dir().join("venv");
+    venv("venv", "xtask/requirements.txt")
+}
+
+/// The interpreter of the venv with the newest zarr-python, created on first use.
+pub(crate) fn newest_env() -> Result<PathBuf> {
+    venv("venv-newest", "xtask/requirements-newest.txt")
+}
+
+/// The interpreter of venv `name` under the xtask directory, holding `requirements`.
+fn venv(name: &str, requirements: &str) -> Result<PathBuf> {
+    let dir = xtask_dir().join(name);
     let python = dir.join("bin/python");
-    let requirements = root().join("xtask/requirements.txt");
+    let requirements = root().join(requirements);
     let wanted = fs::read_to_string(&requirements)
         .map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
     let stamp = dir.join("installed-requirements.txt");

@@ -13,7 +13,12 @@ pub(crate) fn test(crates: &[String]) -> Result<()> {
     let python = python_env()?;
     let wants = |name: &str| crates.is_empty() || crates.iter().any(|c| c == name);
     // Started before the tests and stopped when this guard drops, even on failure.
-    let node = if wants("hamt-store-kubo") || wants("hamt-store-embedded") || wants("hamt-cli") {
+    let python_ext = wants(crate::pyext::CRATE);
+    let node = if wants("hamt-store-kubo")
+        || wants("hamt-store-embedded")
+        || wants("hamt-cli")
+        || python_ext
+    {
         Some(IpfsNode::start()?)
     } else {
         None
@@ -22,6 +27,7 @@ pub(crate) fn test(crates: &[String]) -> Result<()> {
         || wants("hamt-versions")
         || wants("hamt-cli")
         || wants("hamt-benches")
+        || python_ext
     {
         Some(S3Server::start(&python)?)
     } else {
@@ -59,6 +65,14 @@ pub(crate) fn test(crates: &[String]) -> Result<()> {
             Command::new(cargo()).args(["test", "-p", "hamt-registry", "--no-default-features"]),
             &mut totals,
         );
+    }
+    let mut py = crate::pyext::Counts::default();
+    if python_ext && let (Some(node), Some(s3)) = (&node, &s3) {
+        let ran = crate::pyext::test(node, s3, &mut py);
+        totals.passed += py.passed;
+        totals.failed += py.failed;
+        totals.ignored += py.skipped;
+        result = result.and(ran);
     }
     drop(node);
     drop(s3);

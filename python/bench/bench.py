@@ -1,0 +1,308 @@
+"""`cargo xtask bench python`: hamt_rs from Python against its peers, same data, same machine,
+same run, every ratio within one venv.
+
+  bench.py measure OUT.json WORKDIR [--quick]   one venv's measurements
+  bench.py report A.json B.json                 the table
+
+Dataset: float32 [64, 512, 512] in 512 zstd chunks of [8, 64, 64], with time/lat/lon
+coordinates (--quick: [16, 128, 128] in 64 chunks). Reads: every chunk through zarr (`a[:]`) and
+xarray (`.load()`); writes: `to_zarr`. Peers: zarr's LocalStore with the same chunks (with
+zarrs-python's pipeline where installed), icechunk on local storage (where installed),
+py-hamt's ZarrHAMTStore over the same blocks in memory (where installed). hamt_rs runs on sled
+with its codec pipeline. Then 100k keys through the HAMT, hamt_rs against py-hamt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+RUST = {"codec_pipeline.path": "hamt_rs.CodecPipeline"}
+ZARRS = {"codec_pipeline.path": "zarrs.ZarrsCodecPipeline"}
+
+
+def has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def dataset(quick: bool) -> tuple[xr.Dataset, dict]:
+    t, y, x = (16, 128, 128) if quick else (64, 512, 512)
+    ct, cy, cx = (4, 32, 32) if quick else (8, 64, 64)
+    rng = np.random.default_rng(42)
+    tt, yy, xx = np.meshgrid(np.arange(t), np.arange(y), np.arange(x), indexing="ij")
+    field = 280 + 10 * np.sin(yy / 40) * np.cos(xx / 55) + 0.2 * tt
+    data = (field + rng.normal(0, 0.5, size=field.shape)).astype("float32")
+    ds = xr.Dataset(
+        {"data": (("time", "lat", "lon"), data)},
+        coords={
+            "time": pd.date_range("2020-01-01", periods=t, freq="D"),
+            "lat": np.linspace(-90, 90, y),
+            "lon": np.linspace(-180, 180, x, endpoint=False),
+        },
+    )
+    codecs = zarr.codecs.ZstdCodec(level=3)
+    encoding = {"data": {"chunks": (ct, cy, cx), "compressors": [codecs]}}
+    return ds, encoding
+
+
+def best(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+class CidStore:
+    """py-hamt's CAS in memory with the CIDs a Kubo node gives (as the interop tests')."""
+
+    def __init__(self):
+        self.blocks = {}
+
+    async def save(self, data, codec):
+        from blake3 import blake3
+        from multiformats import CID, multihash
+
+        cid = CID("base32", 1, codec, multihash.wrap(blake3(bytes(data)).digest(length=32), "blake3"))
+        self.blocks[cid] = bytes(data)
+        return cid
+
+    async def load(self, id, offset=None, length=None, suffix=None):
+        data = self.blocks[id]
+        if offset is not None:
+            return data[offset : None if length is None else offset + length]
+        if suffix is not None:
+            return data[-suffix:] if suffix else b""
+        return data
+
+
+def measure(out_path: str, workdir: str, quick: bool) -> None:
+    import hamt_rs
+
+    shutil.rmtree(workdir, ignore_errors=True)
+    os.makedirs(workdir)
+    ds, encoding = dataset(quick)
+    repeats = 2 if quick else 3
+    # One-time costs (imports, dask's thread pool) go before any measurement.
+    warm = zarr.storage.MemoryStore()
+    ds.isel(time=slice(0, 2)).to_zarr(warm, zarr_format=3, encoding=encoding)
+    xr.open_zarr(warm).load()
+    result: dict = {"zarr": zarr.__version__, "quick": quick, "rows": {}}
+    rows = result["rows"]
+
+    def record(name, write, read_zarr, read_xr, expect):
+        got = read_zarr()
+        np.testing.assert_array_equal(got, expect)
+        rows[name] = {
+            "write_s": write,
+            "read_zarr_s": best(read_zarr, repeats),
+            "read_xarray_s": best(read_xr, repeats),
+        }
+        print(f"  {name}: {rows[name]}", file=sys.stderr)
+
+    expect = ds["data"].values
+
+    # hamt_rs on sled, with its pipeline.
+    store = hamt_rs.open_store(f"sled:{workdir}/sled")
+
+    def hamt_write():
+        async def go():
+            hamt = await hamt_rs.HAMT.build(cas=store, values_are_bytes=True)
+            with zarr.config.set(RUST):
+                ds.to_zarr(hamt_rs.ZarrHAMTStore(hamt), mode="w", zarr_format=3, encoding=encoding)
+            await hamt.make_read_only()
+            return hamt.root_node_id
+
+        return run(go())
+
+    start = time.perf_counter()
+    root = hamt_write()
+    write_s = time.perf_counter() - start
+
+    def hamt_store():
+        async def go():
+            hamt = await hamt_rs.HAMT.build(cas=store, root_node_id=root, read_only=True, values_are_bytes=True)
+            return hamt_rs.ZarrHAMTStore(hamt, read_only=True)
+
+        return run(go())
+
+    def hamt_zarr():
+        with zarr.config.set(RUST):
+            return zarr.open_array(hamt_store(), path="data", mode="r")[:]
+
+    def hamt_xr():
+        with zarr.config.set(RUST):
+            return xr.open_zarr(hamt_store()).load()
+
+    record("hamt_rs (sled, Rust pipeline)", write_s, hamt_zarr, hamt_xr, expect)
+    result["root"] = str(root)
+
+    # LocalStore: the same chunks in a directory (zarrs-python's pipeline where installed).
+    local_config = ZARRS if has("zarrs") else {}
+    local_name = "LocalStore + zarrs-python" if has("zarrs") else "LocalStore (default pipeline)"
+    path = f"{workdir}/local"
+
+    def local_write():
+        shutil.rmtree(path, ignore_errors=True)
+        with zarr.config.set(local_config):
+            ds.to_zarr(zarr.storage.LocalStore(path), mode="w", zarr_format=3, encoding=encoding)
+
+    start = time.perf_counter()
+    local_write()
+    write_s = time.perf_counter() - start
+
+    def local_zarr():
+        with zarr.config.set(local_config):
+            return zarr.open_array(zarr.storage.LocalStore(path, read_only=True), path="data", mode="r")[:]
+
+    def local_xr():
+        with zarr.config.set(local_config):
+            return xr.open_zarr(zarr.storage.LocalStore(path, read_only=True)).load()
+
+    record(local_name, write_s, local_zarr, local_xr, expect)
+    result["local"] = local_name
+
+    if has("icechunk"):
+        import icechunk
+
+        ice_path = f"{workdir}/icechunk"
+
+        def ice_write():
+            shutil.rmtree(ice_path, ignore_errors=True)
+            repo = icechunk.Repository.create(icechunk.local_filesystem_storage(ice_path))
+            session = repo.writable_session("main")
+            ds.to_zarr(session.store, mode="w", zarr_format=3, encoding=encoding, consolidated=False)
+            session.commit("bench")
+
+        start = time.perf_counter()
+        ice_write()
+        write_s = time.perf_counter() - start
+
+        def ice_store():
+            repo = icechunk.Repository.open(icechunk.local_filesystem_storage(ice_path))
+            return repo.readonly_session("main").store
+
+        def ice_zarr():
+            return zarr.open_array(ice_store(), path="data", mode="r")[:]
+
+        def ice_xr():
+            return xr.open_zarr(ice_store(), consolidated=False).load()
+
+        record("icechunk (local)", write_s, ice_zarr, ice_xr, expect)
+
+    if has("py_hamt"):
+        import py_hamt
+
+        cas = CidStore()
+
+        def py_write():
+            async def go():
+                hamt = await py_hamt.HAMT.build(cas=cas, values_are_bytes=True)
+                ds.to_zarr(py_hamt.ZarrHAMTStore(hamt), mode="w", zarr_format=3, encoding=encoding)
+                await hamt.make_read_only()
+                return hamt.root_node_id
+
+            return run(go())
+
+        start = time.perf_counter()
+        py_root = py_write()
+        write_s = time.perf_counter() - start
+        # The same dataset gives the same root: py-hamt reads the very blocks hamt_rs wrote.
+        assert str(py_root) == str(root), (py_root, root)
+
+        def py_store():
+            async def go():
+                hamt = await py_hamt.HAMT.build(cas=cas, root_node_id=py_root, read_only=True, values_are_bytes=True)
+                return py_hamt.ZarrHAMTStore(hamt, read_only=True)
+
+            return run(go())
+
+        def py_zarr():
+            return zarr.open_array(py_store(), path="data", mode="r")[:]
+
+        def py_xr():
+            return xr.open_zarr(py_store()).load()
+
+        record("py-hamt ZarrHAMTStore (memory)", write_s, py_zarr, py_xr, expect)
+
+        # 100k keys through the HAMT.
+        n = 2_000 if quick else 100_000
+        pairs = [(f"temperature/{i // 10_000}.{(i // 100) % 100}.{i % 100}", i.to_bytes(8, "little")) for i in range(n)]
+
+        async def kv(module, cas_obj):
+            start = time.perf_counter()
+            hamt = await module.HAMT.build(cas=cas_obj, values_are_bytes=True)
+            for k, v in pairs:
+                await hamt.set(k, v)
+            await hamt.make_read_only()
+            set_s = time.perf_counter() - start
+            start = time.perf_counter()
+            reader = await module.HAMT.build(cas=cas_obj, root_node_id=hamt.root_node_id, read_only=True, values_are_bytes=True)
+            for k, v in pairs:
+                assert await reader.get(k) == v
+            get_s = time.perf_counter() - start
+            return set_s, get_s, str(hamt.root_node_id)
+
+        ours = run(kv(hamt_rs, hamt_rs.InMemoryCAS()))
+        theirs = run(kv(py_hamt, CidStore()))
+        assert ours[2] == theirs[2], "roots differ"
+        result["kv"] = {"n": n, "hamt_rs": ours[:2], "py_hamt": theirs[:2], "root": ours[2]}
+    store.close()
+    with open(out_path, "w") as f:
+        json.dump(result, f)
+
+
+def report(paths: list[str]) -> None:
+    runs = [json.load(open(p)) for p in paths]
+    ours = "hamt_rs (sled, Rust pipeline)"
+    print()
+    print("hamt_rs from Python: every chunk of float32 "
+          + ("[16,128,128] in 64" if runs[0]["quick"] else "[64,512,512] in 512")
+          + " zstd chunks; min of runs; ratio = peer time / hamt_rs time (> 1: hamt_rs faster)")
+    head = f"{'zarr':<7} {'store':<34} {'write s':>8} {'a[:] s':>8} {'.load() s':>9} {'write x':>8} {'a[:] x':>8} {'.load() x':>9}"
+    print(head)
+    print("-" * len(head))
+    for r in runs:
+        base = r["rows"][ours]
+        for name, row in r["rows"].items():
+            ratios = ["" if name == ours else f"{row[k] / base[k]:.2f}" for k in ("write_s", "read_zarr_s", "read_xarray_s")]
+            print(
+                f"{r['zarr']:<7} {name:<34} {row['write_s']:>8.3f} {row['read_zarr_s']:>8.3f} {row['read_xarray_s']:>9.3f}"
+                f" {ratios[0]:>8} {ratios[1]:>8} {ratios[2]:>9}"
+            )
+    for r in runs:
+        if "kv" in r:
+            kv = r["kv"]
+            (os_, og), (ps, pg) = kv["hamt_rs"], kv["py_hamt"]
+            print()
+            print(f"HAMT from Python, {kv['n']} keys, 8-byte values, in memory (zarr {r['zarr']} venv); same root {kv['root']}")
+            print(f"{'':<22} {'hamt_rs s':>10} {'py-hamt s':>10} {'py-hamt/hamt_rs':>16}")
+            print(f"{'set + make_read_only':<22} {os_:>10.3f} {ps:>10.3f} {ps / os_:>16.1f}")
+            print(f"{'get every key':<22} {og:>10.3f} {pg:>10.3f} {pg / og:>16.1f}")
+    print()
+    print("targets: LocalStore+zarrs / hamt_rs >= 0.83 (hamt_rs <= 1.2x its time); icechunk >= 4;"
+          " py-hamt >= 10 (zarr) and >= 50 (keys)")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "measure":
+        measure(sys.argv[2], sys.argv[3], "--quick" in sys.argv[4:])
+    elif sys.argv[1] == "report":
+        report(sys.argv[2:])
+    else:
+        sys.exit(__doc__)

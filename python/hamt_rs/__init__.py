@@ -1,0 +1,80 @@
+"""hamt_rs: py-hamt's HAMT, stores and Zarr stores with the work done in Rust.
+
+Migrating from py-hamt 3.6 is an import change::
+
+    from hamt_rs import HAMT, KuboCAS, ZarrHAMTStore
+
+    async with KuboCAS(rpc_base_url=rpc, gateway_base_url=gateway) as cas:
+        hamt = await HAMT.build(cas=cas, values_are_bytes=True)
+        ds.to_zarr(store=ZarrHAMTStore(hamt), mode="w", zarr_format=3)
+        await hamt.make_read_only()
+        print(hamt.root_node_id)  # the CID py-hamt gives for the same dataset
+
+Readers open a dataset in one call, layout detected and chunks decoded in Rust::
+
+    ds = hamt_rs.open_dataset("kubo+http://127.0.0.1:5001", root)
+
+or keep ``xr.open_zarr(store)`` and turn the Rust decoding on with
+``zarr.config.set({"codec_pipeline.path": "hamt_rs.CodecPipeline"})``.
+"""
+
+from ._native import (
+    HAMT,
+    Capabilities,
+    CorruptBlockError,
+    DecryptionError,
+    FormatError,
+    HamtError,
+    NotFoundError,
+    PanicError,
+    ReadOnlyError,
+    Store,
+    StoreError,
+    __version__,
+    store_usage,
+)
+from ._pipeline import CodecPipeline
+from ._stores import ContentAddressedStore, InMemoryCAS, KuboCAS, open_store
+from ._zarr import (
+    ShardedZarrStore,
+    SimpleEncryptedZarrHAMTStore,
+    ZarrHAMTStore,
+    open_dataset,
+    open_zarr_store,
+)
+
+
+def blake3_hashfn(input_bytes: bytes) -> bytes:
+    """py-hamt's key hash: the 32-byte BLAKE3 digest of ``input_bytes``. hamt_rs computes it
+    in Rust; this exists so code that passes ``hash_fn=blake3_hashfn`` keeps working."""
+    import blake3  # type: ignore[import-not-found]
+
+    return blake3.blake3(input_bytes).digest()
+
+
+__all__ = [
+    "HAMT",
+    "Capabilities",
+    "CodecPipeline",
+    "ContentAddressedStore",
+    "CorruptBlockError",
+    "DecryptionError",
+    "FormatError",
+    "HamtError",
+    "InMemoryCAS",
+    "KuboCAS",
+    "NotFoundError",
+    "PanicError",
+    "ReadOnlyError",
+    "ShardedZarrStore",
+    "SimpleEncryptedZarrHAMTStore",
+    "Store",
+    "StoreError",
+    "ZarrHAMTStore",
+    "__version__",
+    "blake3_hashfn",
+    "open_dataset",
+    "open_store",
+    "open_zarr_store",
+    "store_usage",
+]

@@ -1,0 +1,202 @@
+//! The tokio runtime the extension owns, and the bridge from Rust futures to Python awaitables.
+//!
+//! Every async method returns what [`spawn`] makes of its future. The future is polled once
+//! on the calling thread with the GIL released: most operations on a local store (a cached
+//! node, a sled read, an in-memory insert) finish there, and the caller gets a [`Ready`]
+//! awaitable that costs no trip through the event loop. A future that has to wait is handed
+//! to the runtime and awaited through an asyncio future (pyo3-async-runtimes). Panics become
+//! `hamt_rs.PanicError`, never a crashed interpreter.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use futures::FutureExt as _;
+use pyo3::BoundObject as _;
+use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
+use pyo3::prelude::*;
+use tokio::runtime::Runtime;
+
+use crate::errors::PanicError;
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+
+/// The extension's multi-threaded runtime, started on first use.
+pub(crate) fn runtime() -> &'static Runtime {
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("hamt-rs")
+            .build()
+            // Without threads or a timer nothing of this module can work; there is no
+            // smaller thing to fall back to.
+            .expect("cannot start the hamt_rs tokio runtime")
+    })
+}
+
+/// Registers the runtime with pyo3-async-runtimes and the awaitable class.
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // Fails only when it is already registered (a second import of the module).
+    let _ = pyo3_async_runtimes::tokio::init_with_runtime(runtime());
+    m.add_class::<Ready>()?;
+    m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
+    Ok(())
+}
+
+/// Panics inside the extension (in a future when `in_future`), so the tests can check that a
+/// panic becomes `hamt_rs.PanicError` and never reaches the interpreter.
+#[pyfunction]
+fn _panic_for_tests(py: Python<'_>, in_future: bool) -> PyResult<Bound<'_, PyAny>> {
+    assert!(in_future, "a panic for the tests");
+    spawn(py, async move {
+        tokio::task::yield_now().await;
+        assert!(!in_future, "a panic for the tests, in a future");
+        Ok(())
+    })
+}
+
+/// `fut` with panics caught and turned into `hamt_rs.PanicError`.
+pub(crate) async fn catch<F, T>(fut: F) -> PyResult<T>
+where
+    F: Future<Output = PyResult<T>>,
+{
+    match AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => Err(panic_error(&*panic)),
+    }
+}
+
+/// The Python exception for a caught panic payload.
+pub(crate) fn panic_error(panic: &(dyn std::any::Any + Send)) -> PyErr {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    PanicError::new_err(format!(
+        "internal error in hamt_rs (a Rust panic, caught): {what}"
+    ))
+}
+
+/// A Python awaitable for `fut`, which runs on the extension's runtime.
+///
+/// # Errors
+/// When called outside a running asyncio event loop.
+pub(crate) fn spawn<F, T>(py: Python<'_>, fut: F) -> PyResult<Bound<'_, PyAny>>
+where
+    F: Future<Output = PyResult<T>> + Send + 'static,
+    T: for<'py> IntoPyObject<'py> + Send + 'static,
+{
+    let locals = pyo3_async_runtimes::tokio::get_current_locals(py)?;
+    let mut fut = Box::pin(pyo3_async_runtimes::tokio::scope(
+        locals.clone(),
+        catch(fut),
+    ));
+    let first = py.detach(|| {
+        let _entered = runtime().enter();
+        fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+    });
+    match first {
+        Poll::Ready(result) => {
+            let value = result.and_then(|v| {
+                v.into_pyobject(py)
+                    .map(|o| o.into_any().unbind())
+                    .map_err(Into::into)
+            });
+            Ok(Bound::new(py, Ready::new(value))?.into_any())
+        }
+        // The runtime polls it again with a real waker, which replaces the no-op one.
+        Poll::Pending => pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, fut),
+    }
+}
+
+/// Runs the future `make` builds to completion on the runtime from synchronous code, with the GIL released.
+///
+/// # Errors
+/// The future's error, or `PanicError`.
+pub(crate) fn block_on<M, F, T>(py: Python<'_>, make: M) -> PyResult<T>
+where
+    M: FnOnce() -> F + Send,
+    F: Future<Output = PyResult<T>>,
+    T: Send,
+{
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(PyRuntimeError::new_err(
+            "a synchronous hamt_rs call cannot run on the extension's own runtime threads",
+        ));
+    }
+    py.detach(|| runtime().block_on(catch(make())))
+}
+
+/// An awaitable whose result is already known: `await` returns it without suspending.
+#[pyclass(module = "hamt_rs._native", frozen)]
+pub(crate) struct Ready {
+    value: Mutex<Option<PyResult<Py<PyAny>>>>,
+}
+
+impl Ready {
+    pub(crate) fn new(value: PyResult<Py<PyAny>>) -> Self {
+        Self {
+            value: Mutex::new(Some(value)),
+        }
+    }
+
+    fn take(&self) -> PyResult<Py<PyAny>> {
+        let taken = self
+            .value
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match taken {
+            Some(Ok(value)) => Err(PyStopIteration::new_err((value,))),
+            Some(Err(err)) => Err(err),
+            None => Err(PyRuntimeError::new_err(
+                "cannot reuse an already awaited hamt_rs result",
+            )),
+        }
+    }
+}
+
+#[pymethods]
+impl Ready {
+    fn __await__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self) -> PyResult<Py<PyAny>> {
+        self.take()
+    }
+
+    /// Generator protocol: the value sent is ignored, the result is returned.
+    fn send(&self, _value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.take()
+    }
+
+    /// Generator protocol: raises the exception thrown in.
+    #[pyo3(signature = (exc, _value = None, _tb = None))]
+    fn throw(
+        &self,
+        exc: &Bound<'_, PyAny>,
+        _value: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        self.value
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        Err(PyErr::from_value(exc.clone()))
+    }
+
+    /// Generator protocol: drops the result.
+    fn close(&self) {
+        self.value
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+}

@@ -1,0 +1,104 @@
+"""Shared fixtures of hamt_rs's tests: the services `cargo xtask test` starts (a test that needs
+one fails, not skips, without it), a realistic small dataset, and the CID-addressed CAS that
+gives py-hamt the CIDs a Kubo node would (CIDv1, BLAKE3, dag-cbor nodes, raw values)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "pyhamt: needs py-hamt 3.6 (only in the zarr 3.0.9 venv)")
+
+
+def required_env(name: str) -> str:
+    """The value of a variable `cargo xtask test` sets; fails the test without it."""
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"{name} is not set: run these tests with `cargo xtask test hamt-python`")
+    return value
+
+
+@pytest.fixture
+def scratch(tmp_path: pathlib.Path) -> pathlib.Path:
+    """A fresh directory for databases (under the xtask scratch directory when set)."""
+    base = os.environ.get("HAMT_TEST_SCRATCH")
+    if not base:
+        return tmp_path
+    path = pathlib.Path(base) / uuid.uuid4().hex
+    path.mkdir(parents=True)
+    return path
+
+
+def run(coro):
+    """Runs a coroutine on a fresh event loop."""
+    return asyncio.run(coro)
+
+
+def dataset(times: int = 24, start: str = "2000-01-01") -> tuple[xr.Dataset, dict]:
+    """time × lat × lon: float32 with NaNs, int16 with scale_factor and _FillValue, datetime64
+    time, several chunks per variable; and the encoding that writes it so."""
+    lat, lon = 16, 24
+    rng = np.random.default_rng(times)
+    temp = (rng.normal(15, 8, size=(times, lat, lon))).astype("float32")
+    temp[rng.random(temp.shape) < 0.05] = np.nan
+    # Tenths of a millimetre, as int16 * scale_factor decodes them, so a round trip is exact.
+    precip = rng.integers(0, 500, size=(times, lat, lon)).astype("int16") * 0.1
+    precip[0, :2, :2] = np.nan
+    ds = xr.Dataset(
+        {
+            "temp": (("time", "lat", "lon"), temp, {"units": "degC", "long_name": "temperature"}),
+            "precip": (("time", "lat", "lon"), precip, {"units": "mm"}),
+        },
+        coords={
+            "time": pd.date_range(start, periods=times, freq="D"),
+            "lat": np.linspace(-60.0, 60.0, lat),
+            "lon": np.linspace(-180.0, 172.5, lon),
+        },
+        attrs={"title": "hamt_rs test dataset", "source": "synthetic"},
+    )
+    encoding = {
+        "temp": {"chunks": (6, 8, 12)},
+        "precip": {"chunks": (6, 8, 12), "dtype": "int16", "scale_factor": 0.1, "_FillValue": -32768},
+    }
+    return ds, encoding
+
+
+class CidStore:
+    """A py-hamt ContentAddressedStore in memory that returns the CIDs a Kubo node gives."""
+
+    def __init__(self):
+        self.blocks: dict = {}
+
+    async def save(self, data, codec):
+        from blake3 import blake3
+        from multiformats import CID, multihash
+
+        digest = blake3(bytes(data)).digest(length=32)
+        cid = CID("base32", 1, codec, multihash.wrap(digest, "blake3"))
+        self.blocks[cid] = bytes(data)
+        return cid
+
+    async def load(self, id, offset=None, length=None, suffix=None):
+        from multiformats import CID
+
+        data = self.blocks[id if isinstance(id, CID) else CID.decode(str(id))]
+        if offset is not None:
+            end = None if length is None else offset + length
+            return data[offset:end]
+        if suffix is not None:
+            return data[-suffix:] if suffix else b""
+        return data
+
+
+@pytest.fixture
+def cid_store() -> CidStore:
+    return CidStore()

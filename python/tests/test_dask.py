@@ -1,0 +1,125 @@
+"""dask: `xr.open_zarr(store, chunks={})` computed with the threaded scheduler and with a
+LocalCluster of two worker processes reading through pickled stores, on the S3 server and on
+`hamt serve`'s gateway; sled, which one process holds alone, refuses to be pickled and says so."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import subprocess
+import time
+
+import pytest
+import xarray as xr
+import zarr
+
+import hamt_rs
+from hamt_rs import HAMT, ZarrHAMTStore, open_store
+
+from conftest import dataset, required_env, run
+
+RUST = {"codec_pipeline.path": "hamt_rs.CodecPipeline"}
+
+
+def write(store, ds, encoding):
+    async def go():
+        hamt = await HAMT.build(cas=store, values_are_bytes=True)
+        ds.to_zarr(ZarrHAMTStore(hamt), mode="w", zarr_format=3, encoding=encoding)
+        await hamt.make_read_only()
+        return hamt.root_node_id
+
+    return run(go())
+
+
+def read_only_store(store, root):
+    async def go():
+        hamt = await HAMT.build(cas=store, root_node_id=root, read_only=True, values_are_bytes=True)
+        return ZarrHAMTStore(hamt, read_only=True)
+
+    return run(go())
+
+
+@pytest.fixture(scope="module")
+def client():
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(
+        processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None, host="127.0.0.1"
+    ) as cluster, Client(cluster) as c:
+        yield c
+
+
+def test_threaded_scheduler(scratch):
+    ds, encoding = dataset()
+    store = open_store(f"sled:{scratch / 'db'}")
+    root = write(store, ds, encoding)
+    for config in ({}, RUST):
+        with zarr.config.set(config):
+            lazy = xr.open_zarr(read_only_store(store, root), chunks={})
+            assert lazy.temp.data.npartitions > 1
+            xr.testing.assert_identical(lazy.compute(scheduler="threads"), ds)
+    # Worker processes could not open this database: pickling says so.
+    with pytest.raises(pickle.PicklingError, match="one process at a time"):
+        pickle.dumps(read_only_store(store, root))
+    store.close()
+
+
+def test_worker_processes_on_s3(client):
+    endpoint = required_env("HAMT_TEST_S3_ENDPOINT")
+    bucket = required_env("HAMT_TEST_S3_BUCKET")
+    ds, encoding = dataset()
+    url = f"s3://{bucket}/dask-{os.getpid()}?endpoint={endpoint}"
+    root = write(open_store(url), ds, encoding)
+    for config in ({}, RUST):
+        with zarr.config.set(config):
+            lazy = xr.open_zarr(read_only_store(open_store(url), root), chunks={})
+            pids = set(client.run(os.getpid).values())
+            assert len(pids) == 2 and os.getpid() not in pids
+            xr.testing.assert_identical(client.compute(lazy).result(), ds)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_worker_processes_on_the_hamt_serve_gateway(client, scratch):
+    hamt_bin = required_env("HAMT_TEST_HAMT_BIN")
+    ds, encoding = dataset()
+    db = scratch / "db"
+    store = open_store(f"sled:{db}")
+    root = write(store, ds, encoding)
+    store.close()  # `hamt serve` opens the database next
+    port = free_port()
+    server = subprocess.Popen(
+        [hamt_bin, "--store", f"sled:{db}", "serve", "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()
+                assert time.monotonic() < deadline, "hamt serve did not start"
+                time.sleep(0.1)
+        # Only the gateway is used for reads; the RPC address is never contacted.
+        cas = hamt_rs.KuboCAS(rpc_base_url="http://127.0.0.1:9", gateway_base_url=f"http://127.0.0.1:{port}")
+        assert cas.capabilities().shared
+        with zarr.config.set(RUST):
+            lazy = xr.open_zarr(read_only_store(cas, root), chunks={})
+            xr.testing.assert_identical(client.compute(lazy).result(), ds)
+        # The registry's read-only gateway store, by URL: the workers reopen it from the pickle.
+        gateway = open_store(f"ipfs+http://127.0.0.1:{port}")
+        assert gateway.capabilities().shared and not gateway.capabilities().write
+        with zarr.config.set(RUST):
+            lazy = xr.open_zarr(read_only_store(gateway, root), chunks={})
+            xr.testing.assert_identical(client.compute(lazy).result(), ds)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -1,0 +1,186 @@
+"""Bad input gives a clear Python exception, never a crash: wrong key or header (in
+test_zarr), missing blocks, a non-HAMT root, an unknown URL scheme, a closed store, a bad CID,
+a CAS that fails, and a panic inside the extension."""
+
+from __future__ import annotations
+
+import pytest
+from multiformats import CID
+
+import hamt_rs
+from hamt_rs import HAMT, InMemoryCAS, ZarrHAMTStore, open_store
+
+from conftest import run
+
+
+def test_unknown_url_scheme_lists_the_known_ones():
+    with pytest.raises(ValueError, match="unknown store URL") as info:
+        open_store("ftp://example/blocks")
+    for form in ("sled:PATH", "mem:", "kubo+http://", "s3://", "ipfs-embedded:"):
+        assert form in str(info.value)
+    assert "sled:PATH" in hamt_rs.store_usage()
+    with pytest.raises(ValueError):
+        open_store("mem:with-a-path")
+
+
+def test_a_root_not_in_the_store_is_not_found():
+    async def go():
+        other = InMemoryCAS()
+        hamt = await HAMT.build(cas=other, values_are_bytes=True)
+        await hamt.set("a", b"1")
+        await hamt.make_read_only()
+        with pytest.raises(hamt_rs.NotFoundError) as info:
+            await HAMT.build(cas=InMemoryCAS(), root_node_id=hamt.root_node_id, read_only=True)
+        assert info.value.cid == str(hamt.root_node_id)
+
+    run(go())
+
+
+def test_a_missing_value_block_is_not_found_not_a_missing_key(cid_store):
+    async def go():
+        hamt = await HAMT.build(cas=cid_store, values_are_bytes=True)
+        await hamt.set("a", b"value")
+        await hamt.make_read_only()
+        pointer = await hamt.get_pointer("a")
+        del cid_store.blocks[pointer]
+        reader = await HAMT.build(cas=cid_store, root_node_id=hamt.root_node_id, read_only=True, values_are_bytes=True)
+        with pytest.raises(hamt_rs.NotFoundError):
+            await reader.get("a")
+        with pytest.raises(KeyError):
+            await reader.get("b")
+
+    run(go())
+
+
+def test_a_non_hamt_root_is_a_format_error():
+    async def go():
+        store = InMemoryCAS()
+        raw = await store.save(b"not a node", "raw")
+        with pytest.raises(hamt_rs.FormatError):
+            await HAMT.build(cas=store, root_node_id=raw, read_only=True)
+        cbor = await store.save(b"\xa1\x61a\x01", "dag-cbor")  # {"a": 1}
+        with pytest.raises(hamt_rs.FormatError):
+            await HAMT.build(cas=store, root_node_id=cbor, read_only=True)
+        with pytest.raises(hamt_rs.FormatError):
+            await hamt_rs.open_zarr_store(store, raw)
+
+    run(go())
+
+
+def test_corrupt_blocks_are_refused(cid_store):
+    async def go():
+        hamt = await HAMT.build(cas=cid_store, values_are_bytes=True)
+        await hamt.set("a", b"value")
+        await hamt.make_read_only()
+        pointer = await hamt.get_pointer("a")
+        cid_store.blocks[pointer] = b"tampered"
+        reader = await HAMT.build(cas=cid_store, root_node_id=hamt.root_node_id, read_only=True, values_are_bytes=True)
+        with pytest.raises(hamt_rs.CorruptBlockError):
+            await reader.get("a")
+
+    run(go())
+
+
+def test_bad_cids_and_arguments():
+    async def go():
+        with pytest.raises(ValueError, match="invalid CID"):
+            await HAMT.build(cas=InMemoryCAS(), root_node_id="not-a-cid")
+        with pytest.raises(TypeError):
+            await HAMT.build(cas=InMemoryCAS(), root_node_id=12)
+        with pytest.raises(TypeError):
+            await HAMT.build(cas=object())
+        with pytest.raises(ValueError):
+            await HAMT.build(cas=InMemoryCAS(), max_bucket_size=0)
+        hamt = await HAMT.build(cas=InMemoryCAS(), values_are_bytes=False)
+        with pytest.raises(ValueError, match="values_are_bytes"):
+            ZarrHAMTStore(hamt)
+        with pytest.raises(ValueError, match="must match"):
+            ZarrHAMTStore(await HAMT.build(cas=InMemoryCAS(), values_are_bytes=True), read_only=True)
+
+    run(go())
+
+
+def test_a_closed_store_says_so(scratch):
+    async def go():
+        store = open_store(f"sled:{scratch / 'db'}")
+        hamt = await HAMT.build(cas=store, values_are_bytes=True)
+        await hamt.set("a", b"1")
+        await hamt.make_read_only()
+        await store.aclose()
+        assert store.closed
+        with pytest.raises(hamt_rs.StoreError, match="closed") as info:
+            await HAMT.build(cas=store, root_node_id=hamt.root_node_id, read_only=True)
+        assert info.value.is_temporary is False
+        # Closed, the database is free for the next opener.
+        again = open_store(f"sled:{scratch / 'db'}")
+        back = await HAMT.build(cas=again, root_node_id=hamt.root_node_id, read_only=True, values_are_bytes=True)
+        assert await back.get("a") == b"1"
+        again.close()
+
+    run(go())
+
+
+def test_sled_held_by_another_opener_is_a_store_error(scratch):
+    store = open_store(f"sled:{scratch / 'db'}")
+    with pytest.raises(hamt_rs.StoreError) as info:
+        open_store(f"sled:{scratch / 'db'}")
+    assert "sled" in str(info.value)
+    store.close()
+
+
+def test_a_failing_python_cas_raises_its_own_exception():
+    class Broken:
+        async def save(self, data, codec):
+            raise ConnectionError("the CAS is down")
+
+        async def load(self, id, offset=None, length=None, suffix=None):
+            raise ConnectionError("the CAS is down")
+
+    async def go():
+        hamt = await HAMT.build(cas=Broken(), values_are_bytes=True)
+        with pytest.raises(ConnectionError, match="the CAS is down"):
+            await hamt.set("a", b"1")
+
+    run(go())
+
+
+def test_a_cas_returning_wrong_ids_is_refused():
+    class Liar:
+        async def save(self, data, codec):
+            return CID.decode("bafkr4igwhpm2qjvpsha75i3rszngjyi64ihrhzdll5jmlgibcntalm5eq4")
+
+        async def load(self, id, offset=None, length=None, suffix=None):
+            raise KeyError(id)
+
+    async def go():
+        hamt = await HAMT.build(cas=Liar(), values_are_bytes=True)
+        await hamt.set("a", b"1")  # a value's ID is whatever the CAS says, as in py-hamt
+        with pytest.raises(hamt_rs.StoreError, match="BLAKE3"):
+            await hamt.make_read_only()  # a node's ID must be its CID
+
+    run(go())
+
+
+def test_async_methods_need_an_event_loop():
+    hamt = HAMT(InMemoryCAS())
+    with pytest.raises(RuntimeError):
+        hamt.len()
+
+
+def test_a_panic_becomes_an_exception():
+    from hamt_rs import _native
+
+    async def go():
+        with pytest.raises(hamt_rs.PanicError, match="a panic for the tests, in a future"):
+            await _native._panic_for_tests(True)
+
+    run(go())
+    # A panic in a synchronous call is pyo3's PanicException (a BaseException): caught too.
+    with pytest.raises(BaseException, match="a panic for the tests"):
+        run(_call_sync())
+
+
+async def _call_sync():
+    from hamt_rs import _native
+
+    return _native._panic_for_tests(False)

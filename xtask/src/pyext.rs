@@ -1,0 +1,189 @@
+//! The Python extension `hamt_rs` (`python/`): built with maturin into both venvs, its pytest
+//! suite run in each, and its benchmark.
+//!
+//! The py-hamt venv (zarr 3.0.9) runs every test; the newest-zarr venv runs all but those
+//! marked `pyhamt` (py-hamt pins zarr 3.0.9, so it cannot be installed there).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::Result;
+use crate::cmd::{cargo, root, run, target_dir, xtask_dir};
+use crate::python::{newest_env, python_env};
+use crate::services::{IpfsNode, S3Server};
+
+/// The crate's name, as `cargo xtask test` takes it.
+pub(crate) const CRATE: &str = "hamt-python";
+
+/// Builds the wheel (debug or release) and installs it into both venvs; returns the two
+/// interpreters, py-hamt's first.
+pub(crate) fn install(release: bool) -> Result<[PathBuf; 2]> {
+    let venvs = [python_env()?, newest_env()?];
+    let profile = if release { "release" } else { "dev" };
+    let out = xtask_dir().join("wheels").join(profile);
+    let _ = fs::remove_dir_all(&out);
+    let maturin = venvs[0].with_file_name("maturin");
+    run(Command::new(&maturin)
+        .args(["build", "--quiet", "--profile", profile, "-m"])
+        .arg(root().join("python/Cargo.toml"))
+        .arg("-o")
+        .arg(&out))?;
+    let wheel = fs::read_dir(&out)
+        .map_err(|e| format!("{}: {e}", out.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .ok_or("maturin built no wheel")?;
+    for python in &venvs {
+        run(Command::new(python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--force-reinstall",
+            ])
+            .arg(&wheel))?;
+    }
+    Ok(venvs)
+}
+
+/// Pass and fail counts of the pytest runs.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Counts {
+    pub(crate) passed: u64,
+    pub(crate) failed: u64,
+    pub(crate) skipped: u64,
+}
+
+/// Builds the debug extension into both venvs and runs `python/tests` in each, with the
+/// services' addresses in the environment and the `hamt` binary for `hamt serve`.
+pub(crate) fn test(node: &IpfsNode, s3: &S3Server, counts: &mut Counts) -> Result<()> {
+    // The feature set `cargo test --all-features` builds, so a workspace run has it already;
+    // alone it costs little more than the default set, since the extension itself needs the
+    // registry with every backend.
+    run(Command::new(cargo()).args([
+        "build",
+        "-q",
+        "-p",
+        "hamt-cli",
+        "--all-features",
+        "--bin",
+        "hamt",
+    ]))?;
+    let [pyhamt, newest] = install(false)?;
+    let mut failures = Vec::new();
+    for (python, select) in [(&pyhamt, None), (&newest, Some("not pyhamt"))] {
+        let mut cmd = Command::new(python);
+        cmd.args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "ignore::DeprecationWarning",
+        ]);
+        if let Some(select) = select {
+            cmd.args(["-m", select]);
+        }
+        cmd.arg(root().join("python/tests"));
+        cmd.env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("HAMT_TEST_KUBO_RPC", node.rpc_url())
+            .env("HAMT_TEST_KUBO_GATEWAY", node.gateway_url())
+            .env("HAMT_TEST_HAMT_BIN", target_dir().join("debug/hamt"))
+            .env("HAMT_TEST_SCRATCH", scratch()?);
+        s3.set_env(&mut cmd);
+        if let Err(e) = run_pytest(&mut cmd, counts) {
+            failures.push(format!("{}: {e}", python.display()));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
+}
+
+/// A directory for the tests' files under the target directory (sled databases, stores).
+fn scratch() -> Result<PathBuf> {
+    let dir = xtask_dir().join("pytest-scratch");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Runs pytest, passing its output through, and adds its closing line's counts.
+fn run_pytest(cmd: &mut Command, counts: &mut Counts) -> Result<()> {
+    use std::io::{BufRead as _, BufReader};
+    eprintln!("$ {cmd:?}");
+    let mut child = cmd
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let stdout = child.stdout.take().ok_or("pytest has no stdout")?;
+    let mut last = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| format!("reading pytest output: {e}"))?;
+        println!("{line}");
+        if line.contains(" passed") || line.contains(" failed") || line.contains(" error") {
+            last = line;
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for pytest: {e}"))?;
+    // "3 failed, 40 passed, 2 deselected in 12.3s"
+    for part in last.split(',') {
+        let mut words = part.split_whitespace();
+        let (Some(n), Some(what)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let n: u64 = n.trim_start_matches('=').trim().parse().unwrap_or(0);
+        match what {
+            "passed" => counts.passed += n,
+            "failed" | "error" | "errors" => counts.failed += n,
+            "skipped" => counts.skipped += n,
+            _ => {}
+        }
+    }
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("pytest failed: {status}"))
+    }
+}
+
+/// `cargo xtask bench python`: the release extension in both venvs, the benchmark script in
+/// each (every ratio within one venv), then one table.
+pub(crate) fn bench(quick: bool) -> Result<()> {
+    let [pyhamt, newest] = install(true)?;
+    let script = root().join("python/bench/bench.py");
+    let out = xtask_dir().join("bench-python");
+    let _ = fs::remove_dir_all(&out);
+    fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut results = Vec::new();
+    for (python, name) in [(&pyhamt, "zarr-3.0.9"), (&newest, "zarr-newest")] {
+        let json = out.join(format!("{name}.json"));
+        let mut cmd = Command::new(python);
+        cmd.arg(&script)
+            .arg("measure")
+            .arg(&json)
+            .arg(out.join(name))
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("PYTHONWARNINGS", "ignore");
+        if quick {
+            cmd.arg("--quick");
+        }
+        run(&mut cmd)?;
+        results.push(json);
+    }
+    report(&pyhamt, &script, &results)
+}
+
+fn report(python: &Path, script: &Path, results: &[PathBuf]) -> Result<()> {
+    run(Command::new(python).arg(script).arg("report").args(results))
+}
