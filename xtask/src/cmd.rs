@@ -44,6 +44,32 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     }
 }
 
+/// Runs a command in the workspace root, echoing it and passing its standard output through
+/// line by line to `each` as well; fails when it fails.
+pub(crate) fn run_lines(cmd: &mut Command, mut each: impl FnMut(&str)) -> Result<()> {
+    use std::io::{BufRead as _, BufReader};
+    eprintln!("$ {cmd:?}");
+    let mut child = cmd
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let stdout = child.stdout.take().ok_or("the command has no stdout")?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| format!("reading the output of {cmd:?}: {e}"))?;
+        println!("{line}");
+        each(&line);
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed: {status}"))
+    }
+}
+
 /// Runs `cmd` and returns its standard output (standard error passes through).
 pub(crate) fn output(cmd: &mut Command) -> Result<String> {
     eprintln!("$ {cmd:?}");

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::Result;
-use crate::cmd::{cargo, root, run, target_dir, xtask_dir};
+use crate::cmd::{cargo, root, run, run_lines, target_dir, xtask_dir};
 use crate::python::{newest_env, python_env};
 use crate::services::{IpfsNode, S3Server};
 
@@ -117,25 +117,12 @@ fn scratch() -> Result<PathBuf> {
 
 /// Runs pytest, passing its output through, and adds its closing line's counts.
 fn run_pytest(cmd: &mut Command, counts: &mut Counts) -> Result<()> {
-    use std::io::{BufRead as _, BufReader};
-    eprintln!("$ {cmd:?}");
-    let mut child = cmd
-        .current_dir(root())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
-    let stdout = child.stdout.take().ok_or("pytest has no stdout")?;
     let mut last = String::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.map_err(|e| format!("reading pytest output: {e}"))?;
-        println!("{line}");
+    let result = run_lines(cmd, |line| {
         if line.contains(" passed") || line.contains(" failed") || line.contains(" error") {
-            last = line;
+            line.clone_into(&mut last);
         }
-    }
-    let status = child
-        .wait()
-        .map_err(|e| format!("waiting for pytest: {e}"))?;
+    });
     // "3 failed, 40 passed, 2 deselected in 12.3s"
     for part in last.split(',') {
         let mut words = part.split_whitespace();
@@ -150,11 +137,7 @@ fn run_pytest(cmd: &mut Command, counts: &mut Counts) -> Result<()> {
             _ => {}
         }
     }
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("pytest failed: {status}"))
-    }
+    result
 }
 
 /// `cargo xtask bench python`: the release extension in both venvs, the benchmark script in

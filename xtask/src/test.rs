@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use crate::Result;
-use crate::cmd::{cargo, root};
+use crate::cmd::{cargo, run_lines};
 use crate::python::python_env;
 use crate::services::{IpfsNode, S3Server, node_dir};
 
@@ -98,39 +98,22 @@ struct Totals {
 /// Runs `cargo test`, passing its output through, and adds every test binary's
 /// `test result:` line to `totals`.
 fn run_tests(cmd: &mut Command, totals: &mut Totals) -> Result<()> {
-    use std::io::{BufRead as _, BufReader};
-    eprintln!("$ {cmd:?}");
-    let mut child = cmd
-        .current_dir(root())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
-    let stdout = child.stdout.take().ok_or("cargo test has no stdout")?;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.map_err(|e| format!("reading cargo test output: {e}"))?;
-        println!("{line}");
-        if let Some(rest) = line.strip_prefix("test result: ") {
-            for part in rest.split(';') {
-                let mut words = part.split_whitespace().rev();
-                let (Some(what), Some(n)) = (words.next(), words.next()) else {
-                    continue;
-                };
-                let n: u64 = n.parse().unwrap_or(0);
-                match what {
-                    "passed" => totals.passed += n,
-                    "failed" => totals.failed += n,
-                    "ignored" => totals.ignored += n,
-                    _ => {}
-                }
+    run_lines(cmd, |line| {
+        let Some(rest) = line.strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(what), Some(n)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let n: u64 = n.parse().unwrap_or(0);
+            match what {
+                "passed" => totals.passed += n,
+                "failed" => totals.failed += n,
+                "ignored" => totals.ignored += n,
+                _ => {}
             }
         }
-    }
-    let status = child
-        .wait()
-        .map_err(|e| format!("waiting for cargo test: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{cmd:?} failed: {status}"))
-    }
+    })
 }
