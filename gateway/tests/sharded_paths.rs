@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use bytes::Bytes;
-use common::{Reply, call, car_blocks};
+use common::{Reply, call, car_blocks, only};
 use hamt::{BlockStore, Cid, Codec, MemoryStore};
 use hamt_gateway::Gateway;
 use hamt_zarr::ShardedStore;
@@ -47,17 +47,6 @@ async fn dataset(store: &MemoryStore) -> (Cid, Vec<(String, Bytes)>) {
 
 async fn get(gw: &Gateway, uri: &str) -> Reply {
     call(gw, "GET", uri, &[]).await
-}
-
-/// The blocks of a CAR in a store of their own, but for the one at `without`.
-async fn only(car: &[(Cid, Bytes)], without: Option<usize>) -> Arc<dyn BlockStore> {
-    let out = MemoryStore::new();
-    for (i, (cid, data)) in car.iter().enumerate() {
-        if Some(i) != without {
-            out.put_keyed(cid, data.clone()).await.unwrap();
-        }
-    }
-    Arc::new(out)
 }
 
 /// What a trustless client reads for `key` with only `blocks`.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use bytes::Bytes;
-use common::{Reply, call, car_blocks, dfs, hamt_of};
+use common::{Reply, call, car_blocks, dfs, hamt_of, only};
 use hamt::{BlockStore, Cid, Codec, Hamt, HamtReader, HashAlg, MemoryStore};
 use hamt_gateway::Gateway;
 
@@ -448,17 +448,6 @@ async fn a_path_names_a_key_of_the_hamt() {
     )
     .await;
     assert_eq!(&r.body[..], &[1, 2, 3, 4, 5, 6, 7, 8]);
-}
-
-/// The blocks of `car` in a store of their own: what a trustless client holds.
-async fn only(car: &[(Cid, Bytes)], without: Option<usize>) -> Arc<dyn BlockStore> {
-    let out = MemoryStore::new();
-    for (i, (cid, data)) in car.iter().enumerate() {
-        if Some(i) != without {
-            out.put_keyed(cid, data.clone()).await.unwrap();
-        }
-    }
-    Arc::new(out)
 }
 
 #[tokio::test]

@@ -194,6 +194,18 @@ fn dechunk(mut rest: &[u8]) -> (Vec<u8>, bool) {
     }
 }
 
+/// The blocks of a CAR, but for the one at `without`, in a store of their own: what a
+/// trustless client holds.
+pub async fn only(car: &[(Cid, Bytes)], without: Option<usize>) -> Arc<dyn BlockStore> {
+    let out = MemoryStore::new();
+    for (i, (cid, data)) in car.iter().enumerate() {
+        if Some(i) != without {
+            out.put_keyed(cid, data.clone()).await.unwrap();
+        }
+    }
+    Arc::new(out)
+}
+
 /// The blocks of a CAR, in order, each verified against its CID; the header's roots.
 pub async fn car_blocks(car: &[u8]) -> (Vec<Cid>, Vec<(Cid, Bytes)>) {
     let mut reader = hamt::car::CarReader::new(car).await.unwrap();
