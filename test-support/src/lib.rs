@@ -4,11 +4,13 @@
 //! client and one of those services. Every helper fails loudly when what it needs is
 //! missing, so a test that needs a peer or a server fails rather than passing silently.
 
+mod process;
 pub mod proxy;
 mod python;
 mod rng;
 mod service;
 
+pub use crate::process::terminate;
 pub use crate::python::run_python_peer;
 pub use crate::rng::Rng;
 pub use crate::service::required_env;

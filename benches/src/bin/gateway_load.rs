@@ -153,10 +153,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             rows.push((name, level));
         }
     }
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
-    let _ = server.wait();
+    hamt_test_support::terminate(&mut server, std::time::Duration::from_secs(5));
 
     println!(
         "\n{:<20} {:>6} {:>10} {:>9} {:>9} {:>9} {:>7}",
