@@ -85,18 +85,21 @@ impl Slot {
     }
 }
 
+/// Where `key` goes under the manifest as it stands, and the metadata entry of that key (a
+/// chunk key may have a legacy one).
+fn routed(st: &State, key: &str) -> (Route, Option<Cid>) {
+    let key = route::effective_key(&st.manifest, key);
+    let route = route::route_of(&st.manifest, &key);
+    (route, st.manifest.metadata.get(&key).copied())
+}
+
 impl ShardedStore {
     /// The value of `key`: metadata bytes, or a chunk's bytes through its shard.
     ///
     /// # Errors
     /// Store failures; [`Error::Shard`] for a shard that does not decode.
     pub async fn get_value(&self, key: &str) -> Result<Option<Bytes>> {
-        let (route, meta) = {
-            let st = self.state();
-            let key = route::effective_key(&st.manifest, key);
-            let route = route::route_of(&st.manifest, &key);
-            (route, st.manifest.metadata.get(&key).copied())
-        };
+        let (route, meta) = routed(&self.state(), key);
         let pointer = match route {
             Route::Invalid => return Ok(None),
             Route::Meta => {
@@ -131,8 +134,7 @@ impl ShardedStore {
                     });
                 }
             };
-            let key = route::effective_key(&st.manifest, key);
-            let route = route::route_of(&st.manifest, &key);
+            let (route, meta) = routed(&st, key);
             let shard = match &route {
                 Route::Chunk { path, coords } => st
                     .manifest
@@ -142,7 +144,7 @@ impl ShardedStore {
                     .and_then(|slot| slot.shard_cid),
                 _ => None,
             };
-            (root, route, st.manifest.metadata.get(&key).copied(), shard)
+            (root, route, meta, shard)
         };
         let chunk = match (&route, shard) {
             (Route::Chunk { path, coords }, Some(shard)) => self
