@@ -7,7 +7,7 @@
 //! feature a root that is not a HAMT node may be a sharded Zarr root (py-hamt's
 //! `ShardedZarrStore`): its path is the root manifest, then the chunk's shard.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hamt::{BlockStore, Cid, Config, Error as HamtError, HamtReader, verify};
@@ -42,9 +42,7 @@ pub(crate) enum Miss {
 #[derive(Debug, Default)]
 pub(crate) struct ShardedRoots {
     #[cfg(feature = "zarr")]
-    open: Mutex<Vec<(Cid, Arc<hamt_zarr::ShardedStore>)>>,
-    #[cfg(not(feature = "zarr"))]
-    open: Mutex<()>,
+    open: std::sync::Mutex<Vec<(Cid, Arc<hamt_zarr::ShardedStore>)>>,
 }
 
 /// How many sharded roots stay open (a manifest holds one CID per shard in memory).
@@ -83,11 +81,16 @@ impl ShardedRoots {
                 Err(e) => return Err(zarr_miss(e)),
             };
             let mut open = self.lock();
-            if open.len() >= OPEN_SHARDED_ROOTS {
-                open.remove(0);
+            // Another request may have opened it meanwhile: one entry a root.
+            if let Some((_, first)) = open.iter().find(|(cid, _)| *cid == root) {
+                first.clone()
+            } else {
+                if open.len() >= OPEN_SHARDED_ROOTS {
+                    open.remove(0);
+                }
+                open.push((root, sharded.clone()));
+                sharded
             }
-            open.push((root, sharded.clone()));
-            sharded
         };
         sharded.path(key).await.map_err(zarr_miss)
     }
@@ -120,7 +123,6 @@ impl ShardedRoots {
         _key: &str,
         reason: String,
     ) -> Result<Option<(Vec<Cid>, Cid)>, Miss> {
-        let _ = &self.open;
         Err(Miss::NotHamt(reason))
     }
 }
