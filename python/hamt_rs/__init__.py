@@ -16,11 +16,21 @@ Readers open a dataset in one call, layout detected and chunks decoded in Rust::
 
 or keep ``xr.open_zarr(store)`` and turn the Rust decoding on with
 ``zarr.config.set({"codec_pipeline.path": "hamt_rs.CodecPipeline"})``.
+
+Versions and parallel writers: a ``Repository`` keeps commits, branches and tags beside the
+blocks; ``to_hamt(ds, session)`` writes a dask-backed dataset from many workers through forks
+of a session and merges them, and ``session.commit(message)`` makes it a version::
+
+    repo = hamt_rs.Repository("s3://bucket/era5?endpoint=http://127.0.0.1:9000")
+    session = repo.writable_session("main")
+    hamt_rs.to_hamt(ds, session, mode="w")
+    session.commit("ERA5 2024")
 """
 
 from ._native import (
     HAMT,
     Capabilities,
+    ConflictError,
     CorruptBlockError,
     DecryptionError,
     FormatError,
@@ -35,6 +45,8 @@ from ._native import (
 )
 from ._pipeline import CodecPipeline
 from ._stores import ContentAddressedStore, InMemoryCAS, KuboCAS, open_store
+from ._versions import Fork, Repository, Session
+from ._xarray import to_hamt
 from ._zarr import (
     ShardedZarrStore,
     SimpleEncryptedZarrHAMTStore,
@@ -56,9 +68,11 @@ __all__ = [
     "HAMT",
     "Capabilities",
     "CodecPipeline",
+    "ConflictError",
     "ContentAddressedStore",
     "CorruptBlockError",
     "DecryptionError",
+    "Fork",
     "FormatError",
     "HamtError",
     "InMemoryCAS",
@@ -66,6 +80,8 @@ __all__ = [
     "NotFoundError",
     "PanicError",
     "ReadOnlyError",
+    "Repository",
+    "Session",
     "ShardedZarrStore",
     "SimpleEncryptedZarrHAMTStore",
     "Store",
@@ -77,4 +93,5 @@ __all__ = [
     "open_store",
     "open_zarr_store",
     "store_usage",
+    "to_hamt",
 ]

@@ -34,6 +34,12 @@ class FormatError(HamtError):
 class ReadOnlyError(HamtError):
     """A write to a HAMT or store opened read-only."""
 
+class ConflictError(HamtError):
+    """Writers changed the same keys differently, or a ref moved under a compare-and-swap."""
+
+    keys: tuple[str, ...]
+    arrays: tuple[str, ...]
+
 class PanicError(HamtError):
     """An internal error (a Rust panic, caught)."""
 
@@ -197,6 +203,34 @@ def read_chunks(
     itemsize: int,
 ) -> Awaitable[list[int]]:
     """Reads chunks into ``out``; one status a chunk (0 missing, 1 read, 2 not handled)."""
+
+class Repository:
+    """A dataset's versions: commits and the branches and tags that name them."""
+
+    def __init__(self, store: Store | str | Any, refs: Optional[str] = None, max_bucket_size: int = 4) -> None: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def max_bucket_size(self) -> int: ...
+    def head(self, branch: str) -> Optional[CID]: ...
+    def resolve(self, spec: str) -> tuple[Optional[CID], CID]: ...
+    def root_of(self, commit: CID | str) -> CID: ...
+    def empty_root(self) -> CID: ...
+    def merge(self, base: CID | str, ours: CID | str, theirs: CID | str) -> CID: ...
+    def commit(
+        self,
+        branch: str,
+        root: CID | str,
+        expected: Optional[CID | str],
+        message: str,
+        author: Optional[str] = None,
+        metadata: Optional[dict[str, str]] = None,
+    ) -> dict[str, Any]: ...
+    def log(self, revision: str, limit: Optional[int] = None) -> list[dict[str, Any]]: ...
+    def branches(self) -> dict[str, CID]: ...
+    def tags(self) -> dict[str, CID]: ...
+    def create_branch(self, name: str, commit: CID | str) -> None: ...
+    def create_tag(self, name: str, commit: CID | str) -> None: ...
 
 def store_usage() -> str:
     """The URL forms this build opens."""

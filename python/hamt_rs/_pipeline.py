@@ -70,25 +70,32 @@ class CodecPipeline(_CodecPipeline):
 
     @property
     def supports_partial_decode(self) -> bool:
+        """Whether the default pipeline decodes parts of chunks."""
         return self._inner.supports_partial_decode
 
     @property
     def supports_partial_encode(self) -> bool:
+        """Whether the default pipeline encodes parts of chunks."""
         return self._inner.supports_partial_encode
 
     def validate(self, **kwargs: Any) -> None:
+        """zarr's check of the codecs against an array: the default pipeline's."""
         return self._inner.validate(**kwargs)
 
     def compute_encoded_size(self, byte_length: int, array_spec: Any) -> int:
+        """The encoded size of a chunk, as the default pipeline computes it."""
         return self._inner.compute_encoded_size(byte_length, array_spec)
 
     async def decode(self, chunk_bytes_and_specs: Any) -> Any:
+        """Decodes encoded chunks (the default pipeline's decoding)."""
         return await self._inner.decode(chunk_bytes_and_specs)
 
     async def encode(self, chunk_arrays_and_specs: Any) -> Any:
+        """Encodes chunks (the default pipeline's encoding)."""
         return await self._inner.encode(chunk_arrays_and_specs)
 
     async def write(self, batch_info: Any, value: Any, drop_axes: tuple[int, ...] = ()) -> None:
+        """Writes a batch of chunks: those of hamt_rs stores encoded and stored in Rust, the rest by the default pipeline."""
         batch = list(batch_info)
         array = value.as_numpy_array() if not drop_axes else None
         ours: list[int] = []
@@ -124,6 +131,7 @@ class CodecPipeline(_CodecPipeline):
             await self._inner.write([batch[i] for i in rest], value, drop_axes)
 
     async def read(self, batch_info: Any, out: Any, drop_axes: tuple[int, ...] = ()) -> Any:
+        """Reads a batch of chunks into ``out``: those of hamt_rs stores fetched and decoded in Rust, the rest by the default pipeline."""
         batch = list(batch_info)
         results: list[Any] = [_PRESENT] * len(batch)
         ours: list[int] = []

@@ -10,6 +10,8 @@
 //! | a block that is not what it should be (not a HAMT node, not a manifest) | `hamt_rs.FormatError` |
 //! | a write to a read-only store | `hamt_rs.ReadOnlyError` |
 //! | bad arguments (a CID, a URL, a key length) | `ValueError` |
+//! | a merge conflict, a lost ref race, a tag that exists (`hamt_versions`) | `hamt_rs.ConflictError` (`keys`) |
+//! | a branch, tag or revision that does not exist | `KeyError` |
 //! | a panic | `hamt_rs.PanicError` |
 //!
 //! Every class derives from `hamt_rs.HamtError`. An exception raised by a user's Python CAS
@@ -20,6 +22,7 @@ use std::fmt;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyOSError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
 create_exception!(
     _native,
@@ -65,6 +68,14 @@ create_exception!(
 );
 create_exception!(
     _native,
+    ConflictError,
+    HamtError,
+    "Writers changed the same keys differently (a merge, a commit that could not rebase), or a \
+     ref moved under a compare-and-swap; `keys` lists the conflicting keys, `arrays` the Zarr \
+     arrays and groups whose metadata conflicts."
+);
+create_exception!(
+    _native,
     PanicError,
     HamtError,
     "An internal error (a Rust panic, caught before it reached the interpreter)."
@@ -81,12 +92,17 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("StoreError", py.get_type::<StoreError>()),
         ("FormatError", py.get_type::<FormatError>()),
         ("ReadOnlyError", py.get_type::<ReadOnlyError>()),
+        ("ConflictError", py.get_type::<ConflictError>()),
         ("PanicError", py.get_type::<PanicError>()),
     ] {
         class.setattr("__module__", "hamt_rs")?;
         m.add(name, class)?;
     }
     py.get_type::<StoreError>().setattr("is_temporary", false)?;
+    py.get_type::<ConflictError>()
+        .setattr("keys", PyTuple::empty(py))?;
+    py.get_type::<ConflictError>()
+        .setattr("arrays", PyTuple::empty(py))?;
     Ok(())
 }
 
@@ -207,6 +223,42 @@ pub(crate) fn registry_error(err: hamt_registry::Error) -> PyErr {
                 temporary,
             ),
         },
+        other => store_error(other.to_string(), temporary),
+    }
+}
+
+/// A versions error (refs, commits, merges) as a Python exception.
+pub(crate) fn versions_error(err: hamt_versions::Error) -> PyErr {
+    use hamt_versions::Error as E;
+    let temporary = err.is_temporary();
+    match err {
+        E::Hamt(e) => hamt_error(e),
+        E::MergeConflict {
+            ref conflicts,
+            ref metadata,
+        } => {
+            let keys: Vec<String> = conflicts.iter().map(|c| c.key.clone()).collect();
+            let arrays: Vec<String> = metadata.iter().map(|m| m.path.clone()).collect();
+            Python::attach(|py| {
+                let exc = ConflictError::new_err(err.to_string());
+                // Setting attributes on a fresh exception instance cannot fail.
+                if let Ok(keys) = PyTuple::new(py, keys) {
+                    let _ = exc.value(py).setattr("keys", keys);
+                }
+                if let Ok(arrays) = PyTuple::new(py, arrays) {
+                    let _ = exc.value(py).setattr("arrays", arrays);
+                }
+                exc
+            })
+        }
+        e @ (E::RefConflict { .. } | E::TagExists { .. }) => ConflictError::new_err(e.to_string()),
+        e @ (E::RefNotFound { .. } | E::UnknownRevision { .. }) => {
+            pyo3::exceptions::PyKeyError::new_err(e.to_string())
+        }
+        e @ (E::InvalidRefName { .. } | E::InvalidInput(_) | E::GcRefused(_)) => {
+            PyValueError::new_err(e.to_string())
+        }
+        e @ (E::NotACommit { .. } | E::CorruptRef { .. }) => FormatError::new_err(e.to_string()),
         other => store_error(other.to_string(), temporary),
     }
 }

@@ -9,7 +9,7 @@
 //! stores from URLs and py-hamt's CAS classes), [`pycas`] (a Python CAS as a Rust block store),
 //! [`hamt`] (py-hamt's `HAMT`), [`order`] (py-hamt's listing order), [`zarr`] (the Rust side
 //! of the Zarr stores), [`pipeline`] (chunks fetched and decoded by zarrs, straight into the
-//! output array).
+//! output array), [`versions`] (commits, refs and merges for sessions and forks).
 
 mod convert;
 mod errors;
@@ -19,6 +19,7 @@ mod pipeline;
 mod pycas;
 mod runtime;
 mod stores;
+mod versions;
 mod zarr;
 
 use pyo3::prelude::*;
@@ -32,6 +33,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     hamt::register(m)?;
     zarr::register(m)?;
     pipeline::register(m)?;
+    versions::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

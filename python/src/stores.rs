@@ -265,6 +265,15 @@ impl Store {
         StoreCapabilities::from(caps)
     }
 
+    /// What the registry opened (None for a Python CAS or a closed store), lent to `f`.
+    pub(crate) fn with_opened<T>(&self, f: impl FnOnce(Option<&OpenStore>) -> T) -> T {
+        f(self
+            .opened
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref())
+    }
+
     fn take_opened(&self) -> Option<OpenStore> {
         self.opened
             .lock()
