@@ -25,11 +25,12 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
         Some("kubo") => return bench_kubo(quick),
         Some("zarr") => return bench_zarr(quick),
         Some("s3") => return bench_s3(quick),
+        Some("net") => return bench_net(quick),
         Some("versions") => return bench_versions(quick),
         Some("python") => return crate::pyext::bench(quick),
         Some(other) => {
             return Err(format!(
-                "unknown benchmark {other:?}: core, gateway, kubo, zarr, s3, versions or python"
+                "unknown benchmark {other:?}: core, gateway, kubo, zarr, s3, net, versions or python"
             ));
         }
     }
@@ -152,6 +153,21 @@ pub(crate) fn bench_zarr(quick: bool) -> Result<()> {
         cmd.arg("--quick");
     }
     run(cmd.env("HAMT_BENCH_PYTHON", python))
+}
+
+/// `cargo xtask bench net`: reads of a ≥ 1000-chunk dataset from `hamt serve` behind the
+/// loopback proxy (delay each way, a 200 Mbit/s cap) at several round-trip times: ours with
+/// CAR fetches and block by block against py-hamt's `KuboCAS`, each beside the link's floor.
+pub(crate) fn bench_net(quick: bool) -> Result<()> {
+    let python = python_env()?;
+    build_release(&[("hamt-cli", "hamt"), ("hamt-benches", "net_read")])?;
+    let mut cmd = Command::new(target_dir().join("release/net_read"));
+    if quick {
+        cmd.arg("--quick");
+    }
+    run(cmd
+        .env("HAMT_BENCH_PYTHON", python)
+        .env("HAMT_BENCH_HAMT_BIN", target_dir().join("release/hamt")))
 }
 
 /// Builds release binaries, each named with its package.

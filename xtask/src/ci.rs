@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use crate::Result;
-use crate::bench::{bench, bench_zarr};
+use crate::bench::{bench, bench_net, bench_zarr};
 use crate::cmd::{cargo, run};
 
 /// The steps before the tests: formatting, clippy with `-D warnings`, the benchmark smoke
@@ -33,6 +33,7 @@ pub(crate) fn checks() -> Result<()> {
     ]))?;
     bench(&["--quick".to_owned()])?;
     bench_zarr(true)?;
+    bench_net(true)?;
     crate::fuzz::check()
 }
 

@@ -53,13 +53,14 @@ pub struct GatewayStoreBuilder {
     retries: u32,
     backoff: Duration,
     penalty: Duration,
+    cars: bool,
 }
 
 impl GatewayStoreBuilder {
     /// A store reading from `gateway` (more with [`gateway`](Self::gateway)): 16 requests
     /// in flight per gateway, 30 s without progress ends a request, two retries of temporary
-    /// failures, and a gateway that fails three times in a row, or lies, is set back for
-    /// 30 s.
+    /// failures, a gateway that fails three times in a row, or lies, is set back for 30 s,
+    /// and subtrees are asked for as CARs.
     pub fn new(gateway: Url) -> Self {
         Self {
             gateways: vec![gateway],
@@ -68,6 +69,7 @@ impl GatewayStoreBuilder {
             retries: 2,
             backoff: Duration::from_millis(200),
             penalty: Duration::from_secs(30),
+            cars: true,
         }
     }
 
@@ -105,6 +107,15 @@ impl GatewayStoreBuilder {
     #[must_use]
     pub fn penalty(mut self, penalty: Duration) -> Self {
         self.penalty = penalty;
+        self
+    }
+
+    /// Whether subtrees and key paths are asked for as CARs (the default); without, every
+    /// block is one request, as py-hamt reads, and the store offers no
+    /// [`SubtreeFetch`].
+    #[must_use]
+    pub fn cars(mut self, cars: bool) -> Self {
+        self.cars = cars;
         self
     }
 
@@ -163,8 +174,9 @@ enum Miss {
 impl GatewayStore {
     /// The settings a URL names: `ipfs+http://HOST:PORT[/PATH]` or `ipfs+https://HOST`, the
     /// first gateway (`http(s)://HOST…`), with query options `gateway=URL` (repeatable: more
-    /// gateways, in order), `concurrency=N` (per gateway), `timeout=SECONDS`. Credentials in
-    /// a gateway's URL are sent to that gateway only.
+    /// gateways, in order), `concurrency=N` (per gateway), `timeout=SECONDS`, `car=false`
+    /// (every block one request: no CARs, see [`cars`](GatewayStoreBuilder::cars)).
+    /// Credentials in a gateway's URL are sent to that gateway only.
     ///
     /// # Errors
     /// [`Error::InvalidUrl`].
@@ -220,6 +232,12 @@ impl GatewayStore {
                         .filter(|s| s.is_finite() && *s > 0.0 && *s < 86_400.0)
                         .ok_or_else(|| invalid(format!("timeout={value}")))?;
                     builder = builder.timeout(Duration::from_secs_f64(secs));
+                }
+                "car" => {
+                    let cars = value
+                        .parse::<bool>()
+                        .map_err(|_| invalid(format!("car={value}: true or false")))?;
+                    builder = builder.cars(cars);
                 }
                 other => return Err(invalid(format!("unknown option {other}"))),
             }
@@ -681,13 +699,13 @@ impl BlockStore for GatewayStore {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             shared: true,
-            subtree: true,
+            subtree: self.opts().cars,
             ..Capabilities::default()
         }
     }
 
     fn subtree_fetch(&self) -> Option<&dyn SubtreeFetch> {
-        Some(self)
+        if self.opts().cars { Some(self) } else { None }
     }
 
     fn concurrency(&self) -> usize {
@@ -786,6 +804,17 @@ mod tests {
         assert_eq!(b.gateways[1].as_str(), "https://dweb.link/");
         assert_eq!(b.concurrency, 4);
         assert_eq!(b.timeout, Duration::from_millis(2500));
+        assert!(b.cars);
+        let b = GatewayStore::builder_from_url("ipfs+http://h:1?car=false").unwrap();
+        assert!(!b.cars);
+        let store = b.build().unwrap();
+        assert!(store.subtree_fetch().is_none() && !store.capabilities().subtree);
+        assert!(
+            GatewayStore::from_url("ipfs+http://h:1")
+                .unwrap()
+                .subtree_fetch()
+                .is_some()
+        );
         let b = GatewayStore::builder_from_url("ipfs+https://ipfs.io").unwrap();
         assert_eq!(b.gateways[0].as_str(), "https://ipfs.io/");
         for bad in [
@@ -794,6 +823,7 @@ mod tests {
             "ipfs+http://h?concurrency=0",
             "ipfs+http://h?timeout=-1",
             "ipfs+http://h?what=1",
+            "ipfs+http://h?car=no",
             "ipfs+http://",
             "kubo+http://h",
         ] {

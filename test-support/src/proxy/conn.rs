@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::http::{self, BodyReader, Framing, NotHttp, Piece};
+use super::queue::{self, Sender};
 use super::shape::{Ending, Out, write_out};
 use super::{Direction, Fault, Protocol, Shared};
 
@@ -21,8 +22,6 @@ use super::{Direction, Fault, Protocol, Shared};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection with nothing to read for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_mins(2);
-/// Steps queued per direction before the reader waits for the writer.
-const QUEUE: usize = 16;
 const READ_SIZE: usize = 64 * 1024;
 
 /// Accepts clients until dropped; dropping it drops (and so closes) every connection.
@@ -69,8 +68,8 @@ async fn connection(mut client: TcpStream, shared: Arc<Shared>) {
     let ending = {
         let (client_read, mut client_write) = client.split();
         let (service_read, mut service_write) = service.split();
-        let (to_service, to_service_queue) = mpsc::channel(QUEUE);
-        let (to_client, to_client_queue) = mpsc::channel(QUEUE);
+        let (to_service, to_service_queue) = queue::channel(shared.clone(), Direction::ToService);
+        let (to_client, to_client_queue) = queue::channel(shared.clone(), Direction::ToClient);
         let shared = &*shared;
         let others = async {
             let result = match shared.protocol() {
@@ -133,13 +132,13 @@ async fn fill<R: AsyncRead + Unpin>(from: &mut R, buf: &mut BytesMut) -> io::Res
     Ok(n == 0)
 }
 
-async fn send(to: &mpsc::Sender<Out>, out: Out) -> io::Result<()> {
+async fn send(to: &Sender, out: Out) -> io::Result<()> {
     to.send(out)
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "writer gone"))
 }
 
-async fn data(to: &mpsc::Sender<Out>, bytes: Bytes) -> io::Result<()> {
+async fn data(to: &Sender, bytes: Bytes) -> io::Result<()> {
     if bytes.is_empty() {
         return Ok(());
     }
@@ -147,11 +146,7 @@ async fn data(to: &mpsc::Sender<Out>, bytes: Bytes) -> io::Result<()> {
 }
 
 /// Passes `buf`, then everything else `from` sends, on unchanged until the end of the stream.
-async fn raw<R: AsyncRead + Unpin>(
-    mut from: R,
-    mut buf: BytesMut,
-    to: &mpsc::Sender<Out>,
-) -> io::Result<()> {
+async fn raw<R: AsyncRead + Unpin>(mut from: R, mut buf: BytesMut, to: &Sender) -> io::Result<()> {
     loop {
         data(to, buf.split().freeze()).await?;
         if fill(&mut from, &mut buf).await? {
@@ -164,7 +159,7 @@ async fn raw<R: AsyncRead + Unpin>(
 /// decided; requests are forwarded unchanged, except those answered in the service's place.
 async fn http_requests<R: AsyncRead + Unpin>(
     mut from: R,
-    to: mpsc::Sender<Out>,
+    to: Sender,
     exchanges: mpsc::UnboundedSender<Exchange>,
     shared: &Shared,
 ) -> io::Result<()> {
@@ -233,7 +228,7 @@ async fn http_requests<R: AsyncRead + Unpin>(
 /// passed on, with that request's fault applied.
 async fn http_responses<R: AsyncRead + Unpin>(
     mut from: R,
-    to: mpsc::Sender<Out>,
+    to: Sender,
     mut exchanges: mpsc::UnboundedReceiver<Exchange>,
     shared: &Shared,
 ) -> io::Result<()> {
@@ -324,7 +319,7 @@ async fn http_responses<R: AsyncRead + Unpin>(
 /// fault applied.
 async fn tcp_responses<R: AsyncRead + Unpin>(
     mut from: R,
-    to: mpsc::Sender<Out>,
+    to: Sender,
     fault: Option<Fault>,
     shared: &Shared,
 ) -> io::Result<()> {

@@ -11,6 +11,10 @@
 //! ([`Protocol::Tcp`]) a rule selects connections and offsets count the service's bytes from
 //! the start of the connection. Without rules every byte passes unchanged.
 //!
+//! The bandwidth cap is the link's, shared by all connections; each direction of a
+//! connection holds up to twice its delay's worth of that bandwidth in flight (1 MiB at
+//! least, 64 MiB at most), so a delay adds latency without lowering throughput.
+//!
 //! Every wait is bounded: connecting to the service (5 s), a connection idle in either
 //! direction (2 min), a write the peer does not read (1 min), and a [`Fault::Stall`] (its
 //! duration). Dropping the proxy closes its port and every connection through it.
@@ -29,6 +33,7 @@
 
 mod conn;
 mod http;
+mod queue;
 mod shape;
 
 use std::io;
@@ -76,8 +81,8 @@ pub struct Shaping {
     /// How long every byte is held before it is passed on (latency; throughput is not
     /// lowered by it).
     pub delay: Duration,
-    /// Most bytes per second passed on (a token bucket with 20 ms of burst); `None` for no
-    /// cap.
+    /// Most bytes per second passed on, by all connections together (one token bucket per
+    /// direction, with 20 ms of burst, as a link has one capacity); `None` for no cap.
     pub bytes_per_second: Option<u64>,
 }
 
@@ -259,6 +264,8 @@ pub(crate) struct Shared {
     protocol: Protocol,
     settings: Mutex<Settings>,
     counters: Counters,
+    /// The bandwidth cap's bucket of each direction, shared by every connection.
+    buckets: [shape::Bucket; 2],
 }
 
 impl Shared {
@@ -317,6 +324,10 @@ impl Shared {
 
     pub(crate) fn passed(&self, direction: Direction, bytes: usize) {
         self.counters.bytes[direction.index()].fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn bucket(&self, direction: Direction) -> &shape::Bucket {
+        &self.buckets[direction.index()]
     }
 
     pub(crate) fn upstream(&self) -> SocketAddr {
@@ -439,6 +450,7 @@ impl Proxy {
             protocol,
             settings: Mutex::new(Settings::default()),
             counters: Counters::default(),
+            buckets: Default::default(),
         });
         Ok((listener, shared))
     }

@@ -1,15 +1,17 @@
 //! The writing end of one direction of a connection: it passes on what the fault logic
 //! decided, in order, held back by the direction's delay and bandwidth cap as they are set
-//! at that moment.
+//! at that moment. The cap is the link's: every connection of a proxy draws on one bucket
+//! per direction.
 
 use std::io;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::queue::Receiver;
 use super::{Direction, Shared};
 
 /// Longest wait for a peer to take bytes written to it.
@@ -33,6 +35,16 @@ pub(crate) enum Out {
     Reset,
 }
 
+impl Out {
+    /// The bytes it passes on.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Out::Data(bytes, _) => bytes.len(),
+            Out::Hold(_) | Out::Close | Out::Reset => 0,
+        }
+    }
+}
+
 /// How the writing ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ending {
@@ -42,26 +54,44 @@ pub(crate) enum Ending {
     Reset,
 }
 
-/// A token bucket kept as the time at which what was sent so far has been paid for.
+/// The token bucket of one direction of a proxy, shared by its connections, kept as the
+/// time at which what was sent so far has been paid for. Each write reserves its turn, so
+/// connections take turns in the order they ask.
 #[derive(Debug)]
-struct Bucket {
-    paid_until: Instant,
+pub(crate) struct Bucket {
+    paid_until: Mutex<Instant>,
+}
+
+impl Default for Bucket {
+    fn default() -> Self {
+        Self {
+            paid_until: Mutex::new(Instant::now()),
+        }
+    }
 }
 
 impl Bucket {
-    async fn take(&mut self, bytes: usize, rate: Option<u64>) {
+    async fn take(&self, bytes: usize, rate: Option<u64>) {
         let now = Instant::now();
-        let Some(rate) = rate else {
-            self.paid_until = now;
-            return;
+        let wake = {
+            // A plain time replaced whole: a panic elsewhere cannot leave it torn.
+            let mut paid_until = self
+                .paid_until
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let Some(rate) = rate else {
+                *paid_until = now;
+                return;
+            };
+            // Credit for idle time is capped at one burst.
+            *paid_until = (*paid_until).max(now.checked_sub(BURST).unwrap_or(now));
+            #[allow(clippy::cast_precision_loss)]
+            let cost = Duration::from_secs_f64(bytes as f64 / rate as f64);
+            *paid_until += cost;
+            *paid_until
         };
-        // Credit for idle time is capped at one burst.
-        self.paid_until = self.paid_until.max(now.checked_sub(BURST).unwrap_or(now));
-        #[allow(clippy::cast_precision_loss)]
-        let cost = Duration::from_secs_f64(bytes as f64 / rate as f64);
-        self.paid_until += cost;
-        if self.paid_until > now {
-            tokio::time::sleep_until(self.paid_until).await;
+        if wake > now {
+            tokio::time::sleep_until(wake).await;
         }
     }
 }
@@ -84,13 +114,11 @@ fn slice_len(rate: Option<u64>) -> usize {
 /// closes (then shuts `to` down) or a [`Out::Close`] or [`Out::Reset`] comes.
 pub(crate) async fn write_out<W: AsyncWrite + Unpin>(
     to: &mut W,
-    mut queue: mpsc::Receiver<Out>,
+    mut queue: Receiver,
     shared: &Shared,
     direction: Direction,
 ) -> io::Result<Ending> {
-    let mut bucket = Bucket {
-        paid_until: Instant::now(),
-    };
+    let bucket = shared.bucket(direction);
     while let Some(out) = queue.recv().await {
         match out {
             Out::Data(mut bytes, read_at) => {
