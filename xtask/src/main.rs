@@ -4,7 +4,7 @@
 //!   tests need (a Python ≥ 3.12 venv with py-hamt and zarr from PyPI, the JavaScript IPFS
 //!   node from npm, moto's S3 server), runs the tests of the named crates or of the whole
 //!   workspace, and ends with one line totalling them.
-//! - `cargo xtask bench [core|gateway|kubo|zarr|s3|versions|python] [--quick]` — benchmarks
+//! - `cargo xtask bench [core|gateway|kubo|zarr|s3|net|versions|python] [--quick]` — benchmarks
 //!   as ratios against a peer measured in the same run.
 //! - `cargo xtask ci` — everything `.ci/run` runs: `checks`, then `test`.
 //! - `cargo xtask checks` — the CI steps before the tests: format, clippy with
@@ -57,15 +57,17 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask <test [CRATE...] | bench [core|gateway|kubo|zarr|s3|versions|python] [--quick] | fuzz [TARGET] [--time SECONDS] | checks | ci | python>
+const USAGE: &str = "usage: cargo xtask <test [CRATE...] | bench [core|gateway|kubo|zarr|s3|net|versions|python] [--quick] | fuzz [TARGET] [--time SECONDS] | checks | ci | python>
   test [CRATE...]  run the tests of the named crates (all when none is named), with the
                    Python peers and services they need
-  bench [core|gateway|kubo|zarr|s3|versions|python] [--quick]
+  bench [core|gateway|kubo|zarr|s3|net|versions|python] [--quick]
                    core: benchmarks against fvm_ipld_hamt and py-hamt, and peak memory, as
                    one table of ratios; gateway: `hamt serve` against the JavaScript IPFS
                    node's gateway; kubo: KuboStore against py-hamt's KuboCAS on that node;
                    zarr: every chunk through HamtStore on sled, a directory store and
                    py-hamt; s3: S3Store against one object per block on moto's server;
+                   net: reads through a delayed 200 Mbit/s proxy at RTT 0/20/80 ms against
+                   the link's floor and py-hamt;
                    versions: a three-way merge and log; python: hamt_rs from Python against zarr's LocalStore with
                    zarrs-python, icechunk and py-hamt (--quick: a smoke run on small sizes)
   fuzz [TARGET] [--time SECONDS]
