@@ -57,14 +57,14 @@ pub struct GatewayStoreBuilder {
 }
 
 impl GatewayStoreBuilder {
-    /// A store reading from `gateway` (more with [`gateway`](Self::gateway)): 16 requests
+    /// A store reading from `gateway` (more with [`gateway`](Self::gateway)): 32 requests
     /// in flight per gateway, 30 s without progress ends a request, two retries of temporary
     /// failures, a gateway that fails three times in a row, or lies, is set back for 30 s,
     /// and subtrees are asked for as CARs.
     pub fn new(gateway: Url) -> Self {
         Self {
             gateways: vec![gateway],
-            concurrency: 16,
+            concurrency: 32,
             timeout: Duration::from_secs(30),
             retries: 2,
             backoff: Duration::from_millis(200),
