@@ -141,7 +141,8 @@ fn run_pytest(cmd: &mut Command, counts: &mut Counts) -> Result<()> {
 }
 
 /// `cargo xtask bench python`: the release extension in both venvs, the benchmark script in
-/// each (every ratio within one venv), then one table.
+/// each (every ratio within one venv), then one table; then dask writes through forks
+/// against icechunk's on moto's S3 server (the newest venv, where icechunk installs).
 pub(crate) fn bench(quick: bool) -> Result<()> {
     let [pyhamt, newest] = install(true)?;
     let script = root().join("python/bench/bench.py");
@@ -164,7 +165,19 @@ pub(crate) fn bench(quick: bool) -> Result<()> {
         run(&mut cmd)?;
         results.push(json);
     }
-    report(&pyhamt, &script, &results)
+    report(&pyhamt, &script, &results)?;
+    let s3 = S3Server::start(&pyhamt)?;
+    let mut cmd = Command::new(&newest);
+    cmd.arg(root().join("python/bench/dask_writes.py"))
+        .arg(s3.endpoint())
+        .arg(S3Server::BUCKET)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONWARNINGS", "ignore");
+    s3.set_env(&mut cmd);
+    if quick {
+        cmd.arg("--quick");
+    }
+    run(&mut cmd)
 }
 
 fn report(python: &Path, script: &Path, results: &[PathBuf]) -> Result<()> {

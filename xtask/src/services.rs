@@ -16,7 +16,8 @@ pub(crate) struct S3Server {
 }
 
 impl S3Server {
-    const BUCKET: &'static str = "hamt-test";
+    /// The bucket the server is started with.
+    pub(crate) const BUCKET: &'static str = "hamt-test";
 
     pub(crate) fn start(python: &Path) -> Result<Self> {
         let bin = python.with_file_name("moto_server");
