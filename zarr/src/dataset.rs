@@ -277,6 +277,30 @@ impl crate::Source for Dataset {
     async fn get_value(&self, key: &str) -> Result<Option<Bytes>> {
         Dataset::get_value(self, key).await
     }
+
+    fn values<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> futures::stream::BoxStream<'a, Result<(String, Bytes)>> {
+        use futures::{StreamExt as _, TryStreamExt as _};
+        match &self.store {
+            Store::Hamt(store) => {
+                let keyless = store.encryption().is_none();
+                store
+                    .values(prefix)
+                    .and_then(move |(key, value)| {
+                        let checked = if keyless && metadata::is_json_key(&key) {
+                            metadata::refuse_encrypted(&key, &value)
+                        } else {
+                            Ok(())
+                        };
+                        std::future::ready(checked.map(|()| (key, value)))
+                    })
+                    .boxed()
+            }
+            Store::Sharded(store) => crate::source::values_by_key(store, prefix),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Copying Zarr v3 directory stores into a [`HamtStore`], and any dataset out of its store.
 
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
 use bytes::Bytes;
@@ -126,27 +127,46 @@ pub async fn export_dir<S: Source + ?Sized>(
     let (documents, chunks): (Vec<_>, Vec<_>) = targets
         .into_iter()
         .partition(|(key, _)| metadata::is_json_key(key));
-    let documents: Vec<(String, PathBuf, Option<Bytes>)> = stream::iter(documents)
+    let documents: Vec<(String, PathBuf, Bytes)> = stream::iter(documents)
         .map(|(key, path)| async move {
             let value = fetch(store, &key).await?;
             metadata::refuse_encrypted(&key, &value)?;
-            Ok::<_, Error>((key, path, Some(value)))
+            Ok::<_, Error>((key, path, value))
         })
         .buffer_unordered(CONCURRENCY)
         .try_collect()
         .await?;
-    // The documents as read, then every chunk, fetched as it is written.
-    let files = documents
-        .into_iter()
-        .chain(chunks.into_iter().map(|(key, path)| (key, path, None)));
-    let written = stream::iter(files).map(|(key, path, value)| async move {
-        let value = match value {
-            Some(value) => value,
-            None => fetch(store, &key).await?,
-        };
-        write_file(&path, &value, progress).await
-    });
-    tally(written).await
+    // The documents as read, then every chunk as the dataset's values stream in (one CAR
+    // stream of the tree over a gateway).
+    let written = tally(
+        stream::iter(documents)
+            .map(|(_, path, value)| async move { write_file(&path, &value, progress).await }),
+    )
+    .await?;
+    let mut paths: HashMap<String, PathBuf> = chunks.into_iter().collect();
+    let expected = paths.len();
+    let chunks = tally(
+        store
+            .values("")
+            .try_filter_map(|(key, value)| {
+                std::future::ready(Ok(paths.remove(&key).map(|path| (path, value))))
+            })
+            .map(|found| async move {
+                let (path, value) = found?;
+                write_file(&path, &value, progress).await
+            }),
+    )
+    .await?;
+    if chunks.keys < expected as u64 {
+        return Err(Error::InvalidKey {
+            key: paths.into_keys().next().unwrap_or_default(),
+            reason: "removed while exporting".into(),
+        });
+    }
+    Ok(Copied {
+        keys: written.keys + chunks.keys,
+        bytes: written.bytes + chunks.bytes,
+    })
 }
 
 /// The value of a listed key.

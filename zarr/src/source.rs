@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::stream::BoxStream;
 use futures::{StreamExt as _, TryStreamExt as _, stream};
 
 use crate::error::Result;
@@ -47,6 +48,35 @@ pub trait Source: Send + Sync + sealed::Sealed {
     async fn prefix_size(&self, prefix: &str) -> Result<u64> {
         prefix_size(self, prefix).await
     }
+
+    /// Every key starting with `prefix` with its value as Zarr sees it, in no particular
+    /// order: what a whole-dataset read (`export_dir`) streams. A HAMT read over a store
+    /// that fetches subtrees (a gateway) takes the tree in one CAR stream; otherwise values
+    /// are fetched a few at once.
+    ///
+    /// # Errors
+    /// As [`get_value`](Self::get_value), in the stream.
+    fn values<'a>(&'a self, prefix: &'a str) -> BoxStream<'a, Result<(String, Bytes)>> {
+        values_by_key(self, prefix)
+    }
+}
+
+/// [`Source::values`] by listing, then fetching [`CONCURRENCY`] values at once.
+pub(crate) fn values_by_key<'a, S: Source + ?Sized>(
+    source: &'a S,
+    prefix: &'a str,
+) -> BoxStream<'a, Result<(String, Bytes)>> {
+    stream::once(source.keys_with_prefix(prefix))
+        .map_ok(move |keys| {
+            stream::iter(keys)
+                .map(move |key| async move {
+                    Ok(source.get_value(&key).await?.map(|value| (key, value)))
+                })
+                .buffer_unordered(CONCURRENCY)
+        })
+        .try_flatten()
+        .try_filter_map(|found| std::future::ready(Ok(found)))
+        .boxed()
 }
 
 /// [`Source::prefix_size`]: every value under `prefix` fetched, [`CONCURRENCY`] at once.
@@ -74,5 +104,9 @@ impl<T: Source + ?Sized> Source for Arc<T> {
 
     async fn prefix_size(&self, prefix: &str) -> Result<u64> {
         (**self).prefix_size(prefix).await
+    }
+
+    fn values<'a>(&'a self, prefix: &'a str) -> BoxStream<'a, Result<(String, Bytes)>> {
+        (**self).values(prefix)
     }
 }

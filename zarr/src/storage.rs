@@ -292,6 +292,13 @@ impl Source for HamtStore {
     async fn get_value(&self, key: &str) -> Result<Option<Bytes>> {
         HamtStore::get_value(self, key).await
     }
+
+    fn values<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> futures::stream::BoxStream<'a, Result<(String, Bytes)>> {
+        HamtStore::values(self, prefix)
+    }
 }
 
 #[async_trait::async_trait]

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use futures::TryStreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use hamt::{BlockStore, Cid, Codec, Config, Hamt, HamtReader};
 use tokio::sync::RwLock;
 use zarrs_storage::byte_range::ByteRange;
@@ -315,6 +315,26 @@ impl HamtStore {
         };
         keys.sort_unstable();
         Ok(keys)
+    }
+
+    /// Every key starting with `prefix` with its value (decrypted), in the tree's order: a
+    /// read-only store walks the tree once (over a store that fetches subtrees, one CAR
+    /// stream of the whole tree); a writable one fetches the values of its keys.
+    pub fn values<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> futures::stream::BoxStream<'a, Result<(String, Bytes)>> {
+        match &self.tree {
+            Tree::Reader(r) => r
+                .iter()
+                .map_err(Error::from)
+                .try_filter(move |(k, _)| std::future::ready(k.starts_with(prefix)))
+                .and_then(move |(key, raw)| {
+                    std::future::ready(self.open_value(&key, raw).map(|value| (key, value)))
+                })
+                .boxed(),
+            Tree::Writer(_) => crate::source::values_by_key(self, prefix),
+        }
     }
 
     /// The size of `key`'s value as Zarr sees it (decrypted).
