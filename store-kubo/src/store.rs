@@ -6,13 +6,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use hamt::{BlockStore, Capabilities, Cid, Codec, HashAlg, Pinning, parse_cid, verify};
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use hamt::{
+    BlockStore, Capabilities, Cid, Codec, HashAlg, Pinning, SubtreeFetch, parse_cid, verify,
+};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use url::Url;
 
 use crate::error::Error;
+use crate::gateway::{GatewayStore, GatewayStoreBuilder};
 
 /// The URL scheme of this store: `kubo+http://HOST:PORT` (see also [`SCHEME_HTTPS`]).
 pub const SCHEME: &str = "kubo+http";
@@ -20,11 +23,17 @@ pub const SCHEME: &str = "kubo+http";
 /// The URL scheme of this store over TLS: `kubo+https://HOST`.
 pub const SCHEME_HTTPS: &str = "kubo+https";
 
+/// Blocks of one codec the gateways fail and the RPC API serves before that codec is read
+/// from the RPC API alone.
+const RPC_AFTER: u32 = 3;
+
 /// Where blocks are read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReadFrom {
-    /// `GET {gateway}/ipfs/{cid}` asking for the raw block (trustless), trying each gateway
-    /// in turn, as py-hamt's `KuboCAS` does.
+    /// The trustless gateways, through a [`GatewayStore`]: raw blocks (`GET
+    /// {gateway}/ipfs/{cid}`) from the healthiest gateway, as py-hamt's `KuboCAS` reads,
+    /// and whole subtrees as CARs where a gateway serves them; a kind of block the gateways
+    /// cannot serve (the JavaScript node's) comes from the RPC API instead.
     #[default]
     Gateway,
     /// The RPC API's `block/get`.
@@ -244,11 +253,31 @@ impl KuboStoreBuilder {
                 endpoint: "client".into(),
                 source,
             })?;
+        let gateway = match (self.read_from, self.gateways.split_first()) {
+            (ReadFrom::Gateway, Some((first, rest))) => {
+                let mut builder = rest
+                    .iter()
+                    .fold(GatewayStoreBuilder::new(first.clone()), |b, url| {
+                        b.gateway(url.clone())
+                    })
+                    .concurrency(self.concurrency)
+                    .timeout(self.timeout)
+                    .retries(self.retries, self.backoff)
+                    .headers(self.headers.clone());
+                if let (Some(value), Some(host)) = (&authorization, self.rpc.host_str()) {
+                    builder = builder.authorization(host, value.clone());
+                }
+                Some(builder.build()?)
+            }
+            _ => None,
+        };
         Ok(KuboStore {
             inner: Arc::new(Inner {
                 client,
                 authorization,
                 permits: Semaphore::new(self.concurrency),
+                gateway,
+                fallbacks: std::sync::Mutex::default(),
                 builder: self,
             }),
         })
@@ -308,6 +337,10 @@ struct Inner {
     /// The credentials, sent by [`KuboStore::authorized`].
     authorization: Option<HeaderValue>,
     permits: Semaphore,
+    /// The gateways reads go to (none when reading from the RPC API).
+    gateway: Option<GatewayStore>,
+    /// Per codec, blocks the gateways failed and the RPC API served in their place.
+    fallbacks: std::sync::Mutex<std::collections::HashMap<u64, u32>>,
     builder: KuboStoreBuilder,
 }
 
@@ -505,47 +538,53 @@ impl KuboStore {
         }
     }
 
-    async fn get_gateway(&self, cid: &Cid) -> hamt::Result<Bytes> {
-        let mut last: Option<hamt::Error> = None;
-        for gateway in &self.opts().gateways {
-            let url = match gateway.join(&format!("ipfs/{cid}?format=raw")) {
-                Ok(u) => u,
-                Err(e) => {
-                    last = Some(
-                        Error::InvalidUrl {
-                            url: redact(gateway.as_str()),
-                            reason: e.to_string(),
-                        }
-                        .into(),
-                    );
-                    continue;
+    /// A block from the gateways (through the [`GatewayStore`] they make up: standing,
+    /// `Retry-After`, hedging, verification), else from the RPC API. A gateway that cannot
+    /// serve a kind of block (the JavaScript node's gives HTTP 500 for DAG-CBOR and a whole
+    /// file for a DAG-PB node) is asked no more for that codec once the RPC API served
+    /// [`RPC_AFTER`] such blocks in its place. When the RPC API fails too, the gateways'
+    /// error is the answer (a lie stays [`hamt::Error::Corrupt`]).
+    async fn get_via_gateways(&self, cid: &Cid) -> hamt::Result<Bytes> {
+        let Some(gateways) = &self.inner.gateway else {
+            return self.get_rpc(cid).await;
+        };
+        let codec = cid.codec();
+        if self
+            .fallbacks()
+            .get(&codec)
+            .is_some_and(|&n| n >= RPC_AFTER)
+        {
+            return self.get_rpc(cid).await;
+        }
+        let gateway_error = match gateways.get(cid).await {
+            Ok(bytes) => return Ok(bytes),
+            Err(e @ hamt::Error::NotFound { .. }) => return Err(e),
+            Err(e) => e,
+        };
+        match self.get_rpc(cid).await {
+            Ok(bytes) => {
+                let mut fallbacks = self.fallbacks();
+                let n = fallbacks.entry(codec).or_insert(0);
+                *n += 1;
+                if *n == RPC_AFTER {
+                    tracing::info!(%cid, codec, error = %gateway_error, "the gateways do not serve this kind of block; reading it from the RPC API from now on");
                 }
-            };
-            let endpoint = format!("gateway {}", redact(gateway.as_str()));
-            let result = self
-                .with_retries(&endpoint, || {
-                    let to_rpc_host = gateway.host_str() == self.opts().rpc.host_str();
-                    self.authorized(self.inner.client.get(url.clone()), to_rpc_host)
-                        .header(ACCEPT, "application/vnd.ipld.raw")
-                })
-                .await;
-            match result {
-                Ok(bytes) => match verify(cid, &bytes) {
-                    Ok(()) => return Ok(bytes),
-                    Err(e) => {
-                        tracing::error!(%cid, gateway = %redact(gateway.as_str()), "gateway returned bytes that do not match the CID");
-                        last = Some(e);
-                    }
-                },
-                Err(Error::Status { status: 404, .. }) => {
-                    if last.is_none() {
-                        last = Some(hamt::Error::NotFound { cid: *cid });
-                    }
-                }
-                Err(e) => last = Some(e.into()),
+                Ok(bytes)
+            }
+            Err(rpc_error) => {
+                tracing::warn!(%cid, error = %rpc_error, "the RPC API failed too");
+                Err(gateway_error)
             }
         }
-        Err(last.unwrap_or(hamt::Error::NotFound { cid: *cid }))
+    }
+
+    /// Per codec, blocks the gateways failed and the RPC API served.
+    fn fallbacks(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, u32>> {
+        // Plain counters: a panic elsewhere cannot leave them torn.
+        self.inner
+            .fallbacks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The recursively pinned roots.
@@ -806,12 +845,22 @@ impl BlockStore for KuboStore {
             durable: true,
             shared: true,
             pin: true,
+            subtree: self.subtree_fetch().is_some(),
             ..Capabilities::default()
         }
     }
 
     fn pinning(&self) -> Option<&dyn Pinning> {
         Some(self)
+    }
+
+    /// The gateways' CAR fetches (a gateway that cannot serve a CAR makes the reader fall
+    /// back to blocks, which come through [`get`](BlockStore::get) and its RPC fallback).
+    fn subtree_fetch(&self) -> Option<&dyn SubtreeFetch> {
+        self.inner
+            .gateway
+            .as_ref()
+            .and_then(BlockStore::subtree_fetch)
     }
 
     fn hash_alg(&self) -> HashAlg {
@@ -873,7 +922,7 @@ impl BlockStore for KuboStore {
 
     async fn get(&self, cid: &Cid) -> hamt::Result<Bytes> {
         let bytes = match self.opts().read_from {
-            ReadFrom::Gateway => self.get_gateway(cid).await?,
+            ReadFrom::Gateway => self.get_via_gateways(cid).await?,
             ReadFrom::Rpc => self.get_rpc(cid).await?,
         };
         verify(cid, &bytes)?;

@@ -112,15 +112,89 @@ async fn a_gateway_that_flips_a_bit_is_corrupt() {
         .await
         .unwrap();
     assert_eq!(&honest.get(&cid).await.unwrap()[..], b"the real block");
+    // With the node's RPC API at hand the lie costs nothing: the true block comes from it.
     let through_proxy = KuboStoreBuilder::new()
         .rpc_url(env("HAMT_TEST_KUBO_RPC"))
-        .gateways(vec![url])
+        .gateways(vec![url.clone()])
         .build()
         .unwrap();
-    assert!(matches!(
-        through_proxy.get(&cid).await,
-        Err(Error::Corrupt { .. })
-    ));
+    assert_eq!(
+        &through_proxy.get(&cid).await.unwrap()[..],
+        b"the real block"
+    );
+    // Without it, the lie is what the reader hears.
+    let no_rpc = KuboStoreBuilder::new()
+        .rpc_url(Url::parse("http://127.0.0.1:9").unwrap())
+        .gateways(vec![url])
+        .retries(0, Duration::from_millis(1))
+        .build()
+        .unwrap();
+    assert!(matches!(no_rpc.get(&cid).await, Err(Error::Corrupt { .. })));
+}
+
+/// A tree of DAG-CBOR nodes, raw values and one value over the chunker size (a DAG-PB file),
+/// written to the node: 300 keys.
+async fn write_tree(store: Arc<dyn BlockStore>) -> (hamt::Cid, BTreeMap<String, Bytes>) {
+    let mut map = Hamt::new(store);
+    let mut want = BTreeMap::new();
+    for i in 0..300 {
+        let (k, v) = (format!("t2m/c/{}/{}", i / 20, i % 20), format!("chunk {i}"));
+        map.insert(&k, v.clone().into_bytes()).await.unwrap();
+        want.insert(k, Bytes::from(v));
+    }
+    let big: Vec<u8> = (0..900_000u32)
+        .map(|i| u8::try_from(i % 251).unwrap())
+        .collect();
+    map.insert("t2m/big", big.clone()).await.unwrap();
+    want.insert("t2m/big".into(), Bytes::from(big));
+    (map.flush().await.unwrap(), want)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_reads_on_the_javascript_node_fall_back_to_rpc_for_what_its_gateway_cannot_serve() {
+    // The node's gateway answers HTTP 500 for DAG-CBOR blocks (README of the services):
+    // by default the store reads from it, and takes those blocks from the RPC API.
+    let store = KuboStoreBuilder::new()
+        .rpc_url(env("HAMT_TEST_KUBO_RPC"))
+        .gateways(vec![env("HAMT_TEST_KUBO_GATEWAY")])
+        .chunker_size(256 * 1024)
+        .retries(0, Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let (root, want) = write_tree(Arc::new(store.clone())).await;
+    let reader = HamtReader::open(Arc::new(store), root).await.unwrap();
+    let got: BTreeMap<String, Bytes> = reader.iter().try_collect().await.unwrap();
+    assert_eq!(got, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_reads_take_whole_trees_as_cars_from_a_trustless_gateway() {
+    use hamt_test_support::proxy::{Protocol, Proxy};
+    // The node's blocks, served by this project's gateway behind a proxy that counts.
+    let (root, want) = write_tree(Arc::new(rpc_store())).await;
+    let (gateway, _server) = serve(Arc::new(rpc_store())).await;
+    let proxy = Proxy::in_front_of(gateway.as_str(), Protocol::Http)
+        .await
+        .unwrap();
+    let store = KuboStoreBuilder::new()
+        .rpc_url(env("HAMT_TEST_KUBO_RPC"))
+        .gateways(vec![Url::parse(&proxy.url()).unwrap()])
+        .build()
+        .unwrap();
+    assert!(store.capabilities().subtree);
+    let reader = HamtReader::open(Arc::new(store), root).await.unwrap();
+    let before = proxy.stats().requests;
+    let got: BTreeMap<String, Bytes> = reader.iter().try_collect().await.unwrap();
+    assert_eq!(got, want);
+    let cars = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("format=car"))
+        .count();
+    assert_eq!(proxy.stats().requests - before, 1, "{:?}", proxy.requests());
+    assert_eq!(cars, 1);
+    // Reading from the RPC API only, the store offers no CARs.
+    assert!(!rpc_store().capabilities().subtree);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

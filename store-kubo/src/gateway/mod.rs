@@ -18,7 +18,9 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use hamt::car::CarReader;
 use hamt::{BlockStore, BlockStream, Capabilities, Cid, Codec, SubtreeFetch, verify};
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_RANGE, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_RANGE, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER,
+};
 use tokio::sync::SemaphorePermit;
 use url::Url;
 
@@ -54,6 +56,9 @@ pub struct GatewayStoreBuilder {
     backoff: Duration,
     penalty: Duration,
     cars: bool,
+    /// Credentials for the gateways on one host, and the headers every gateway is sent.
+    authorization: Option<(String, HeaderValue)>,
+    headers: HeaderMap,
 }
 
 impl GatewayStoreBuilder {
@@ -70,7 +75,27 @@ impl GatewayStoreBuilder {
             backoff: Duration::from_millis(200),
             penalty: Duration::from_secs(30),
             cars: true,
+            authorization: None,
+            headers: HeaderMap::new(),
         }
+    }
+
+    /// Sends `Authorization: value` to the gateways on `host`, and to no other: a node's
+    /// credentials reach its own gateway, never a public one (as [`KuboStore`] uses it).
+    ///
+    /// [`KuboStore`]: crate::KuboStore
+    #[must_use]
+    pub fn authorization(mut self, host: &str, mut value: HeaderValue) -> Self {
+        value.set_sensitive(true);
+        self.authorization = Some((host.to_owned(), value));
+        self
+    }
+
+    /// Headers sent with every request, to every gateway.
+    #[must_use]
+    pub fn headers(mut self, headers: HeaderMap) -> Self {
+        self.headers = headers;
+        self
     }
 
     /// Another gateway, tried after those before it while they are healthy.
@@ -125,6 +150,7 @@ impl GatewayStoreBuilder {
     /// [`Error::Http`] when the HTTP client cannot be set up.
     pub fn build(self) -> Result<GatewayStore, Error> {
         let client = reqwest::Client::builder()
+            .default_headers(self.headers.clone())
             .connect_timeout(self.timeout)
             .read_timeout(self.timeout)
             .pool_max_idle_per_host(self.concurrency)
@@ -136,7 +162,15 @@ impl GatewayStoreBuilder {
         let gateways = self
             .gateways
             .iter()
-            .map(|u| Gateway::new(u.clone(), self.concurrency))
+            .map(|u| {
+                let mut gateway = Gateway::new(u.clone(), self.concurrency);
+                if let Some((host, value)) = &self.authorization
+                    && gateway.url.host_str() == Some(host.as_str())
+                {
+                    gateway.authorization = Some(value.clone());
+                }
+                gateway
+            })
             .collect();
         Ok(GatewayStore {
             inner: Arc::new(Inner {
@@ -287,7 +321,9 @@ impl GatewayStore {
             .extend(path);
         url.query_pairs_mut().extend_pairs(query);
         let mut request = self.inner.client.get(url).header(ACCEPT, accept);
-        if let Some((user, password)) = &gateway.auth {
+        if let Some(value) = &gateway.authorization {
+            request = request.header(AUTHORIZATION, value.clone());
+        } else if let Some((user, password)) = &gateway.auth {
             request = request.basic_auth(user, password.as_ref());
         }
         Ok(request)

@@ -35,6 +35,9 @@ pub(crate) struct Gateway {
     pub(crate) url: Url,
     /// The credentials of its own URL: sent to it and never to another gateway.
     pub(crate) auth: Option<(String, Option<String>)>,
+    /// An `Authorization` value given for its host (a Kubo node's credentials, for the
+    /// node's own gateway); sent to it alone, in place of `auth`.
+    pub(crate) authorization: Option<reqwest::header::HeaderValue>,
     /// Requests it may have in flight.
     pub(crate) permits: Semaphore,
     health: Mutex<Health>,
@@ -66,6 +69,7 @@ impl Gateway {
         Self {
             url,
             auth,
+            authorization: None,
             permits: Semaphore::new(concurrency.max(1)),
             health: Mutex::default(),
         }
