@@ -1,4 +1,5 @@
-"""Parallel writes from dask, hamt_rs against icechunk, in one run on one S3 server.
+"""Parallel writes from dask, hamt_rs against icechunk, in one run on one S3 server (the
+dask half of ``cargo xtask bench versions``).
 
 For 1, 2 and 4 worker processes (a ``dask.distributed.LocalCluster``), the same dask-backed
 dataset is written by ``hamt_rs.to_hamt`` into a session (forks on the workers, merged and

@@ -121,7 +121,8 @@ fn bench_gateway(quick: bool) -> Result<()> {
 fn bench_versions(quick: bool) -> Result<()> {
     run(bench_bin("versions")
         .arg(if quick { "20000" } else { "1000000" })
-        .arg(if quick { "100" } else { "1000" }))
+        .arg(if quick { "100" } else { "1000" }))?;
+    crate::pyext::dask_writes(quick)
 }
 
 /// `cargo xtask bench kubo`: `KuboStore` against py-hamt's `KuboCAS` on the same IPFS node.

@@ -68,9 +68,9 @@ const USAGE: &str = "usage: cargo xtask <test [CRATE...] | bench [core|gateway|k
                    py-hamt; s3: S3Store against one object per block on moto's server;
                    net: reads through a delayed 200 Mbit/s proxy at RTT 0/20/80 ms against
                    the link's floor and py-hamt;
-                   versions: a three-way merge and log; python: hamt_rs from Python against zarr's LocalStore with
-                   zarrs-python, icechunk and py-hamt, and dask writes through forks at 1/2/4
-                   workers against icechunk's (--quick: a smoke run on small sizes)
+                   versions: a three-way merge and log, and dask writes through forks at
+                   1/2/4 workers against icechunk's; python: hamt_rs from Python against zarr's LocalStore with
+                   zarrs-python, icechunk and py-hamt (--quick: a smoke run on small sizes)
   fuzz [TARGET] [--time SECONDS]
                    build the cargo-fuzz targets (node, tree, car, sharded, metadata,
                    gateway, ops), write their seed corpus and run the named one (each in

@@ -141,8 +141,7 @@ fn run_pytest(cmd: &mut Command, counts: &mut Counts) -> Result<()> {
 }
 
 /// `cargo xtask bench python`: the release extension in both venvs, the benchmark script in
-/// each (every ratio within one venv), then one table; then dask writes through forks
-/// against icechunk's on moto's S3 server (the newest venv, where icechunk installs).
+/// each (every ratio within one venv), then one table.
 pub(crate) fn bench(quick: bool) -> Result<()> {
     let [pyhamt, newest] = install(true)?;
     let script = root().join("python/bench/bench.py");
@@ -165,7 +164,14 @@ pub(crate) fn bench(quick: bool) -> Result<()> {
         run(&mut cmd)?;
         results.push(json);
     }
-    report(&pyhamt, &script, &results)?;
+    report(&pyhamt, &script, &results)
+}
+
+/// The dask half of `cargo xtask bench versions`: the release extension, then dask writes
+/// through forks against icechunk's at 1, 2 and 4 workers on moto's S3 server (in the
+/// newest venv, where icechunk installs).
+pub(crate) fn dask_writes(quick: bool) -> Result<()> {
+    let [pyhamt, newest] = install(true)?;
     let s3 = S3Server::start(&pyhamt)?;
     let mut cmd = Command::new(&newest);
     cmd.arg(root().join("python/bench/dask_writes.py"))

@@ -6,8 +6,8 @@
 //! sides); the peer builds the merged contents from scratch into a fresh tree, which is what
 //! a merge without structural sharing costs. Both give the same root (checked).
 //!
-//! The comparison with dask writing through icechunk comes with the Python package; its
-//! figures will be printed by that benchmark next to these.
+//! `cargo xtask bench versions` then runs `python/bench/dask_writes.py`: dask writes through
+//! forks against icechunk's, with the Python extension.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -93,7 +93,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     bench_log(store, commits).await?;
-    println!("dask + icechunk comparison: comes with the Python package's benchmark");
     Ok(())
 }
 
