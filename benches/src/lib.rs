@@ -193,3 +193,44 @@ impl Results {
         &self.order
     }
 }
+
+/// A Python benchmark script's answer: runs `cmd` (`python SCRIPT ARGS…`, named `script` in
+/// errors), which must succeed and print one JSON object, and returns it with a reader of its
+/// numbers.
+///
+/// # Errors
+/// The script could not start, failed (its standard error in the message), or printed no
+/// JSON.
+pub fn python_json(
+    mut cmd: std::process::Command,
+    script: &str,
+) -> Result<PythonJson, Box<dyn std::error::Error + Send + Sync>> {
+    let out = cmd.env("PYTHONWARNINGS", "ignore").output()?;
+    if !out.status.success() {
+        return Err(format!("{script} failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(PythonJson {
+        value: serde_json::from_slice(&out.stdout)?,
+        script: script.to_owned(),
+    })
+}
+
+/// The JSON object a Python benchmark script printed ([`python_json`]).
+#[derive(Debug)]
+pub struct PythonJson {
+    /// The object.
+    pub value: serde_json::Value,
+    script: String,
+}
+
+impl PythonJson {
+    /// The number at `key`.
+    ///
+    /// # Errors
+    /// When there is none.
+    pub fn num(&self, key: &str) -> Result<f64, String> {
+        self.value[key]
+            .as_f64()
+            .ok_or_else(|| format!("{}: no {key}", self.script))
+    }
+}

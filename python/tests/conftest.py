@@ -38,6 +38,21 @@ def scratch(tmp_path: pathlib.Path) -> pathlib.Path:
     return path
 
 
+def cluster_client(n_workers: int):
+    """A dask client on a LocalCluster of `n_workers` worker processes on loopback, one thread
+    each (a generator for module fixtures)."""
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(
+        processes=True,
+        n_workers=n_workers,
+        threads_per_worker=1,
+        dashboard_address=None,
+        host="127.0.0.1",
+    ) as cluster, Client(cluster) as client:
+        yield client
+
+
 def run(coro):
     """Runs a coroutine on a fresh event loop."""
     return asyncio.run(coro)

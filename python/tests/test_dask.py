@@ -17,7 +17,7 @@ import zarr
 import hamt_rs
 from hamt_rs import HAMT, ZarrHAMTStore, open_store
 
-from conftest import dataset, required_env, run
+from conftest import cluster_client, dataset, required_env, run
 
 RUST = {"codec_pipeline.path": "hamt_rs.CodecPipeline"}
 
@@ -42,12 +42,7 @@ def read_only_store(store, root):
 
 @pytest.fixture(scope="module")
 def client():
-    from dask.distributed import Client, LocalCluster
-
-    with LocalCluster(
-        processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None, host="127.0.0.1"
-    ) as cluster, Client(cluster) as c:
-        yield c
+    yield from cluster_client(2)
 
 
 def test_threaded_scheduler(scratch):

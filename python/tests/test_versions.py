@@ -21,7 +21,7 @@ import zarr
 import hamt_rs
 from hamt_rs import HAMT, ConflictError, Repository, ZarrHAMTStore, open_store, to_hamt
 
-from conftest import dataset, required_env, run
+from conftest import cluster_client, dataset, required_env, run
 
 
 def s3_url(name: str) -> str:
@@ -65,12 +65,7 @@ def chunk_keys(repo: Repository, revision: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def client():
-    from dask.distributed import Client, LocalCluster
-
-    with LocalCluster(
-        processes=True, n_workers=4, threads_per_worker=1, dashboard_address=None, host="127.0.0.1"
-    ) as cluster, Client(cluster) as c:
-        yield c
+    yield from cluster_client(4)
 
 
 def test_four_worker_processes_write_2000_chunks_through_forks_as_one_serial_writer(client):

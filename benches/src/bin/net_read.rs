@@ -211,27 +211,14 @@ async fn point(url: &str, data: &Dataset, keys: &[String]) -> BoxResult<f64> {
 /// py-hamt's three reads at this RTT, in a process of its own.
 fn python(python: &str, gateway: &str, data: &Dataset, region: &[String]) -> BoxResult<PyRun> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/net_bench.py");
-    let out = std::process::Command::new(python)
-        .env("PYTHONWARNINGS", "ignore")
-        .arg(script)
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(script)
         .arg(gateway)
         .arg(data.root.to_string())
         .arg(region.join(","))
-        .arg(&data.chunks[0])
-        .output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "net_bench.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    let py: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let num = |k: &str| {
-        py[k]
-            .as_f64()
-            .ok_or_else(|| format!("net_bench.py: no {k}"))
-    };
+        .arg(&data.chunks[0]);
+    let py = hamt_benches::python_json(cmd, "net_bench.py")?;
+    let num = |k: &str| py.num(k);
     let checksum = num("checksum")?;
     if (checksum - data.checksum).abs() > 1e-6 * data.checksum.abs().max(1.0) {
         return Err(format!("py-hamt checksum {checksum} != {}", data.checksum).into());

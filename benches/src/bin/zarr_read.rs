@@ -270,27 +270,14 @@ async fn main() -> BoxResult<()> {
     hamt::car::export_car(&sled, root, &mut w).await?;
     futures::AsyncWriteExt::close(&mut w).await?;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/zarr_bench.py");
-    let out = std::process::Command::new(python)
-        .env("PYTHONWARNINGS", "ignore")
-        .arg(script)
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(script)
         .arg(&car)
         .arg(root.to_string())
         .arg(&dir)
-        .arg(reps.to_string())
-        .output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "zarr_bench.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    let py: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let num = |k: &str| {
-        py[k]
-            .as_f64()
-            .ok_or_else(|| format!("zarr_bench.py: no {k}"))
-    };
+        .arg(reps.to_string());
+    let py = hamt_benches::python_json(cmd, "zarr_bench.py")?;
+    let num = |k: &str| py.num(k);
     let (py_hamt_s, py_dir_s, py_sum) = (num("pyhamt_s")?, num("zarr_dir_s")?, num("checksum")?);
     if (py_sum - want).abs() > 1e-3 * want.abs().max(1.0) {
         return Err(format!("py-hamt checksum {py_sum} != {want}").into());
