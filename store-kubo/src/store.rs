@@ -284,6 +284,27 @@ impl KuboStoreBuilder {
     }
 }
 
+/// An error of the gateway store inside a Kubo store, named as the Kubo store's (the
+/// gateway's URL stays in the message).
+fn as_kubo(e: hamt::Error) -> hamt::Error {
+    const KUBO: &str = "kubo";
+    match e {
+        hamt::Error::Timeout { .. } => hamt::Error::Timeout { store: KUBO },
+        hamt::Error::Unauthorized { reason, .. } => hamt::Error::Unauthorized {
+            store: KUBO,
+            reason,
+        },
+        hamt::Error::Backend {
+            temporary, source, ..
+        } => hamt::Error::Backend {
+            store: KUBO,
+            temporary,
+            source,
+        },
+        other => other,
+    }
+}
+
 /// Standard base64, enough for basic auth, without another dependency.
 mod base64_engine {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -542,8 +563,9 @@ impl KuboStore {
     /// `Retry-After`, hedging, verification), else from the RPC API. A gateway that cannot
     /// serve a kind of block (the JavaScript node's gives HTTP 500 for DAG-CBOR and a whole
     /// file for a DAG-PB node) is asked no more for that codec once the RPC API served
-    /// [`RPC_AFTER`] such blocks in its place. When the RPC API fails too, the gateways'
-    /// error is the answer (a lie stays [`hamt::Error::Corrupt`]).
+    /// [`RPC_AFTER`] such blocks in its place. A block the gateways do not have, or a
+    /// gateway that does not answer in time, is the answer as it is; when the RPC API fails
+    /// too, the gateways' error is the answer (a lie stays [`hamt::Error::Corrupt`]).
     async fn get_via_gateways(&self, cid: &Cid) -> hamt::Result<Bytes> {
         let Some(gateways) = &self.inner.gateway else {
             return self.get_rpc(cid).await;
@@ -558,7 +580,10 @@ impl KuboStore {
         }
         let gateway_error = match gateways.get(cid).await {
             Ok(bytes) => return Ok(bytes),
-            Err(e @ hamt::Error::NotFound { .. }) => return Err(e),
+            // Missing, or the node not answering in time: asking its RPC API is no help.
+            Err(e @ (hamt::Error::NotFound { .. } | hamt::Error::Timeout { .. })) => {
+                return Err(as_kubo(e));
+            }
             Err(e) => e,
         };
         match self.get_rpc(cid).await {
@@ -573,7 +598,7 @@ impl KuboStore {
             }
             Err(rpc_error) => {
                 tracing::warn!(%cid, error = %rpc_error, "the RPC API failed too");
-                Err(gateway_error)
+                Err(as_kubo(gateway_error))
             }
         }
     }
