@@ -103,6 +103,9 @@ class Session:
     ``commit(message)`` commits with compare-and-swap, rebasing onto a head another writer
     moved first when the changes merge cleanly (``ConflictError`` naming the keys when they
     do not). A session itself stays in its process: ship forks.
+
+    ``merge`` and ``commit`` move the session to a new tree: take ``session.store`` again
+    after them (a store taken before writes to the old tree).
     """
 
     def __init__(self, repo: Repository, branch: str) -> None:
