@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::{fails, files_under, ok, sample};
+use common::{Served, fails, files_under, ok, sample};
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -231,26 +231,8 @@ fn serve_a_car_that_imports_into_an_empty_store_and_stop_on_sigterm() {
     let root = ok(&a, &["import", sample().to_str().unwrap()])
         .trim()
         .to_owned();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_hamt"))
-        .args(["--store", &a, "serve", "--listen", &addr])
-        .env_remove("HAMT_STORE")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "hamt serve did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let mut server = Served::start(&a);
+    let addr = server.addr.to_string();
     let (head, car) = http_get(&addr, &format!("/ipfs/{root}?format=car"));
     assert!(
         head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
@@ -289,11 +271,11 @@ fn serve_a_car_that_imports_into_an_empty_store_and_stop_on_sigterm() {
     fails(&gateway, &["put", &root, "k", "v"], 1, "read-only");
 
     let status = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
+        .args(["-TERM", &server.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let exit = server.wait().unwrap();
+    let exit = server.child.wait().unwrap();
     assert!(
         exit.success(),
         "hamt serve did not stop cleanly on SIGTERM: {exit}"

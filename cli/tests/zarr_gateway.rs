@@ -6,13 +6,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
 
 use hamt_test_support::proxy::{Protocol, Proxy};
 
 mod common;
-use common::{files_under, ok};
+use common::{Served, files_under, ok};
 
 const CHUNKS: usize = 60;
 
@@ -40,38 +38,6 @@ fn write_dataset(dir: &Path) {
     }
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(store: &str) -> (Server, std::net::SocketAddr) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let server = Server(
-        Command::new(env!("CARGO_BIN_EXE_hamt"))
-            .args(["--store", store, "serve", "--listen", &addr.to_string()])
-            .env_remove("HAMT_STORE")
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "hamt serve did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (server, addr)
-}
-
 #[test]
 fn zarr_export_over_a_gateway_streams_the_tree_as_cars() {
     let dir = tempfile::tempdir().unwrap();
@@ -81,8 +47,8 @@ fn zarr_export_over_a_gateway_streams_the_tree_as_cars() {
     let root = ok(&store, &["zarr", "import", original.to_str().unwrap()])
         .trim()
         .to_owned();
-    let (_server, addr) = serve(&store);
-    let proxy = Proxy::start_on_thread(addr, Protocol::Http).unwrap();
+    let server = Served::start(&store);
+    let proxy = Proxy::start_on_thread(server.addr, Protocol::Http).unwrap();
     let gateway = proxy.url().replacen("http://", "ipfs+http://", 1);
 
     let out = dir.path().join("exported.zarr");

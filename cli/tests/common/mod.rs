@@ -4,7 +4,8 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
 
 /// Runs `hamt --store STORE ARGS`.
 pub(crate) fn hamt(store: &str, args: &[&str]) -> Output {
@@ -69,4 +70,46 @@ pub(crate) fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
     }
     out.sort();
     out
+}
+
+/// `hamt --store STORE serve` on a free loopback port, killed when dropped, so that a test
+/// that fails leaves no server behind (one would hold the test runner's output open).
+pub(crate) struct Served {
+    /// The server process.
+    pub(crate) child: Child,
+    /// Where it listens.
+    pub(crate) addr: std::net::SocketAddr,
+}
+
+impl Served {
+    /// Starts the server and waits until it accepts connections.
+    pub(crate) fn start(store: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_hamt"))
+            .args(["--store", store, "serve", "--listen", &addr.to_string()])
+            .env_remove("HAMT_STORE")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let served = Self { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "hamt serve did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        served
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
