@@ -48,6 +48,11 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
 /// line by line to `each` as well; fails when it fails.
 pub(crate) fn run_lines(cmd: &mut Command, mut each: impl FnMut(&str)) -> Result<()> {
     use std::io::{BufRead as _, BufReader};
+    use std::sync::mpsc::RecvTimeoutError;
+    use std::time::{Duration, Instant};
+    // How long the output may stay open once the command has exited: a process it started
+    // and left behind (a test's server, after the test failed) must not hang the run.
+    const GRACE: Duration = Duration::from_secs(10);
     eprintln!("$ {cmd:?}");
     let mut child = cmd
         .current_dir(root())
@@ -55,14 +60,46 @@ pub(crate) fn run_lines(cmd: &mut Command, mut each: impl FnMut(&str)) -> Result
         .spawn()
         .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     let stdout = child.stdout.take().ok_or("the command has no stdout")?;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.map_err(|e| format!("reading the output of {cmd:?}: {e}"))?;
-        println!("{line}");
-        each(&line);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut exited = None;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(500)) {
+            Ok(line) => {
+                let line = line.map_err(|e| format!("reading the output of {cmd:?}: {e}"))?;
+                println!("{line}");
+                each(&line);
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {
+                if exited.is_none() {
+                    exited = child
+                        .try_wait()
+                        .map_err(|e| format!("waiting for {cmd:?}: {e}"))?
+                        .map(|status| (status, Instant::now()));
+                }
+                if exited.is_some_and(|(_, at)| at.elapsed() > GRACE) {
+                    eprintln!(
+                        "xtask: {cmd:?} exited, but a process it started still holds its \
+                         output; not waiting for it"
+                    );
+                    break;
+                }
+            }
+        }
     }
-    let status = child
-        .wait()
-        .map_err(|e| format!("waiting for {cmd:?}: {e}"))?;
+    let status = match exited {
+        Some((status, _)) => status,
+        None => child
+            .wait()
+            .map_err(|e| format!("waiting for {cmd:?}: {e}"))?,
+    };
     if status.success() {
         Ok(())
     } else {
