@@ -234,3 +234,39 @@ impl PythonJson {
             .ok_or_else(|| format!("{}: no {key}", self.script))
     }
 }
+
+/// A Zarr v3 group in a directory store with one float32 array `/data` (dimensions time,
+/// lat, lon; zstd level 3, like zarr-python's default), its metadata written and no chunk
+/// yet: the dataset the Zarr and network benchmarks fill and read.
+///
+/// # Errors
+/// The directory cannot be written, or zarrs refuses the shape.
+pub fn float32_zarr_dir(
+    dir: &std::path::Path,
+    shape: &[u64],
+    chunk: &[u64],
+) -> Result<
+    (
+        Arc<zarrs::filesystem::FilesystemStore>,
+        zarrs::array::Array<zarrs::filesystem::FilesystemStore>,
+    ),
+    Box<dyn std::error::Error + Send + Sync>,
+> {
+    let fs = Arc::new(zarrs::filesystem::FilesystemStore::new(dir)?);
+    zarrs::group::GroupBuilder::new()
+        .build(fs.clone(), "/")?
+        .store_metadata()?;
+    let zstd: Arc<dyn zarrs::array::BytesToBytesCodecTraits> =
+        Arc::new(zarrs::array::codec::ZstdCodec::new(3, false));
+    let array = zarrs::array::ArrayBuilder::new(
+        shape.to_vec(),
+        chunk.to_vec(),
+        zarrs::array::data_type::float32(),
+        0f32,
+    )
+    .bytes_to_bytes_codecs(vec![zstd])
+    .dimension_names(Some(["time", "lat", "lon"]))
+    .build(fs.clone(), "/data")?;
+    array.store_metadata()?;
+    Ok((fs, array))
+}

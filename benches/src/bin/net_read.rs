@@ -24,8 +24,6 @@ use hamt::{BlockStore, Cid, HamtReader};
 use hamt_store_kubo::GatewayStore;
 use hamt_store_sled::SledStore;
 use hamt_test_support::proxy::{Direction, Protocol, Proxy, Shaping};
-use zarrs::array::{ArrayBuilder, data_type};
-use zarrs::filesystem::FilesystemStore;
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -81,17 +79,7 @@ async fn write_dataset(tmp: &Path, db: &Path, quick: bool) -> BoxResult<Dataset>
         ([64u64, 360, 720], [1u64, 90, 180])
     };
     let dir = tmp.join("plain.zarr");
-    let fs = Arc::new(FilesystemStore::new(&dir)?);
-    zarrs::group::GroupBuilder::new()
-        .build(fs.clone(), "/")?
-        .store_metadata()?;
-    let zstd: Arc<dyn zarrs::array::BytesToBytesCodecTraits> =
-        Arc::new(zarrs::array::codec::ZstdCodec::new(3, false));
-    let array = ArrayBuilder::new(shape.to_vec(), chunk.to_vec(), data_type::float32(), 0f32)
-        .bytes_to_bytes_codecs(vec![zstd])
-        .dimension_names(Some(["time", "lat", "lon"]))
-        .build(fs.clone(), "/data")?;
-    array.store_metadata()?;
+    let (_, array) = hamt_benches::float32_zarr_dir(&dir, &shape, &chunk)?;
     // A temperature field: colder towards the poles, a daily wave, and measurement noise
     // in every value.
     let [nt, nlat, nlon] = shape;

@@ -15,8 +15,7 @@ use hamt::BlockStore;
 use hamt_store_sled::SledStore;
 use hamt_zarr::{HamtStore, ReadMode, ShardedStore};
 use tokio_util::compat::TokioAsyncWriteCompatExt as _;
-use zarrs::array::{Array, ArrayBuilder, data_type};
-use zarrs::filesystem::FilesystemStore;
+use zarrs::array::Array;
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -108,17 +107,7 @@ async fn main() -> BoxResult<()> {
     // The dataset, written once by zarrs into a directory store (zstd, like zarr-python's
     // default), then imported byte for byte into the HAMT.
     let dir = tmp.path().join("plain.zarr");
-    let fs = Arc::new(FilesystemStore::new(&dir)?);
-    zarrs::group::GroupBuilder::new()
-        .build(fs.clone(), "/")?
-        .store_metadata()?;
-    let zstd: Arc<dyn zarrs::array::BytesToBytesCodecTraits> =
-        Arc::new(zarrs::array::codec::ZstdCodec::new(3, false));
-    let array = ArrayBuilder::new(shape.clone(), chunk.clone(), data_type::float32(), 0f32)
-        .bytes_to_bytes_codecs(vec![zstd])
-        .dimension_names(Some(["time", "lat", "lon"]))
-        .build(fs.clone(), "/data")?;
-    array.store_metadata()?;
+    let (fs, array) = hamt_benches::float32_zarr_dir(&dir, &shape, &chunk)?;
     let n: usize = shape.iter().product::<u64>().try_into()?;
     #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
     let values: Vec<f32> = (0..n)
