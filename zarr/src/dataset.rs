@@ -258,13 +258,20 @@ impl Dataset {
             Store::Hamt(store) => (store.get_value(key).await?, store.encryption().is_none()),
             Store::Sharded(store) => (store.get_value(key).await?, true),
         };
-        if keyless
-            && metadata::is_json_key(key)
-            && let Some(value) = &value
-        {
-            metadata::refuse_encrypted(key, value)?;
+        if let Some(value) = &value {
+            refuse_ciphertext(keyless, key, value)?;
         }
         Ok(value)
+    }
+}
+
+/// Refuses a metadata document that is ciphertext when the dataset was opened without a key
+/// (`keyless`), as [`Dataset::get_value`] and [`Source::values`](crate::Source::values) do.
+fn refuse_ciphertext(keyless: bool, key: &str, value: &[u8]) -> Result<()> {
+    if keyless && metadata::is_json_key(key) {
+        metadata::refuse_encrypted(key, value)
+    } else {
+        Ok(())
     }
 }
 
@@ -289,16 +296,13 @@ impl crate::Source for Dataset {
                 store
                     .values(prefix)
                     .and_then(move |(key, value)| {
-                        let checked = if keyless && metadata::is_json_key(&key) {
-                            metadata::refuse_encrypted(&key, &value)
-                        } else {
-                            Ok(())
-                        };
+                        let checked = refuse_ciphertext(keyless, &key, &value);
                         std::future::ready(checked.map(|()| (key, value)))
                     })
                     .boxed()
             }
-            Store::Sharded(store) => crate::source::values_by_key(store, prefix),
+            // Through this dataset's own `get_value`, which checks each document.
+            Store::Sharded(_) => crate::source::values_by_key(self, prefix),
         }
     }
 }
