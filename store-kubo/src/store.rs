@@ -475,7 +475,7 @@ impl KuboStore {
                 reason: e.to_string(),
             })?;
         self.with_retries(endpoint, || {
-            let mut request = self.authorized(self.inner.client.post(url.clone()), true);
+            let mut request = self.authorized(self.inner.client.post(url.clone()));
             request = request.query(query);
             if let Some(body) = body {
                 let part = reqwest::multipart::Part::stream(reqwest::Body::from(body.clone()))
@@ -541,11 +541,12 @@ impl KuboStore {
             || (self.opts().missing_block_timeout.is_some() && m.contains("timed out"))
     }
 
-    /// `request` with the credentials when `send` (the RPC API, or a gateway on its host).
-    fn authorized(&self, request: reqwest::RequestBuilder, send: bool) -> reqwest::RequestBuilder {
-        match (&self.inner.authorization, send) {
-            (Some(value), true) => request.header(AUTHORIZATION, value.clone()),
-            _ => request,
+    /// `request` to the RPC API, with the credentials (gateways on the RPC host get them
+    /// through their [`GatewayStore`]).
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.inner.authorization {
+            Some(value) => request.header(AUTHORIZATION, value.clone()),
+            None => request,
         }
     }
 
