@@ -11,7 +11,6 @@ branch, rebased onto another writer's commit when the changes merge cleanly.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, Optional
 
 from . import _native
@@ -210,7 +209,9 @@ class Fork:
     def copy(self) -> "Fork":
         """A fork of this fork's tree as it is now, with the same base: for one more writer
         in this process (forks in one process share nothing but the store)."""
-        return Fork(self._store, self._max_bucket_size, self.base, self.root)
+        # The copy reads through the same store, so a flush is enough: its own pickling or
+        # merge makes everything durable.
+        return Fork(self._store, self._max_bucket_size, self.base, self._tree.root())
 
     def __dask_tokenize__(self) -> Any:
         return ("hamt_rs.Fork", self._store.url, str(self.base), str(self._tree._root))
@@ -258,9 +259,8 @@ def _reopen_fork(url: str, max_bucket_size: int, base: str, root: str) -> Fork:
     return Fork(store, max_bucket_size, base, root)
 
 
-def merge_forks(repo: Repository, forks: Iterable[Fork]) -> Fork:
+def merge_forks(repo: Repository, *forks: Fork) -> Fork:
     """One fork holding what every fork in ``forks`` (all from one base) wrote."""
-    forks = list(forks)
     if not forks:
         raise ValueError("nothing to merge")
     base = forks[0].base

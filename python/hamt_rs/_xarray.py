@@ -109,17 +109,13 @@ def _write_blocks(fork: Fork, *pieces: tuple[str, tuple, Any]) -> Fork:
     return mine
 
 
-def _merge(repo: Repository, *forks: Fork) -> Fork:
-    return merge_forks(repo, forks)
-
-
 def _tree_merge(repo: Repository, tasks: list[Any], split_every: int) -> Any:
     import dask
 
     level = list(tasks)
     while len(level) > 1:
         level = [
-            dask.delayed(_merge, pure=True)(repo, *level[i : i + split_every])
+            dask.delayed(merge_forks, pure=True)(repo, *level[i : i + split_every])
             for i in range(0, len(level), split_every)
         ]
     return level[0]
@@ -170,11 +166,7 @@ def to_hamt(
     fork = session.fork()
     tasks = _block_tasks(writes, fork, blocks_per_task)
     merged = _tree_merge(session.repository, tasks, split_every)
-    (done,) = _compute(merged, compute_kwargs or {})
-    return session.merge(done)
-
-
-def _compute(task: Any, kwargs: Mapping[str, Any]) -> tuple:
     import dask
 
-    return dask.compute(task, **kwargs)
+    (done,) = dask.compute(merged, **(compute_kwargs or {}))
+    return session.merge(done)
