@@ -10,6 +10,7 @@ mod range;
 mod request;
 mod resolve;
 mod server;
+mod trim;
 
 use std::future::Future;
 use std::sync::Arc;

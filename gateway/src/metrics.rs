@@ -13,11 +13,13 @@ pub struct Metrics {
     corrupt_blocks: AtomicU64,
     bytes_sent: AtomicU64,
     open_connections: AtomicU64,
+    peak_connections: AtomicU64,
     header_timeouts: AtomicU64,
     send_timeouts: AtomicU64,
     connection_limit_reached: AtomicU64,
     connections_evicted: AtomicU64,
     car_streams_cut: AtomicU64,
+    heap_trims: AtomicU64,
 }
 
 /// Counts a connection as open until dropped.
@@ -48,8 +50,20 @@ impl Metrics {
     }
 
     pub(crate) fn connection_opened(&self) -> OpenConnection<'_> {
-        self.open_connections.fetch_add(1, Ordering::Relaxed);
+        let open = self.open_connections.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak_connections.fetch_max(open, Ordering::Relaxed);
         OpenConnection(self)
+    }
+
+    /// The most connections open at once since [`Self::reset_peak_connections`].
+    pub(crate) fn peak_connections(&self) -> u64 {
+        self.peak_connections.load(Ordering::Relaxed)
+    }
+
+    /// Starts the peak over from the connections open now.
+    pub(crate) fn reset_peak_connections(&self) {
+        self.peak_connections
+            .store(self.open_connections(), Ordering::Relaxed);
     }
 
     pub(crate) fn header_timeout(&self) {
@@ -67,6 +81,10 @@ impl Metrics {
 
     pub(crate) fn connection_evicted(&self) {
         self.connections_evicted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn heap_trimmed(&self) {
+        self.heap_trims.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn car_cut(&self) {
@@ -108,6 +126,12 @@ impl Metrics {
         self.car_streams_cut.load(Ordering::Relaxed)
     }
 
+    /// Times the freed heap was given back to the system after a burst of connections
+    /// (glibc only; always 0 elsewhere).
+    pub fn heap_trims(&self) -> u64 {
+        self.heap_trims.load(Ordering::Relaxed)
+    }
+
     /// The Prometheus text exposition of every counter.
     pub fn render(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -130,7 +154,9 @@ impl Metrics {
              # TYPE hamt_gateway_connection_limit_reached_total counter\n\
              hamt_gateway_connection_limit_reached_total {}\n\
              # TYPE hamt_gateway_car_streams_cut_total counter\n\
-             hamt_gateway_car_streams_cut_total {}\n",
+             hamt_gateway_car_streams_cut_total {}\n\
+             # TYPE hamt_gateway_heap_trims_total counter\n\
+             hamt_gateway_heap_trims_total {}\n",
             get(&self.ok),
             get(&self.not_found),
             get(&self.client_errors),
@@ -143,6 +169,7 @@ impl Metrics {
             get(&self.connections_evicted),
             get(&self.connection_limit_reached),
             get(&self.car_streams_cut),
+            get(&self.heap_trims),
         )
     }
 }

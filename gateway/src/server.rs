@@ -53,6 +53,7 @@ pub(crate) async fn run(
     let registry = Registry::new();
     let (stop, stopping) = watch::channel(false);
     let builder = Arc::new(builder(limits));
+    tokio::spawn(crate::trim::after_bursts(state.clone(), stopping.clone()));
     tokio::pin!(shutdown);
     'accept: loop {
         let accepted = tokio::select! {

@@ -143,6 +143,17 @@ async fn legitimate_clients_get_every_byte_while_attackers_hold_bounded_memory()
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(gateway.metrics().open_connections(), 0);
+    // The burst is over: within a few seconds the freed heap goes back to the system.
+    if cfg!(all(target_os = "linux", target_env = "gnu")) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while gateway.metrics().heap_trims() == 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            gateway.metrics().heap_trims() >= 1,
+            "no trim after the burst"
+        );
+    }
     let after = rss();
     assert!(
         after < base + 16 * MIB,

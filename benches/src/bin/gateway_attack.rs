@@ -400,13 +400,14 @@ async fn main() -> BoxResult<()> {
     );
     println!(
         "server RSS: base {:.1} MiB, peak under attack {:.1} MiB (+{:.1} MiB, {} < 128 MiB), \
-         3 s after the attackers left {:.1} MiB (+{:.1} MiB)",
+         3 s after the attackers left {:.1} MiB (+{:.1} MiB, {} ≤ 10% of the base)",
         mib(base),
         mib(peak),
         mib(growth),
         verdict(mib(growth) < 128.0),
         mib(after),
-        mib(left)
+        mib(left),
+        verdict(left * 10 <= base)
     );
     println!(
         "a second attack: peak {:.1} MiB, 3 s after it {:.1} MiB (+{:.1} MiB over the base)",
