@@ -102,7 +102,8 @@ def measure(out_path: str, workdir: str, quick: bool) -> None:
     warm = zarr.storage.MemoryStore()
     ds.isel(time=slice(0, 2)).to_zarr(warm, zarr_format=3, encoding=encoding)
     xr.open_zarr(warm).load()
-    result: dict = {"zarr": zarr.__version__, "quick": quick, "rows": {}}
+    build = os.environ.get("HAMT_BENCH_BUILD", "release")
+    result: dict = {"zarr": zarr.__version__, "quick": quick, "build": build, "rows": {}}
     rows = result["rows"]
 
     def record(name, write, read_zarr, read_xr, expect):
@@ -275,6 +276,8 @@ def report(paths: list[str]) -> None:
           + ("[16,128,128] in 64" if runs[0]["quick"] else "[64,512,512] in 512")
           + " zstd chunks; min of runs; ratio = peer time / hamt_rs time (> 1: hamt_rs faster)")
     head = f"{'zarr':<7} {'store':<34} {'write s':>8} {'a[:] s':>8} {'.load() s':>9} {'write x':>8} {'a[:] x':>8} {'.load() x':>9}"
+    if any(r.get("build") == "debug" for r in runs):
+        print("a smoke run on the DEBUG build of hamt_rs: its figures are not hamt_rs's speed")
     print(head)
     print("-" * len(head))
     for r in runs:

@@ -27,7 +27,10 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
         Some("s3") => return bench_s3(quick),
         Some("net") => return bench_net(quick),
         Some("versions") => return bench_versions(quick),
-        Some("python") => return crate::pyext::bench(quick),
+        // `--debug`: CI's smoke run, on the debug extension the tests use.
+        Some("python") => {
+            return crate::pyext::bench(quick, !args.iter().any(|a| a == "--debug"));
+        }
         Some(other) => {
             return Err(format!(
                 "unknown benchmark {other:?}: core, gateway, kubo, zarr, s3, net, versions or python"

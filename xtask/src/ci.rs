@@ -34,6 +34,9 @@ pub(crate) fn checks() -> Result<()> {
     bench(&["--quick".to_owned()])?;
     bench_zarr(true)?;
     bench_net(true)?;
+    // With the debug extension the tests install next: the script runs, its speed is not
+    // the extension's.
+    crate::pyext::bench(true, false)?;
     crate::fuzz::check()
 }
 

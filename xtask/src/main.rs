@@ -69,8 +69,10 @@ const USAGE: &str = "usage: cargo xtask <test [CRATE...] | bench [core|gateway|k
                    net: reads through a delayed 200 Mbit/s proxy at RTT 0/20/80 ms against
                    the link's floor and py-hamt;
                    versions: a three-way merge and log, and dask writes through forks at
-                   1/2/4 workers against icechunk's; python: hamt_rs from Python against zarr's LocalStore with
-                   zarrs-python, icechunk and py-hamt (--quick: a smoke run on small sizes)
+                   1/2/4 workers against icechunk's; python: hamt_rs from Python against
+                   zarr's LocalStore with zarrs-python, icechunk and py-hamt (--debug: on
+                   the debug extension, as CI's smoke run does)
+                   (--quick: a smoke run on small sizes)
   fuzz [TARGET] [--time SECONDS]
                    build the cargo-fuzz targets (node, tree, car, sharded, metadata,
                    gateway, ops), write their seed corpus and run the named one (each in
