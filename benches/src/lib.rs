@@ -128,9 +128,17 @@ pub mod ours {
         map.flush().await.expect("flush")
     }
 
+    /// A reader on `root` with an empty node cache of its own (not the store's shared one,
+    /// which another live handle may have warmed).
+    async fn cold(store: Arc<dyn BlockStore>, root: Cid) -> HamtReader {
+        HamtReader::open_with_config(store, root, Config::new().cache_bytes(256 << 20))
+            .await
+            .expect("open")
+    }
+
     /// Opens the root with an empty node cache and gets every key.
     pub async fn get_all(store: Arc<dyn BlockStore>, root: Cid, data: &Data) -> usize {
-        let reader = HamtReader::open(store, root).await.expect("open");
+        let reader = cold(store, root).await;
         let mut total = 0;
         for (k, _) in &data.pairs {
             total += reader.get(k).await.expect("get").map_or(0, |v| v.len());
@@ -140,7 +148,7 @@ pub mod ours {
 
     /// Streams every key and value from a cold root.
     pub async fn iterate(store: Arc<dyn BlockStore>, root: Cid) -> usize {
-        let reader = HamtReader::open(store, root).await.expect("open");
+        let reader = cold(store, root).await;
         reader
             .iter()
             .try_fold(0, |acc, (_, v)| async move { Ok(acc + v.len()) })

@@ -106,8 +106,8 @@ fn shared_cache(store: &Arc<dyn BlockStore>, budget: usize) -> Arc<NodeCache> {
     cache
 }
 
-/// The node cache budget every handle on a store shares ([`Config::shared_cache`]), and
-/// that of a handle's own by default.
+/// The node cache budget every handle on a store shares ([`Config::shared_cache`], the
+/// default).
 ///
 /// [`Config::shared_cache`]: crate::Config::shared_cache
 pub(crate) const SHARED_CACHE_BYTES: usize = 256 << 20;

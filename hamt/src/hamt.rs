@@ -22,8 +22,8 @@ use crate::tree::{self, NodeRef, Stats, too_deep};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
     max_bucket_size: usize,
-    /// A cache of the handle's own of this many bytes; `None` shares the store's
-    /// ([`Config::shared_cache`]).
+    /// A cache of the handle's own of this many bytes; `None`, the default, shares the
+    /// store's ([`Config::shared_cache`]).
     cache_bytes: Option<usize>,
     inline_values: usize,
 }
@@ -32,15 +32,16 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             max_bucket_size: 4,
-            cache_bytes: Some(crate::cache::SHARED_CACHE_BYTES),
+            cache_bytes: None,
             inline_values: 0,
         }
     }
 }
 
 impl Config {
-    /// py-hamt's bucket size (4) and a 256 MiB node cache of the handle's own: enough for the
-    /// nodes of a tree of about 2 million keys, so random reads of such a tree hit the cache.
+    /// py-hamt's bucket size (4) and the store's shared node cache of 256 MiB
+    /// ([`Config::shared_cache`]): enough for the nodes of a tree of about 2 million keys, so
+    /// random reads of such a tree hit the cache, whichever handle on the store made them.
     pub fn new() -> Self {
         Self::default()
     }
@@ -54,7 +55,9 @@ impl Config {
         self
     }
 
-    /// Memory budget of the handle's own decoded-node cache, in bytes.
+    /// A decoded-node cache of the handle's own, of this many bytes, instead of the store's
+    /// shared one: for a handle whose reads must not evict other handles' nodes, or that
+    /// must start cold (a benchmark).
     #[must_use]
     pub fn cache_bytes(mut self, bytes: usize) -> Self {
         self.cache_bytes = Some(bytes);
@@ -62,9 +65,10 @@ impl Config {
     }
 
     /// Shares one node cache of 256 MiB with every other handle on the same store (the
-    /// same `Arc`) that asks for it, readers and writers, instead of a cache of the handle's
-    /// own: a tree opened again, or by another task (a server's requests), starts warm.
-    /// Nodes are content-addressed, so what one handle cached is right for every other.
+    /// same `Arc`) that does, readers and writers: the default, undoing
+    /// [`Config::cache_bytes`]. A tree opened again, or by another task (a server's
+    /// requests), starts warm while some handle on the store is alive. Nodes are
+    /// content-addressed, so what one handle cached is right for every other.
     #[must_use]
     pub fn shared_cache(mut self) -> Self {
         self.cache_bytes = None;
@@ -560,7 +564,8 @@ impl Hamt {
         })
     }
 
-    /// Drops every cached node (dirty nodes stay).
+    /// Drops every cached node (dirty nodes stay; of the store's shared cache, unless the
+    /// map was opened with [`Config::cache_bytes`]).
     pub fn clear_cache(&self) {
         self.loader.cache.clear();
     }
@@ -800,14 +805,14 @@ impl HamtReader {
         self.reads().path(key).await
     }
 
-    /// Bytes held by the node cache (an estimate): the store's shared cache for a reader
-    /// opened with [`Config::shared_cache`].
+    /// Bytes held by the node cache (an estimate): the store's shared cache unless the
+    /// reader was opened with [`Config::cache_bytes`].
     pub fn cache_bytes(&self) -> usize {
         self.loader.cache.bytes()
     }
 
-    /// Drops every cached node (of the store's shared cache, for a reader opened with
-    /// [`Config::shared_cache`]).
+    /// Drops every cached node (of the store's shared cache, unless the reader was opened
+    /// with [`Config::cache_bytes`]).
     pub fn clear_cache(&self) {
         self.loader.cache.clear();
     }

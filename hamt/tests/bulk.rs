@@ -244,7 +244,12 @@ async fn handles_on_one_store_share_its_node_cache() {
     let slow = Arc::new(Counting::new(memory));
     let store: Arc<dyn BlockStore> = slow.clone();
 
-    let shared = Config::new().shared_cache();
+    // The default, and what `shared_cache` sets back after `cache_bytes`.
+    assert_eq!(
+        Config::new(),
+        Config::new().cache_bytes(1 << 20).shared_cache()
+    );
+    let shared = Config::new();
     let first = HamtReader::open_with_config(store.clone(), root, shared)
         .await
         .unwrap();
@@ -267,8 +272,11 @@ async fn handles_on_one_store_share_its_node_cache() {
     );
     assert_eq!(second.cache_bytes(), first.cache_bytes());
 
-    // A reader with a cache of its own, the default, starts cold.
-    for config in [Config::new(), Config::new().cache_bytes(8 << 20)] {
+    // A reader with a cache of its own starts cold.
+    for config in [
+        Config::new().cache_bytes(8 << 20),
+        Config::new().cache_bytes(256 << 20),
+    ] {
         let own = HamtReader::open_with_config(store.clone(), root, config)
             .await
             .unwrap();

@@ -138,6 +138,8 @@ def measure(out_path: str, workdir: str, quick: bool) -> None:
     def hamt_store():
         async def go():
             hamt = await hamt_rs.HAMT.build(cas=store, root_node_id=root, read_only=True, values_are_bytes=True)
+            # Cold each run, as the peers: every HAMT on `store` shares one node cache.
+            await hamt.cache_vacate()
             return hamt_rs.ZarrHAMTStore(hamt, read_only=True)
 
         return run(go())

@@ -137,9 +137,9 @@ class HAMT:
     def flush(self) -> Awaitable[CID]:
         """Writes every change and returns the root, staying writable."""
     def cache_size(self) -> Awaitable[int]:
-        """Bytes held by the node cache."""
+        """Bytes held by the node cache: the store's, which every HAMT on the same store shares."""
     def cache_vacate(self) -> Awaitable[None]:
-        """Empties the node cache."""
+        """Empties the node cache: the store's, which every HAMT on the same store shares."""
     @property
     def root_node_id(self) -> Optional[CID]:
         """The root CID as of the last open, flush or make_read_only."""

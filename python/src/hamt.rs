@@ -334,14 +334,17 @@ impl HamtState {
         let tree = self.read_tree().await?;
         Ok(match &*tree {
             Tree::Writer(w) => w.cache_bytes(),
+            Tree::Reader(r) => r.cache_bytes(),
             _ => 0,
         })
     }
 
     async fn cache_vacate(&self) -> PyResult<()> {
         let tree = self.read_tree().await?;
-        if let Tree::Writer(w) = &*tree {
-            w.clear_cache();
+        match &*tree {
+            Tree::Writer(w) => w.clear_cache(),
+            Tree::Reader(r) => r.clear_cache(),
+            _ => {}
         }
         Ok(())
     }
@@ -588,13 +591,15 @@ impl PyHamt {
         })
     }
 
-    /// Bytes held by the node cache (async).
+    /// Bytes held by the node cache (async): the store's, which every HAMT on the same store
+    /// object shares.
     fn cache_size<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let state = self.state.clone();
         spawn(py, async move { state.cache_size().await })
     }
 
-    /// Empties the node cache (async); unflushed changes stay.
+    /// Empties the node cache (async): the store's, which every HAMT on the same store
+    /// object shares; unflushed changes stay.
     fn cache_vacate<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let state = self.state.clone();
         spawn(py, async move { state.cache_vacate().await })

@@ -188,6 +188,32 @@ def test_many_concurrent_gets_share_one_tree():
     run(go())
 
 
+def test_hamts_on_one_store_share_its_node_cache():
+    async def go():
+        store = InMemoryCAS()
+        hamt = await HAMT.build(cas=store, values_are_bytes=True)
+        for i in range(2000):
+            await hamt.set(f"k{i}", str(i).encode())
+        await hamt.make_read_only()
+        root = hamt.root_node_id
+        del hamt
+        first = await HAMT.build(cas=store, root_node_id=root, read_only=True, values_are_bytes=True)
+        for i in range(0, 2000, 7):
+            assert await first.get(f"k{i}") == str(i).encode()
+        held = await first.cache_size()
+        assert held > 0
+        # A second HAMT on the same store starts warm; one on another store does not.
+        second = await HAMT.build(cas=store, root_node_id=root, read_only=True, values_are_bytes=True)
+        assert await second.cache_size() == held
+        other = await HAMT.build(cas=InMemoryCAS(), values_are_bytes=True)
+        assert await other.cache_size() == 0
+        await second.cache_vacate()
+        assert await first.cache_size() == 0
+        assert await first.get("k1999") == b"1999"
+
+    run(go())
+
+
 def test_read_only_hamt_pickles_by_url_and_root(scratch):
     # An S3 store is shared between processes; sled is not, and the error says so.
     import os

@@ -151,7 +151,17 @@ async fn main() -> BoxResult<()> {
     // zarrs over the HAMT on sled, from a cold node cache each run.
     let open = || {
         let sled = sled.clone();
-        async move { Ok::<_, hamt_zarr::Error>(Arc::new(HamtStore::open(sled, root).await?)) }
+        // A node cache of its own: the store's shared one may be warm from another handle.
+        let cold = hamt::Config::new().cache_bytes(256 << 20);
+        async move {
+            let store = HamtStore::builder(sled)
+                .root(root)
+                .read_only()
+                .config(cold)
+                .build()
+                .await?;
+            Ok::<_, hamt_zarr::Error>(Arc::new(store))
+        }
     };
     let (hamt_chunks_s, hamt_sum) = best(reps, || {
         let chunks = &chunks;
