@@ -6,12 +6,14 @@
 //!
 //! Each file has one job: [`runtime`] (the tokio runtime, awaitables, the GIL), [`errors`]
 //! (Rust errors as Python exceptions), [`convert`] (CIDs and DAG-CBOR values), [`stores`] (block
-//! stores from URLs and py-hamt's CAS classes), [`pycas`] (a Python CAS as a Rust block store),
+//! stores from URLs and py-hamt's CAS classes), [`subtree`] (their CAR streams), [`pycas`] (a Python CAS as a Rust block store),
 //! [`hamt`] (py-hamt's `HAMT`), [`order`] (py-hamt's listing order), [`zarr`] (the Rust side
 //! of the Zarr stores), [`pipeline`] (chunks fetched and decoded by zarrs, straight into the
-//! output array), [`versions`] (commits, refs and merges for sessions and forks).
+//! output array), [`versions`] (commits, refs and merges for sessions and forks), [`copy`] (a dataset's
+//! whole DAG into another store, for `load_dataset`).
 
 mod convert;
+mod copy;
 mod errors;
 mod hamt;
 mod order;
@@ -19,6 +21,7 @@ mod pipeline;
 mod pycas;
 mod runtime;
 mod stores;
+mod subtree;
 mod versions;
 mod zarr;
 
@@ -34,6 +37,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     zarr::register(m)?;
     pipeline::register(m)?;
     versions::register(m)?;
+    copy::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

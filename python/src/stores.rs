@@ -426,7 +426,8 @@ pub(crate) struct Guarded {
 }
 
 impl Guarded {
-    fn inner(&self) -> hamt::Result<Arc<dyn BlockStore>> {
+    /// The backend, unless the store was closed.
+    pub(crate) fn inner(&self) -> hamt::Result<Arc<dyn BlockStore>> {
         let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         match (&*inner, self.closed.load(Ordering::Acquire)) {
             (Some(store), false) => Ok(store.clone()),
@@ -483,6 +484,11 @@ impl BlockStore for Guarded {
     }
     fn capabilities(&self) -> Capabilities {
         self.capabilities
+    }
+    fn subtree_fetch(&self) -> Option<&dyn hamt::SubtreeFetch> {
+        // What the backend can, through a task that holds it (`subtree.rs`).
+        let fetches = self.inner().ok()?.subtree_fetch().is_some();
+        fetches.then_some(self as &dyn hamt::SubtreeFetch)
     }
 }
 
