@@ -51,6 +51,7 @@ from ._zarr import (
     ShardedZarrStore,
     SimpleEncryptedZarrHAMTStore,
     ZarrHAMTStore,
+    load_dataset,
     open_dataset,
     open_zarr_store,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "ZarrHAMTStore",
     "__version__",
     "blake3_hashfn",
+    "load_dataset",
     "open_dataset",
     "open_store",
     "open_zarr_store",

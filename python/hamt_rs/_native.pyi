@@ -195,6 +195,10 @@ def sharded_core(
 def detect_layout(cas: Any, root: CID | str) -> Awaitable[Literal["hamt", "sharded"]]:
     """The layout of the dataset at ``root``."""
 
+def copy_dag(source: Any, root: CID | str, target: Any) -> Awaitable[tuple[int, int]]:
+    """Copies every block reachable from ``root`` in ``source`` into ``target``; returns the
+    blocks and bytes copied."""
+
 def read_chunks(
     core: ZarrCore,
     items: list[tuple[str, Sequence[int], Sequence[int], Sequence[int]]],

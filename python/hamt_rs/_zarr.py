@@ -19,6 +19,7 @@ __all__ = [
     "ZarrHAMTStore",
     "open_zarr_store",
     "open_dataset",
+    "load_dataset",
 ]
 
 
@@ -359,3 +360,31 @@ def open_dataset(
         return xr.open_zarr(store, **open_zarr_kwargs)
     with zarr.config.set({"codec_pipeline.path": "hamt_rs.CodecPipeline"}):
         return xr.open_zarr(store, **open_zarr_kwargs)
+
+
+def load_dataset(
+    url: Any,
+    root: Any,
+    *,
+    encryption_key: Optional[bytes] = None,
+    header: bytes = b"",
+    **open_zarr_kwargs: Any,
+) -> Any:
+    """Read the whole dataset at ``root`` in ``url`` (a URL or a store object) into memory
+    and return it loaded: an ``xarray.Dataset`` whose variables hold NumPy arrays.
+
+    Every block is fetched first, in one walk of the dataset's DAG: from a trustless gateway
+    (``ipfs+http(s)://``, or a ``kubo+`` URL with a gateway) each subtree comes as one CAR
+    stream, every block checked against its CID as it arrives, so a whole read costs a few
+    round trips instead of one or more per chunk; from other stores the walk fetches many
+    blocks at once. Then every chunk is decoded in Rust from memory. The dataset's encoded
+    blocks are held in memory until it is decoded: for parts of a dataset, or one larger
+    than memory, use ``open_dataset``. Other keyword arguments go to ``xarray.open_zarr``."""
+    from ._stores import InMemoryCAS
+    from ._sync import run
+
+    source = url if not isinstance(url, str) else _native.Store(url)
+    local = InMemoryCAS()
+    run(lambda: _native.copy_dag(source, root, local))
+    dataset = open_dataset(local, root, encryption_key=encryption_key, header=header, **open_zarr_kwargs)
+    return dataset.load()

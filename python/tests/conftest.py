@@ -5,8 +5,13 @@ gives py-hamt the CIDs a Kubo node would (CIDv1, BLAKE3, dag-cbor nodes, raw val
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pathlib
+import socket
+import subprocess
+import tempfile
+import time
 import uuid
 
 import numpy as np
@@ -51,6 +56,45 @@ def cluster_client(n_workers: int):
         host="127.0.0.1",
     ) as cluster, Client(cluster) as client:
         yield client
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def hamt_serve(db: pathlib.Path):
+    """`hamt serve` over the sled database `db` on a free loopback port, for the length of
+    the block; yields its URL. The database must be closed in this process first."""
+    hamt_bin = required_env("HAMT_TEST_HAMT_BIN")
+    port = free_port()
+    # A file, not a pipe: a pipe nobody reads would stall the server once full.
+    log = tempfile.TemporaryFile()
+    server = subprocess.Popen(
+        [hamt_bin, "--store", f"sled:{db}", "serve", "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None:
+                    log.seek(0)
+                    pytest.fail(f"hamt serve exited: {log.read().decode(errors='replace')}")
+                assert time.monotonic() < deadline, "hamt serve did not start"
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
 
 
 def run(coro):

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import socket
-import subprocess
-import time
 
 import pytest
 import xarray as xr
@@ -17,7 +14,7 @@ import zarr
 import hamt_rs
 from hamt_rs import HAMT, ZarrHAMTStore, open_store
 
-from conftest import cluster_client, dataset, required_env, run
+from conftest import cluster_client, dataset, hamt_serve, required_env, run
 
 RUST = {"codec_pipeline.path": "hamt_rs.CodecPipeline"}
 
@@ -74,47 +71,22 @@ def test_worker_processes_on_s3(client):
             xr.testing.assert_identical(client.compute(lazy).result(), ds)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_worker_processes_on_the_hamt_serve_gateway(client, scratch):
-    hamt_bin = required_env("HAMT_TEST_HAMT_BIN")
     ds, encoding = dataset()
     db = scratch / "db"
     store = open_store(f"sled:{db}")
     root = write(store, ds, encoding)
     store.close()  # `hamt serve` opens the database next
-    port = free_port()
-    server = subprocess.Popen(
-        [hamt_bin, "--store", f"sled:{db}", "serve", "--listen", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read().decode()
-                assert time.monotonic() < deadline, "hamt serve did not start"
-                time.sleep(0.1)
+    with hamt_serve(db) as url:
         # Only the gateway is used for reads; the RPC address is never contacted.
-        cas = hamt_rs.KuboCAS(rpc_base_url="http://127.0.0.1:9", gateway_base_url=f"http://127.0.0.1:{port}")
+        cas = hamt_rs.KuboCAS(rpc_base_url="http://127.0.0.1:9", gateway_base_url=url)
         assert cas.capabilities().shared
         with zarr.config.set(RUST):
             lazy = xr.open_zarr(read_only_store(cas, root), chunks={})
             xr.testing.assert_identical(client.compute(lazy).result(), ds)
         # The registry's read-only gateway store, by URL: the workers reopen it from the pickle.
-        gateway = open_store(f"ipfs+http://127.0.0.1:{port}")
+        gateway = open_store(url.replace("http://", "ipfs+http://"))
         assert gateway.capabilities().shared and not gateway.capabilities().write
         with zarr.config.set(RUST):
             lazy = xr.open_zarr(read_only_store(gateway, root), chunks={})
             xr.testing.assert_identical(client.compute(lazy).result(), ds)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
