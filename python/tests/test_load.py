@@ -1,6 +1,6 @@
 """`load_dataset`: a whole dataset read into memory after one walk of its blocks. Through
-`hamt serve` the walk is one CAR stream (counted at the gateway: a handful of requests, where
-reading chunk by chunk takes one or more per chunk); through the JavaScript IPFS node's
+`hamt serve` the walk is one CAR stream (counted at the gateway: one request, where reading
+chunk by chunk takes one or more per chunk); through the JavaScript IPFS node's
 gateway, which serves no CARs, it falls back to fetching blocks; encrypted and sharded
 datasets load too. Every result is compared whole with the dataset written."""
 
@@ -54,15 +54,16 @@ def test_through_hamt_serve_the_whole_dataset_is_one_car_walk(scratch):
     assert chunks > 4
     with hamt_serve(db) as url:
         gateway = f"ipfs+{url}"
+        # (`/metrics` itself is not counted.)
         before = requests_served(url)
         xr.testing.assert_identical(hamt_rs.load_dataset(gateway, root), ds)
-        # The metrics request itself is one of them.
-        walk = requests_served(url) - before - 1
-        assert walk <= 3, f"load_dataset took {walk} requests"
+        walk = requests_served(url) - before
+        # One CAR of the root's whole DAG (a retry at most).
+        assert 1 <= walk <= 2, f"load_dataset took {walk} requests"
         # Reading chunk by chunk asks for at least one block per chunk.
         before = requests_served(url)
         xr.testing.assert_identical(hamt_rs.open_dataset(gateway, root).load(), ds)
-        by_chunk = requests_served(url) - before - 1
+        by_chunk = requests_served(url) - before
         assert by_chunk > max(chunks, 10 * walk), (walk, by_chunk)
         # A store object works as a URL does.
         xr.testing.assert_identical(hamt_rs.load_dataset(open_store(gateway), root), ds)
