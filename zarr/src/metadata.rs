@@ -40,10 +40,18 @@ pub(crate) fn json_object(raw: &[u8]) -> Option<Map<String, Value>> {
 
 /// True when `raw`, read as a JSON document, has the shape of a value sealed by
 /// [`Encryption`](crate::Encryption) instead: not JSON, at least a nonce and a tag long, and
-/// not starting like a JSON object (a truncated or broken document is not "encrypted").
+/// either not UTF-8 or not starting like a JSON object. A truncated or broken document is text
+/// that starts with `{`, so it is not "encrypted"; ciphertext is random bytes, which start with
+/// `{` one time in 256 but are valid UTF-8 about once in 10⁷ at 28 bytes (an empty plaintext)
+/// and under once in 10¹⁴ for any real document.
 pub(crate) fn looks_encrypted(raw: &[u8]) -> bool {
-    let first = raw.iter().find(|b| !b.is_ascii_whitespace());
-    raw.len() >= OVERHEAD && first != Some(&b'{') && serde_json::from_slice::<Value>(raw).is_err()
+    if raw.len() < OVERHEAD || serde_json::from_slice::<Value>(raw).is_ok() {
+        return false;
+    }
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return true;
+    };
+    !text.trim_start().starts_with('{')
 }
 
 /// Fails with [`Error::Encrypted`] when the document at `key` looks encrypted.
@@ -100,25 +108,25 @@ mod tests {
     fn ciphertext_is_told_from_broken_json() {
         let enc = Encryption::new(EncryptionKey::from_slice(&[3; 32]).unwrap(), &b""[..]);
         let doc = br#"{"zarr_format":3,"node_type":"group"}"#;
-        let mut sealed = enc.encrypt(doc).to_vec();
-        // The nonce is random: one in 256 starts with `{` and reads as broken JSON instead.
-        sealed[0] = 0;
-        assert!(looks_encrypted(&sealed));
-        assert!(matches!(
-            parse("zarr.json", &sealed),
-            Err(Error::Encrypted { .. })
-        ));
-        sealed[0] = b'{';
-        assert!(matches!(
-            parse("zarr.json", &sealed),
-            Err(Error::Metadata { .. })
-        ));
+        let sealed = enc.encrypt(doc).to_vec();
+        // The nonce is random, so the first byte can be anything, `{` and whitespace included.
+        for first in 0..=u8::MAX {
+            let mut sealed = sealed.clone();
+            sealed[0] = first;
+            assert!(looks_encrypted(&sealed), "{first}");
+            assert!(
+                matches!(parse("zarr.json", &sealed), Err(Error::Encrypted { .. })),
+                "{first}"
+            );
+        }
         assert!(!looks_encrypted(doc));
         assert!(parse("zarr.json", doc).is_ok());
         // Truncated JSON, short garbage, nothing: broken metadata, not a missing key.
         let truncated = &br#"{"zarr_format":3,"node_type":"group","attributes":{"#[..];
         assert!(truncated.len() >= OVERHEAD);
-        for broken in [truncated, &b"\xff\xfe"[..], &b""[..]] {
+        let spaced = &b"  \n{\"zarr_format\": 3, \"node_type\": \"group\", \"attr"[..];
+        assert!(spaced.len() >= OVERHEAD);
+        for broken in [truncated, spaced, &b"\xff\xfe"[..], &b""[..]] {
             assert!(!looks_encrypted(broken));
             assert!(matches!(
                 parse("zarr.json", broken),
