@@ -33,10 +33,12 @@ pub(crate) fn cargo() -> OsString {
 /// Runs a command in the workspace root, echoing it; fails when it fails.
 pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("$ {cmd:?}");
+    let started = std::time::Instant::now();
     let status = cmd
         .current_dir(root())
         .status()
         .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    took(cmd, started);
     if status.success() {
         Ok(())
     } else {
@@ -54,6 +56,7 @@ pub(crate) fn run_lines(cmd: &mut Command, mut each: impl FnMut(&str)) -> Result
     // and left behind (a test's server, after the test failed) must not hang the run.
     const GRACE: Duration = Duration::from_secs(10);
     eprintln!("$ {cmd:?}");
+    let started = Instant::now();
     let mut child = cmd
         .current_dir(root())
         .stdout(std::process::Stdio::piped())
@@ -100,6 +103,7 @@ pub(crate) fn run_lines(cmd: &mut Command, mut each: impl FnMut(&str)) -> Result
             .wait()
             .map_err(|e| format!("waiting for {cmd:?}: {e}"))?,
     };
+    took(cmd, started);
     if status.success() {
         Ok(())
     } else {
@@ -107,14 +111,30 @@ pub(crate) fn run_lines(cmd: &mut Command, mut each: impl FnMut(&str)) -> Result
     }
 }
 
+/// Prints how long `cmd` took, program and arguments only, so that a CI log shows where its
+/// time went.
+fn took(cmd: &Command, started: std::time::Instant) {
+    let program = Path::new(cmd.get_program());
+    let name = program.file_name().unwrap_or(program.as_os_str());
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy()).collect();
+    eprintln!(
+        "xtask: {:.0} s: {} {}",
+        started.elapsed().as_secs_f64(),
+        name.to_string_lossy(),
+        args.join(" ")
+    );
+}
+
 /// Runs `cmd` and returns its standard output (standard error passes through).
 pub(crate) fn output(cmd: &mut Command) -> Result<String> {
     eprintln!("$ {cmd:?}");
+    let started = std::time::Instant::now();
     let out = cmd
         .current_dir(root())
         .stderr(std::process::Stdio::inherit())
         .output()
         .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    took(cmd, started);
     if !out.status.success() {
         return Err(format!("{cmd:?} failed: {}", out.status));
     }
