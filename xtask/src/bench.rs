@@ -1,8 +1,12 @@
 //! `cargo xtask bench`: each benchmark against a peer measured in the same run, printed as
 //! ratios. Speed is reported, never asserted.
+//!
+//! `--debug` builds everything in the dev profile the tests use: CI's smoke runs, where the
+//! code must run but a release build of the workspace would cost more than every test.
 
 use std::ffi::OsString;
 use std::fs;
+use std::path::PathBuf;
 use std::process::Command;
 
 use crate::Result;
@@ -15,22 +19,25 @@ use crate::services::{IpfsNode, S3Server};
 /// load; then one table of ratios. Speed is reported, never asserted.
 pub(crate) fn bench(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
+    let build = if args.iter().any(|a| a == "--debug") {
+        Build::Debug
+    } else {
+        Build::Release
+    };
+    build.banner();
     match args
         .iter()
         .find(|a| !a.starts_with("--"))
         .map(String::as_str)
     {
         None | Some("core") => {}
-        Some("gateway") => return bench_gateway(quick),
-        Some("kubo") => return bench_kubo(quick),
-        Some("zarr") => return bench_zarr(quick),
-        Some("s3") => return bench_s3(quick),
-        Some("net") => return bench_net(quick),
-        Some("versions") => return bench_versions(quick),
-        // `--debug`: CI's smoke run, on the debug extension the tests use.
-        Some("python") => {
-            return crate::pyext::bench(quick, !args.iter().any(|a| a == "--debug"));
-        }
+        Some("gateway") => return bench_gateway(quick, build),
+        Some("kubo") => return bench_kubo(quick, build),
+        Some("zarr") => return bench_zarr(quick, build),
+        Some("s3") => return bench_s3(quick, build),
+        Some("net") => return bench_net(quick, build),
+        Some("versions") => return bench_versions(quick, build),
+        Some("python") => return crate::pyext::bench(quick, build),
         Some(other) => {
             return Err(format!(
                 "unknown benchmark {other:?}: core, gateway, kubo, zarr, s3, net, versions or python"
@@ -42,7 +49,13 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
     fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     let compare_out = out_dir.join("compare.json");
     let mut cmd = Command::new(cargo());
-    cmd.args(["bench", "-p", "hamt-benches", "--bench", "compare"]);
+    cmd.args(["bench", "--profile", build.profile()]);
+    match build {
+        Build::Release => cmd.args(["-p", "hamt-benches"]),
+        // The feature set the tests build with, so their dependencies are reused.
+        Build::Debug => cmd.args(["--workspace", "--all-features"]),
+    };
+    cmd.args(["--bench", "compare"]);
     cmd.env("HAMT_BENCH_OUT", &compare_out);
     if quick {
         cmd.env("HAMT_BENCH_QUICK", "1");
@@ -68,7 +81,7 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
     // Peak memory of a bulk load in each layout, each in a process of its own.
     let rss_run = |store: &str, layout: &str| -> Result<serde_json::Value> {
         json(
-            &output(bench_bin("rss").args([&rss_n.to_string(), "64", store, layout]))?,
+            &output(bench_bin("rss", build)?.args([&rss_n.to_string(), "64", store, layout]))?,
             "rss",
         )
     };
@@ -80,39 +93,32 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
     ];
 
     report(&compare, &py, py_n, &rss, rss_n)?;
-    large_value(quick)
+    large_value(quick, build)
 }
 
 /// Peak memory of the `hamt` command on one large value (target: under 1.5× its size).
-fn large_value(quick: bool) -> Result<()> {
-    build_release(&[("hamt-cli", "hamt")])?;
+fn large_value(quick: bool, build: Build) -> Result<()> {
+    build.bins(&[("hamt-cli", "hamt")])?;
     println!();
-    run(bench_bin("large_value")
+    run(bench_bin("large_value", build)?
         .arg(if quick { "16" } else { "200" })
-        .env("HAMT_BENCH_HAMT_BIN", target_dir().join("release/hamt")))
+        .env("HAMT_BENCH_HAMT_BIN", build.bin("hamt")))
 }
 
 /// `cargo xtask bench gateway`: this project's gateway (`hamt serve` over sled) against the
 /// JavaScript IPFS node's gateway on the same raw blocks, same run; then `hamt serve` under
 /// attack (stalled CAR readers, half-sent requests) against itself unloaded.
-fn bench_gateway(quick: bool) -> Result<()> {
-    let hamt = target_dir().join("release/hamt");
+fn bench_gateway(quick: bool, build: Build) -> Result<()> {
+    let hamt = build.bin("hamt");
     let requests = if quick { "300" } else { "3000" };
     run_with_node(
         "gateway_load",
         requests,
+        build,
         &[("HAMT_BENCH_HAMT_BIN", hamt.clone().into())],
     )?;
-    run(Command::new(cargo()).args([
-        "build",
-        "-q",
-        "--release",
-        "-p",
-        "hamt-benches",
-        "--bin",
-        "gateway_attack",
-    ]))?;
-    let mut cmd = Command::new(target_dir().join("release/gateway_attack"));
+    build.bins(&[("hamt-benches", "gateway_attack")])?;
+    let mut cmd = Command::new(build.bin("gateway_attack"));
     if quick {
         cmd.arg("--quick");
     }
@@ -121,26 +127,31 @@ fn bench_gateway(quick: bool) -> Result<()> {
 
 /// `cargo xtask bench versions`: a three-way merge of two roots against rebuilding the
 /// merged map, and `log` over a long history.
-fn bench_versions(quick: bool) -> Result<()> {
-    run(bench_bin("versions")
+fn bench_versions(quick: bool, build: Build) -> Result<()> {
+    run(bench_bin("versions", build)?
         .arg(if quick { "20000" } else { "1000000" })
         .arg(if quick { "100" } else { "1000" }))?;
-    crate::pyext::dask_writes(quick)
+    crate::pyext::dask_writes(quick, build)
 }
 
 /// `cargo xtask bench kubo`: `KuboStore` against py-hamt's `KuboCAS` on the same IPFS node.
-fn bench_kubo(quick: bool) -> Result<()> {
+fn bench_kubo(quick: bool, build: Build) -> Result<()> {
     let python = python_env()?;
     let n = if quick { "500" } else { "10000" };
-    run_with_node("kubo_load", n, &[("HAMT_BENCH_PYTHON", python.into())])
+    run_with_node(
+        "kubo_load",
+        n,
+        build,
+        &[("HAMT_BENCH_PYTHON", python.into())],
+    )
 }
 
 /// `cargo xtask bench s3`: `S3Store` against one object per block on moto's S3 server.
-fn bench_s3(quick: bool) -> Result<()> {
+fn bench_s3(quick: bool, build: Build) -> Result<()> {
     let python = python_env()?;
-    build_release(&[("hamt-benches", "s3_load")])?;
+    build.bins(&[("hamt-benches", "s3_load")])?;
     let server = S3Server::start(&python)?;
-    let mut cmd = Command::new(target_dir().join("release/s3_load"));
+    let mut cmd = Command::new(build.bin("s3_load"));
     cmd.arg(if quick { "500" } else { "20000" });
     server.set_env(&mut cmd);
     let result = run(&mut cmd);
@@ -150,9 +161,9 @@ fn bench_s3(quick: bool) -> Result<()> {
 
 /// `cargo xtask bench zarr`: every chunk of a ≥ 1000-chunk dataset through `HamtStore` on
 /// sled against a plain directory store, and py-hamt + zarr-python on the same HAMT.
-pub(crate) fn bench_zarr(quick: bool) -> Result<()> {
+pub(crate) fn bench_zarr(quick: bool, build: Build) -> Result<()> {
     let python = python_env()?;
-    let mut cmd = bench_bin("zarr_read");
+    let mut cmd = bench_bin("zarr_read", build)?;
     if quick {
         cmd.arg("--quick");
     }
@@ -162,50 +173,84 @@ pub(crate) fn bench_zarr(quick: bool) -> Result<()> {
 /// `cargo xtask bench net`: reads of a ≥ 1000-chunk dataset from `hamt serve` behind the
 /// loopback proxy (delay each way, a 200 Mbit/s cap) at several round-trip times: ours with
 /// CAR fetches and block by block against py-hamt's `KuboCAS`, each beside the link's floor.
-pub(crate) fn bench_net(quick: bool) -> Result<()> {
+pub(crate) fn bench_net(quick: bool, build: Build) -> Result<()> {
     let python = python_env()?;
-    build_release(&[("hamt-cli", "hamt"), ("hamt-benches", "net_read")])?;
-    let mut cmd = Command::new(target_dir().join("release/net_read"));
+    build.bins(&[("hamt-cli", "hamt"), ("hamt-benches", "net_read")])?;
+    let mut cmd = Command::new(build.bin("net_read"));
     if quick {
         cmd.arg("--quick");
     }
     run(cmd
         .env("HAMT_BENCH_PYTHON", python)
-        .env("HAMT_BENCH_HAMT_BIN", target_dir().join("release/hamt")))
+        .env("HAMT_BENCH_HAMT_BIN", build.bin("hamt")))
 }
 
-/// Builds release binaries, each named with its package.
-fn build_release(bins: &[(&str, &str)]) -> Result<()> {
-    let mut cmd = Command::new(cargo());
-    cmd.args(["build", "-q", "--release"]);
-    for (package, bin) in bins {
-        cmd.args(["-p", package, "--bin", bin]);
+/// Which profile a benchmark run builds with.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Build {
+    /// The release profile: the figures are the product's speed.
+    Release,
+    /// The dev profile the tests build: a smoke run whose figures say nothing of speed.
+    Debug,
+}
+
+impl Build {
+    /// Cargo's name of the profile.
+    pub(crate) fn profile(self) -> &'static str {
+        match self {
+            Build::Release => "release",
+            Build::Debug => "dev",
+        }
     }
-    run(&mut cmd)
+
+    /// The binary `name` in this profile's output directory.
+    fn bin(self, name: &str) -> PathBuf {
+        let dir = match self {
+            Build::Release => "release",
+            Build::Debug => "debug",
+        };
+        target_dir().join(dir).join(name)
+    }
+
+    /// Says, before any figure, that a debug run's figures are not the product's speed.
+    fn banner(self) {
+        if self == Build::Debug {
+            println!("DEBUG BUILD: a smoke run; its figures say nothing of the release speed.");
+        }
+    }
+
+    /// Builds binaries in this profile, each named with its package. A debug build builds
+    /// what `cargo xtask test` builds (every target, every feature), so that the tests that
+    /// run next reuse it instead of compiling half the dependencies again with other features.
+    fn bins(self, bins: &[(&str, &str)]) -> Result<()> {
+        let mut cmd = Command::new(cargo());
+        cmd.args(["build", "-q", "--profile", self.profile()]);
+        match self {
+            Build::Release => {
+                for (package, bin) in bins {
+                    cmd.args(["-p", package, "--bin", bin]);
+                }
+            }
+            Build::Debug => {
+                cmd.args(["--workspace", "--all-features", "--all-targets"]);
+            }
+        }
+        run(&mut cmd)
+    }
 }
 
-/// `cargo run` of the release benchmark binary `bin`, ready for its arguments.
-fn bench_bin(bin: &str) -> Command {
-    let mut cmd = Command::new(cargo());
-    cmd.args([
-        "run",
-        "-q",
-        "--release",
-        "-p",
-        "hamt-benches",
-        "--bin",
-        bin,
-        "--",
-    ]);
-    cmd
+/// The benchmark binary `bin`, built in `build`'s profile, ready for its arguments.
+fn bench_bin(bin: &str, build: Build) -> Result<Command> {
+    build.bins(&[("hamt-benches", bin)])?;
+    Ok(Command::new(build.bin(bin)))
 }
 
-/// Builds the release `hamt` and benchmark binary `bin`, starts the IPFS test node and runs
-/// `bin ARG` with the node's URLs (`HAMT_BENCH_KUBO_RPC`, `HAMT_BENCH_KUBO_GATEWAY`) and `env`.
-fn run_with_node(bin: &str, arg: &str, env: &[(&str, OsString)]) -> Result<()> {
-    build_release(&[("hamt-cli", "hamt"), ("hamt-benches", bin)])?;
+/// Builds `hamt` and the benchmark binary `bin`, starts the IPFS test node and runs `bin ARG`
+/// with the node's URLs (`HAMT_BENCH_KUBO_RPC`, `HAMT_BENCH_KUBO_GATEWAY`) and `env`.
+fn run_with_node(bin: &str, arg: &str, build: Build, env: &[(&str, OsString)]) -> Result<()> {
+    build.bins(&[("hamt-cli", "hamt"), ("hamt-benches", bin)])?;
     let node = IpfsNode::start()?;
-    let mut cmd = Command::new(target_dir().join("release").join(bin));
+    let mut cmd = Command::new(build.bin(bin));
     cmd.arg(arg)
         .env("HAMT_BENCH_KUBO_RPC", node.rpc_url())
         .env("HAMT_BENCH_KUBO_GATEWAY", node.gateway_url());

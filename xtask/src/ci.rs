@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use crate::Result;
-use crate::bench::{bench, bench_net, bench_zarr};
+use crate::bench::{Build, bench, bench_net, bench_zarr};
 use crate::cmd::{cargo, run};
 
 /// The steps before the tests: formatting, clippy with `-D warnings`, the benchmark smoke
@@ -31,12 +31,13 @@ pub(crate) fn checks() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    bench(&["--quick".to_owned()])?;
-    bench_zarr(true)?;
-    bench_net(true)?;
-    // With the debug extension the tests install next: the script runs, its speed is not
-    // the extension's.
-    crate::pyext::bench(true, false)?;
+    // On debug builds, which the tests reuse: the benchmarks' code runs, their figures are
+    // not the release speed (a release build of the workspace would take longer than the
+    // tests do).
+    bench(&["--quick".to_owned(), "--debug".to_owned()])?;
+    bench_zarr(true, Build::Debug)?;
+    bench_net(true, Build::Debug)?;
+    crate::pyext::bench(true, Build::Debug)?;
     crate::fuzz::check()
 }
 

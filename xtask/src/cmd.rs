@@ -30,9 +30,31 @@ pub(crate) fn cargo() -> OsString {
     env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
+/// Removes from `cmd`'s environment the variables cargo set for running xtask itself
+/// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`, …). A build script that asks to rerun when one of
+/// them changes (ring's does) would otherwise see them set under xtask and unset in a shell,
+/// and every cargo run by xtask would rebuild ring and all that depends on it, then every
+/// cargo run by hand would rebuild it again.
+fn scrub(cmd: &mut Command) {
+    const SET_BY_CARGO_RUN: [&str; 5] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+    ];
+    for (name, _) in env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_") || SET_BY_CARGO_RUN.contains(&name.as_ref()) {
+            cmd.env_remove(name.as_ref());
+        }
+    }
+}
+
 /// Runs a command in the workspace root, echoing it; fails when it fails.
 pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("$ {cmd:?}");
+    scrub(cmd);
     let started = std::time::Instant::now();
     let status = cmd
         .current_dir(root())
@@ -56,6 +78,7 @@ pub(crate) fn run_lines(cmd: &mut Command, mut each: impl FnMut(&str)) -> Result
     // and left behind (a test's server, after the test failed) must not hang the run.
     const GRACE: Duration = Duration::from_secs(10);
     eprintln!("$ {cmd:?}");
+    scrub(cmd);
     let started = Instant::now();
     let mut child = cmd
         .current_dir(root())
@@ -128,6 +151,7 @@ fn took(cmd: &Command, started: std::time::Instant) {
 /// Runs `cmd` and returns its standard output (standard error passes through).
 pub(crate) fn output(cmd: &mut Command) -> Result<String> {
     eprintln!("$ {cmd:?}");
+    scrub(cmd);
     let started = std::time::Instant::now();
     let out = cmd
         .current_dir(root())

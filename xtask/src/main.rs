@@ -4,8 +4,8 @@
 //!   tests need (a Python ≥ 3.12 venv with py-hamt and zarr from PyPI, the JavaScript IPFS
 //!   node from npm, moto's S3 server), runs the tests of the named crates or of the whole
 //!   workspace, and ends with one line totalling them.
-//! - `cargo xtask bench [core|gateway|kubo|zarr|s3|net|versions|python] [--quick]` — benchmarks
-//!   as ratios against a peer measured in the same run.
+//! - `cargo xtask bench [core|gateway|kubo|zarr|s3|net|versions|python] [--quick] [--debug]`
+//!   — benchmarks as ratios against a peer measured in the same run.
 //! - `cargo xtask ci` — everything `.ci/run` runs: `checks`, then `test`.
 //! - `cargo xtask checks` — the CI steps before the tests: format, clippy with
 //!   `-D warnings`, benchmark smoke runs, a short run of every fuzz target.
@@ -57,10 +57,10 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask <test [CRATE...] | bench [core|gateway|kubo|zarr|s3|net|versions|python] [--quick] | fuzz [TARGET] [--time SECONDS] | checks | ci | python>
+const USAGE: &str = "usage: cargo xtask <test [CRATE...] | bench [core|gateway|kubo|zarr|s3|net|versions|python] [--quick] [--debug] | fuzz [TARGET] [--time SECONDS] | checks | ci | python>
   test [CRATE...]  run the tests of the named crates (all when none is named), with the
                    Python peers and services they need
-  bench [core|gateway|kubo|zarr|s3|net|versions|python] [--quick]
+  bench [core|gateway|kubo|zarr|s3|net|versions|python] [--quick] [--debug]
                    core: benchmarks against fvm_ipld_hamt and py-hamt, and peak memory, as
                    one table of ratios; gateway: `hamt serve` against the JavaScript IPFS
                    node's gateway; kubo: KuboStore against py-hamt's KuboCAS on that node;
@@ -70,9 +70,9 @@ const USAGE: &str = "usage: cargo xtask <test [CRATE...] | bench [core|gateway|k
                    the link's floor and py-hamt;
                    versions: a three-way merge and log, and dask writes through forks at
                    1/2/4 workers against icechunk's; python: hamt_rs from Python against
-                   zarr's LocalStore with zarrs-python, icechunk and py-hamt (--debug: on
-                   the debug extension, as CI's smoke run does)
-                   (--quick: a smoke run on small sizes)
+                   zarr's LocalStore with zarrs-python, icechunk and py-hamt
+                   (--quick: small sizes; --debug: dev-profile builds, figures not the
+                   release speed; CI's smoke runs use both)
   fuzz [TARGET] [--time SECONDS]
                    build the cargo-fuzz targets (node, tree, car, sharded, metadata,
                    gateway, ops), write their seed corpus and run the named one (each in

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::Result;
+use crate::bench::Build;
 use crate::cmd::{cargo, root, run, run_lines, target_dir, xtask_dir};
 use crate::python::{newest_env, python_env};
 use crate::services::{IpfsNode, S3Server};
@@ -16,11 +17,11 @@ use crate::services::{IpfsNode, S3Server};
 /// The crate's name, as `cargo xtask test` takes it.
 pub(crate) const CRATE: &str = "hamt-python";
 
-/// Builds the wheel (debug or release) and installs it into both venvs; returns the two
+/// Builds the wheel in `build`'s profile and installs it into both venvs; returns the two
 /// interpreters, py-hamt's first.
-pub(crate) fn install(release: bool) -> Result<[PathBuf; 2]> {
+pub(crate) fn install(build: Build) -> Result<[PathBuf; 2]> {
     let venvs = [python_env()?, newest_env()?];
-    let profile = if release { "release" } else { "dev" };
+    let profile = build.profile();
     let out = xtask_dir().join("wheels").join(profile);
     let _ = fs::remove_dir_all(&out);
     let maturin = venvs[0].with_file_name("maturin");
@@ -73,7 +74,7 @@ pub(crate) fn test(node: &IpfsNode, s3: &S3Server, counts: &mut Counts) -> Resul
         "--bin",
         "hamt",
     ]))?;
-    let [pyhamt, newest] = install(false)?;
+    let [pyhamt, newest] = install(Build::Debug)?;
     let mut failures = Vec::new();
     for (python, select) in [(&pyhamt, None), (&newest, Some("not pyhamt"))] {
         let mut cmd = Command::new(python);
@@ -140,12 +141,12 @@ fn run_pytest(cmd: &mut Command, counts: &mut Counts) -> Result<()> {
     result
 }
 
-/// `cargo xtask bench python`: the release extension in both venvs, the benchmark script in
-/// each (every ratio within one venv), then one table. `release` false is CI's smoke run: the
+/// `cargo xtask bench python`: the extension in both venvs, the benchmark script in each
+/// (every ratio within one venv), then one table. [`Build::Debug`] is CI's smoke run: the
 /// debug extension the tests use (a release build of it takes ten minutes), so the benchmark's
 /// code runs but its figures are not the extension's speed, and the table says so.
-pub(crate) fn bench(quick: bool, release: bool) -> Result<()> {
-    let [pyhamt, newest] = install(release)?;
+pub(crate) fn bench(quick: bool, build: Build) -> Result<()> {
+    let [pyhamt, newest] = install(build)?;
     let script = root().join("python/bench/bench.py");
     let out = xtask_dir().join("bench-python");
     let _ = fs::remove_dir_all(&out);
@@ -162,7 +163,10 @@ pub(crate) fn bench(quick: bool, release: bool) -> Result<()> {
             .env("PYTHONWARNINGS", "ignore")
             .env(
                 "HAMT_BENCH_BUILD",
-                if release { "release" } else { "debug" },
+                match build {
+                    Build::Release => "release",
+                    Build::Debug => "debug",
+                },
             );
         if quick {
             cmd.arg("--quick");
@@ -173,11 +177,11 @@ pub(crate) fn bench(quick: bool, release: bool) -> Result<()> {
     report(&pyhamt, &script, &results)
 }
 
-/// The dask half of `cargo xtask bench versions`: the release extension, then dask writes
+/// The dask half of `cargo xtask bench versions`: the extension, then dask writes
 /// through forks against icechunk's at 1, 2 and 4 workers on moto's S3 server (in the
 /// newest venv, where icechunk installs).
-pub(crate) fn dask_writes(quick: bool) -> Result<()> {
-    let [pyhamt, newest] = install(true)?;
+pub(crate) fn dask_writes(quick: bool, build: Build) -> Result<()> {
+    let [pyhamt, newest] = install(build)?;
     let s3 = S3Server::start(&pyhamt)?;
     let mut cmd = Command::new(&newest);
     cmd.arg(root().join("python/bench/dask_writes.py"))
