@@ -15,6 +15,7 @@
 mod convert;
 mod copy;
 mod errors;
+mod guarded;
 mod hamt;
 mod order;
 mod pipeline;

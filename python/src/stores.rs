@@ -3,17 +3,17 @@
 //! conversion of any py-hamt `ContentAddressedStore` into one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use async_trait::async_trait;
-use hamt::{Block, BlockStore, Bytes, Capabilities, Cid, Codec, HashAlg};
+use hamt::{BlockStore, Bytes, Capabilities, Cid, Codec};
 use hamt_registry::OpenStore;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 
 use crate::convert::{cid_from_py, cid_to_py};
-use crate::errors::{StoreClosed, hamt_error, registry_error};
+use crate::errors::{hamt_error, registry_error};
+use crate::guarded::Guarded;
 use crate::pycas::PyCas;
 use crate::runtime::{block_on, spawn};
 
@@ -53,14 +53,11 @@ impl Store {
             hamt_registry::open(url).await.map_err(registry_error)
         })?;
         let closed = Arc::new(AtomicBool::new(false));
-        let guard = Arc::new(Guarded {
-            inner: RwLock::new(Some(opened.store().clone())),
-            capabilities: opened.capabilities(),
-            hash_alg: opened.store().hash_alg(),
-            concurrency: opened.store().concurrency(),
-            closed: closed.clone(),
-            name: opened.scheme(),
-        });
+        let guard = Arc::new(Guarded::new(
+            opened.store().clone(),
+            opened.scheme(),
+            closed.clone(),
+        ));
         Ok(Self {
             blocks: guard.clone(),
             url: Some(url.to_owned()),
@@ -411,85 +408,6 @@ impl StoreCapabilities {
 
 fn py_bool(b: bool) -> &'static str {
     if b { "True" } else { "False" }
-}
-
-/// A store that refuses every call once closed, with a clear error instead of whatever the
-/// backend does after it let go, and that drops the backend when closed.
-#[derive(Debug)]
-pub(crate) struct Guarded {
-    inner: RwLock<Option<Arc<dyn BlockStore>>>,
-    capabilities: Capabilities,
-    hash_alg: HashAlg,
-    concurrency: usize,
-    closed: Arc<AtomicBool>,
-    name: &'static str,
-}
-
-impl Guarded {
-    /// The backend, unless the store was closed.
-    pub(crate) fn inner(&self) -> hamt::Result<Arc<dyn BlockStore>> {
-        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
-        match (&*inner, self.closed.load(Ordering::Acquire)) {
-            (Some(store), false) => Ok(store.clone()),
-            _ => Err(hamt::Error::Backend {
-                store: self.name,
-                temporary: false,
-                source: Box::new(StoreClosed(self.name.to_owned())),
-            }),
-        }
-    }
-
-    fn release(&self) {
-        self.inner
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-    }
-}
-
-#[async_trait]
-impl BlockStore for Guarded {
-    fn hash_alg(&self) -> HashAlg {
-        self.hash_alg
-    }
-    fn concurrency(&self) -> usize {
-        self.concurrency
-    }
-    async fn put_keyed(&self, cid: &Cid, data: Bytes) -> hamt::Result<()> {
-        self.inner()?.put_keyed(cid, data).await
-    }
-    async fn get(&self, cid: &Cid) -> hamt::Result<Bytes> {
-        self.inner()?.get(cid).await
-    }
-    async fn put(&self, codec: Codec, data: Bytes) -> hamt::Result<Cid> {
-        self.inner()?.put(codec, data).await
-    }
-    async fn has(&self, cid: &Cid) -> hamt::Result<bool> {
-        self.inner()?.has(cid).await
-    }
-    async fn put_many(&self, blocks: Vec<(Codec, Bytes)>) -> hamt::Result<Vec<Cid>> {
-        self.inner()?.put_many(blocks).await
-    }
-    async fn put_many_keyed(&self, blocks: Vec<(Cid, Bytes)>) -> hamt::Result<()> {
-        self.inner()?.put_many_keyed(blocks).await
-    }
-    async fn put_blocks(&self, blocks: Vec<Block>) -> hamt::Result<()> {
-        self.inner()?.put_blocks(blocks).await
-    }
-    async fn get_many(&self, cids: &[Cid]) -> hamt::Result<Vec<Bytes>> {
-        self.inner()?.get_many(cids).await
-    }
-    async fn sync(&self) -> hamt::Result<()> {
-        self.inner()?.sync().await
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.capabilities
-    }
-    fn subtree_fetch(&self) -> Option<&dyn hamt::SubtreeFetch> {
-        // What the backend can, through a task that holds it (`subtree.rs`).
-        let fetches = self.inner().ok()?.subtree_fetch().is_some();
-        fetches.then_some(self as &dyn hamt::SubtreeFetch)
-    }
 }
 
 /// `cid` as Python, for callers holding the GIL.

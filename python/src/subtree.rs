@@ -10,7 +10,7 @@ use std::sync::Arc;
 use futures::StreamExt as _;
 use hamt::{Block, BlockStore, BlockStream, Cid, SubtreeFetch};
 
-use crate::stores::Guarded;
+use crate::guarded::Guarded;
 
 /// Blocks waiting between the task and the reader.
 const QUEUE: usize = 16;
