@@ -131,9 +131,13 @@ pub mod ours {
     /// A reader on `root` with an empty node cache of its own (not the store's shared one,
     /// which another live handle may have warmed).
     async fn cold(store: Arc<dyn BlockStore>, root: Cid) -> HamtReader {
-        HamtReader::open_with_config(store, root, Config::new().cache_bytes(256 << 20))
-            .await
-            .expect("open")
+        HamtReader::open_with_config(
+            store,
+            root,
+            Config::new().cache_bytes(Config::SHARED_CACHE_BYTES),
+        )
+        .await
+        .expect("open")
     }
 
     /// Opens the root with an empty node cache and gets every key.

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hamt::{BlockStore, Cid, Config, Error as HamtError, HamtReader, verify};
+use hamt::{BlockStore, Cid, Error as HamtError, HamtReader, verify};
 
 /// Where a key led.
 #[derive(Debug)]
@@ -152,21 +152,19 @@ pub(crate) async fn resolve(
 ) -> Result<Resolved, Miss> {
     // Every request on the gateway's store shares one node cache: a path asked again, or
     // a neighbour's, costs only the blocks for the response.
-    let reader =
-        match HamtReader::open_with_config(store.clone(), root, Config::new().shared_cache()).await
-        {
-            Ok(reader) => reader,
-            Err(e @ HamtError::Decode { .. }) => {
-                return match sharded.path(store, root, key, e.to_string()).await? {
-                    Some((nodes, value)) => Ok(Resolved {
-                        path: verified_path(store, nodes).await?,
-                        value,
-                    }),
-                    None => Err(Miss::NoKey),
-                };
-            }
-            Err(e) => return Err(Miss::Store(e)),
-        };
+    let reader = match HamtReader::open(store.clone(), root).await {
+        Ok(reader) => reader,
+        Err(e @ HamtError::Decode { .. }) => {
+            return match sharded.path(store, root, key, e.to_string()).await? {
+                Some((nodes, value)) => Ok(Resolved {
+                    path: verified_path(store, nodes).await?,
+                    value,
+                }),
+                None => Err(Miss::NoKey),
+            };
+        }
+        Err(e) => return Err(Miss::Store(e)),
+    };
     match reader.path(key).await {
         Ok(Some((nodes, value))) => Ok(Resolved {
             path: verified_path(store, nodes).await?,

@@ -39,6 +39,10 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The size of the node cache every handle on a store shares (256 MiB), and a good size
+    /// for a handle's own ([`Config::cache_bytes`]).
+    pub const SHARED_CACHE_BYTES: usize = crate::cache::SHARED_CACHE_BYTES;
+
     /// py-hamt's bucket size (4) and the store's shared node cache of 256 MiB
     /// ([`Config::shared_cache`]): enough for the nodes of a tree of about 2 million keys, so
     /// random reads of such a tree hit the cache, whichever handle on the store made them.

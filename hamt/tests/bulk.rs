@@ -275,7 +275,7 @@ async fn handles_on_one_store_share_its_node_cache() {
     // A reader with a cache of its own starts cold.
     for config in [
         Config::new().cache_bytes(8 << 20),
-        Config::new().cache_bytes(256 << 20),
+        Config::new().cache_bytes(Config::SHARED_CACHE_BYTES),
     ] {
         let own = HamtReader::open_with_config(store.clone(), root, config)
             .await

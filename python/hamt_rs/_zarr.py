@@ -315,6 +315,11 @@ def _reopen(
     return ZarrHAMTStore(hamt, read_only=True)
 
 
+def _store(url: Any) -> Any:
+    """``url`` opened as a store, or ``url`` itself when it is already a store object."""
+    return _native.Store(url) if isinstance(url, str) else url
+
+
 async def open_zarr_store(
     url: Any,
     root: Any,
@@ -326,7 +331,7 @@ async def open_zarr_store(
     """The Zarr store of the dataset at ``root`` in the block store ``url`` (a URL or a store
     object), its layout (HAMT or sharded) read from the root block. With ``encryption_key``
     the HAMT layout is opened as a ``SimpleEncryptedZarrHAMTStore``."""
-    store = url if not isinstance(url, str) else _native.Store(url)
+    store = _store(url)
     layout = await _native.detect_layout(store, root)
     if layout == "sharded":
         if encryption_key is not None:
@@ -383,7 +388,7 @@ def load_dataset(
     from ._stores import InMemoryCAS
     from ._sync import run
 
-    source = url if not isinstance(url, str) else _native.Store(url)
+    source = _store(url)
     local = InMemoryCAS()
     run(lambda: _native.copy_dag(source, root, local))
     dataset = open_dataset(local, root, encryption_key=encryption_key, header=header, **open_zarr_kwargs)

@@ -152,7 +152,7 @@ async fn main() -> BoxResult<()> {
     let open = || {
         let sled = sled.clone();
         // A node cache of its own: the store's shared one may be warm from another handle.
-        let cold = hamt::Config::new().cache_bytes(256 << 20);
+        let cold = hamt::Config::new().cache_bytes(hamt::Config::SHARED_CACHE_BYTES);
         async move {
             let store = HamtStore::builder(sled)
                 .root(root)
