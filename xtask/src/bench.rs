@@ -222,7 +222,7 @@ impl Build {
     /// Builds binaries in this profile, each named with its package. A debug build builds
     /// what `cargo xtask test` builds (every target, every feature), so that the tests that
     /// run next reuse it instead of compiling half the dependencies again with other features.
-    fn bins(self, bins: &[(&str, &str)]) -> Result<()> {
+    pub(crate) fn bins(self, bins: &[(&str, &str)]) -> Result<()> {
         let mut cmd = Command::new(cargo());
         cmd.args(["build", "-q", "--profile", self.profile()]);
         match self {

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use crate::Result;
 use crate::bench::Build;
-use crate::cmd::{cargo, root, run, run_lines, target_dir, xtask_dir};
+use crate::cmd::{root, run, run_lines, target_dir, xtask_dir};
 use crate::python::{newest_env, python_env};
 use crate::services::{IpfsNode, S3Server};
 
@@ -62,18 +62,10 @@ pub(crate) struct Counts {
 /// Builds the debug extension into both venvs and runs `python/tests` in each, with the
 /// services' addresses in the environment and the `hamt` binary for `hamt serve`.
 pub(crate) fn test(node: &IpfsNode, s3: &S3Server, counts: &mut Counts) -> Result<()> {
-    // The feature set `cargo test --all-features` builds, so a workspace run has it already;
-    // alone it costs little more than the default set, since the extension itself needs the
-    // registry with every backend.
-    run(Command::new(cargo()).args([
-        "build",
-        "-q",
-        "-p",
-        "hamt-cli",
-        "--all-features",
-        "--bin",
-        "hamt",
-    ]))?;
+    // `hamt` for `hamt serve`, built as `cargo test --workspace --all-features` builds it, so
+    // that after a workspace run nothing compiles again (`-p hamt-cli` alone resolves other
+    // features and rebuilt half the dependencies).
+    Build::Debug.bins(&[("hamt-cli", "hamt")])?;
     let [pyhamt, newest] = install(Build::Debug)?;
     let mut failures = Vec::new();
     for (python, select) in [(&pyhamt, None), (&newest, Some("not pyhamt"))] {

@@ -115,7 +115,8 @@ pub(crate) struct IpfsNode {
 }
 
 impl IpfsNode {
-    pub(crate) fn start() -> Result<Self> {
+    /// Installs the node from npm into [`node_dir`], again only when the lockfile changed.
+    pub(crate) fn install() -> Result<PathBuf> {
         let dir = node_dir();
         let source = root().join("xtask/ipfs-node");
         fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -141,6 +142,12 @@ impl IpfsNode {
                 .arg(&dir))?;
             fs::write(&stamp, &lock).map_err(|e| format!("{}: {e}", stamp.display()))?;
         }
+        Ok(dir)
+    }
+
+    /// Installs the node if needed and starts it.
+    pub(crate) fn start() -> Result<Self> {
+        let dir = Self::install()?;
         let (api, gateway) = (free_port()?, free_port()?);
         let repo = std::env::temp_dir().join(format!("hamt-ipfs-repo-{}", std::process::id()));
         let _ = fs::remove_dir_all(&repo);
