@@ -8,6 +8,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::Result;
 use crate::cmd::{cargo, json, output, root, run, target_dir};
@@ -52,8 +53,7 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
     cmd.args(["bench", "--profile", build.profile()]);
     match build {
         Build::Release => cmd.args(["-p", "hamt-benches"]),
-        // The feature set the tests build with, so their dependencies are reused.
-        Build::Debug => cmd.args(["--workspace", "--all-features"]),
+        Build::Debug => cmd.args(TESTS_FEATURES),
     };
     cmd.args(["--bench", "compare"]);
     cmd.env("HAMT_BENCH_OUT", &compare_out);
@@ -185,6 +185,10 @@ pub(crate) fn bench_net(quick: bool, build: Build) -> Result<()> {
         .env("HAMT_BENCH_HAMT_BIN", build.bin("hamt")))
 }
 
+/// What `cargo xtask test` selects: every package, every feature. Builds given the same
+/// selection resolve the same features, so they share every compiled dependency.
+const TESTS_FEATURES: [&str; 2] = ["--workspace", "--all-features"];
+
 /// Which profile a benchmark run builds with.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Build {
@@ -203,13 +207,17 @@ impl Build {
         }
     }
 
-    /// The binary `name` in this profile's output directory.
-    fn bin(self, name: &str) -> PathBuf {
-        let dir = match self {
+    /// The name of this profile's output directory, as the figures' headings name the build.
+    pub(crate) fn dir_name(self) -> &'static str {
+        match self {
             Build::Release => "release",
             Build::Debug => "debug",
-        };
-        target_dir().join(dir).join(name)
+        }
+    }
+
+    /// The binary `name` in this profile's output directory.
+    fn bin(self, name: &str) -> PathBuf {
+        target_dir().join(self.dir_name()).join(name)
     }
 
     /// Says, before any figure, that a debug run's figures are not the product's speed.
@@ -221,8 +229,10 @@ impl Build {
 
     /// Builds binaries in this profile, each named with its package. A debug build builds
     /// what `cargo xtask test` builds (every target, every feature), so that the tests that
-    /// run next reuse it instead of compiling half the dependencies again with other features.
+    /// run next reuse it instead of compiling half the dependencies again with other features;
+    /// as that holds every binary, it runs once per xtask process.
     pub(crate) fn bins(self, bins: &[(&str, &str)]) -> Result<()> {
+        static DEBUG_BUILT: AtomicBool = AtomicBool::new(false);
         let mut cmd = Command::new(cargo());
         cmd.args(["build", "-q", "--profile", self.profile()]);
         match self {
@@ -231,11 +241,16 @@ impl Build {
                     cmd.args(["-p", package, "--bin", bin]);
                 }
             }
+            Build::Debug if DEBUG_BUILT.load(Ordering::Acquire) => return Ok(()),
             Build::Debug => {
-                cmd.args(["--workspace", "--all-features", "--all-targets"]);
+                cmd.args(TESTS_FEATURES).arg("--all-targets");
             }
         }
-        run(&mut cmd)
+        run(&mut cmd)?;
+        if self == Build::Debug {
+            DEBUG_BUILT.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 }
 

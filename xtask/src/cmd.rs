@@ -51,11 +51,16 @@ fn scrub(cmd: &mut Command) {
     }
 }
 
-/// Runs a command in the workspace root, echoing it; fails when it fails.
-pub(crate) fn run(cmd: &mut Command) -> Result<()> {
+/// Echoes `cmd`, cleans its environment ([`scrub`]) and returns when it starts, for [`took`].
+fn starting(cmd: &mut Command) -> std::time::Instant {
     eprintln!("$ {cmd:?}");
     scrub(cmd);
-    let started = std::time::Instant::now();
+    std::time::Instant::now()
+}
+
+/// Runs a command in the workspace root, echoing it; fails when it fails.
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
+    let started = starting(cmd);
     let status = cmd
         .current_dir(root())
         .status()
@@ -77,9 +82,7 @@ pub(crate) fn run_lines(cmd: &mut Command, mut each: impl FnMut(&str)) -> Result
     // How long the output may stay open once the command has exited: a process it started
     // and left behind (a test's server, after the test failed) must not hang the run.
     const GRACE: Duration = Duration::from_secs(10);
-    eprintln!("$ {cmd:?}");
-    scrub(cmd);
-    let started = Instant::now();
+    let started = starting(cmd);
     let mut child = cmd
         .current_dir(root())
         .stdout(std::process::Stdio::piped())
@@ -150,9 +153,7 @@ fn took(cmd: &Command, started: std::time::Instant) {
 
 /// Runs `cmd` and returns its standard output (standard error passes through).
 pub(crate) fn output(cmd: &mut Command) -> Result<String> {
-    eprintln!("$ {cmd:?}");
-    scrub(cmd);
-    let started = std::time::Instant::now();
+    let started = starting(cmd);
     let out = cmd
         .current_dir(root())
         .stderr(std::process::Stdio::inherit())

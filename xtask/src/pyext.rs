@@ -153,13 +153,7 @@ pub(crate) fn bench(quick: bool, build: Build) -> Result<()> {
             .arg(out.join(name))
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("PYTHONWARNINGS", "ignore")
-            .env(
-                "HAMT_BENCH_BUILD",
-                match build {
-                    Build::Release => "release",
-                    Build::Debug => "debug",
-                },
-            );
+            .env("HAMT_BENCH_BUILD", build.dir_name());
         if quick {
             cmd.arg("--quick");
         }
