@@ -68,7 +68,7 @@ impl Guarded {
     }
 
     /// The error for an extension the backend lost (it cannot: its flags are fixed).
-    fn unsupported(&self, operation: &'static str) -> hamt::Error {
+    pub(crate) fn unsupported(&self, operation: &'static str) -> hamt::Error {
         hamt::Error::NotSupported {
             store: self.name,
             operation,

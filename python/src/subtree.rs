@@ -23,7 +23,7 @@ enum Request {
 
 impl SubtreeFetch for Guarded {
     fn subtree(&self, root: Cid, dups: bool) -> BlockStream<'_> {
-        forward(self.inner(), Request::Subtree { root, dups })
+        forward(self, self.inner(), Request::Subtree { root, dups })
     }
 
     fn path(&self, root: Cid, key: &str) -> Option<BlockStream<'_>> {
@@ -31,20 +31,26 @@ impl SubtreeFetch for Guarded {
         // Asked here only to learn whether the backend can; the task asks again.
         drop(inner.subtree_fetch()?.path(root, key)?);
         let key = key.to_owned();
-        Some(forward(Ok(inner), Request::Path { root, key }))
+        Some(forward(self, Ok(inner), Request::Path { root, key }))
     }
 }
 
 /// The stream `request` names, run by a task on the extension's runtime.
-fn forward(inner: hamt::Result<Arc<dyn BlockStore>>, request: Request) -> BlockStream<'static> {
+fn forward(
+    guard: &Guarded,
+    inner: hamt::Result<Arc<dyn BlockStore>>,
+    request: Request,
+) -> BlockStream<'static> {
     let inner = match inner {
         Ok(inner) => inner,
         Err(e) => return futures::stream::once(std::future::ready(Err(e))).boxed(),
     };
+    // Only if the backend lost a capability its flags promised.
+    let unsupported = guard.unsupported("subtree fetch");
     let (tx, rx) = tokio::sync::mpsc::channel::<hamt::Result<Block>>(QUEUE);
     crate::runtime::runtime().spawn(async move {
         let Some(fetch) = inner.subtree_fetch() else {
-            let _ = tx.send(Err(not_supported())).await;
+            let _ = tx.send(Err(unsupported)).await;
             return;
         };
         let stream = match &request {
@@ -52,7 +58,7 @@ fn forward(inner: hamt::Result<Arc<dyn BlockStore>>, request: Request) -> BlockS
             Request::Path { root, key } => fetch.path(*root, key),
         };
         let Some(mut stream) = stream else {
-            let _ = tx.send(Err(not_supported())).await;
+            let _ = tx.send(Err(unsupported)).await;
             return;
         };
         while let Some(item) = stream.next().await {
@@ -67,11 +73,4 @@ fn forward(inner: hamt::Result<Arc<dyn BlockStore>>, request: Request) -> BlockS
         Some((item, rx))
     })
     .boxed()
-}
-
-fn not_supported() -> hamt::Error {
-    hamt::Error::NotSupported {
-        store: "python store",
-        operation: "subtree fetch",
-    }
 }
