@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod cached;
+mod closing;
 mod error;
 mod guard;
 mod large;

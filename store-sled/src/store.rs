@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use hamt::{Block, BlockStore, Capabilities, Cid, HashAlg, verify};
 
+use crate::closing;
 use crate::error::Error;
 use crate::guard::{self, Guarded};
 use crate::large::{self, LARGE, LargeFiles};
@@ -54,17 +55,21 @@ pub struct SledStore {
 /// Holds a handle on the database so that the last drop of a [`SledStore`] happens here,
 /// under the guard, and is skipped after sled's flusher thread died (it would never return).
 #[derive(Debug)]
-struct Closer(Option<(sled::Db, sled::Tree, sled::Tree)>);
+struct Closer {
+    handles: Option<(sled::Db, sled::Tree, sled::Tree)>,
+    path: PathBuf,
+}
 
 impl Drop for Closer {
     fn drop(&mut self) {
-        if let Some(handles) = self.0.take() {
+        if let Some(handles) = self.handles.take() {
             if guard::flusher_panicked() {
                 std::mem::forget(handles);
             } else {
                 // Dropping flushes; a failure has nowhere to go from a destructor, and the
                 // blocks flushed before are durable either way.
                 let _ = guard::guard(move || drop(handles));
+                closing::closed(&self.path);
             }
         }
     }
@@ -121,19 +126,27 @@ impl SledStoreBuilder {
             .path(&self.path)
             .cache_capacity(self.cache_bytes)
             .temporary(self.temporary);
-        let opened = guard::guard(|| {
-            let db = config.open()?;
-            let blocks = db.open_tree("blocks")?;
-            let large = db.open_tree("large")?;
-            Ok((db, blocks, large))
-        });
-        let (db, blocks, large) = match opened {
-            Ok(Ok(handles)) => handles,
-            Ok(Err(e)) => return Err(Error::from_sled(self.path, e)),
-            Err(panic) => return Err(Error::from_panic(self.path, &panic)),
+        let open = || {
+            let opened = guard::guard(|| {
+                let db = config.open()?;
+                let blocks = db.open_tree("blocks")?;
+                let large = db.open_tree("large")?;
+                Ok((db, blocks, large))
+            });
+            match opened {
+                Ok(Ok(handles)) => Ok(handles),
+                Ok(Err(e)) => Err(Error::from_sled(self.path.clone(), e)),
+                Err(panic) => Err(Error::from_panic(self.path.clone(), &panic)),
+            }
         };
+        let is_locked = |e: &Error| matches!(e, Error::Locked { .. });
+        let (db, blocks, large) = closing::retry(&self.path, is_locked, open)?;
+        closing::opened(&self.path);
         Ok(SledStore {
-            _closer: Arc::new(Closer(Some((db.clone(), blocks.clone(), large.clone())))),
+            _closer: Arc::new(Closer {
+                handles: Some((db.clone(), blocks.clone(), large.clone())),
+                path: self.path.clone(),
+            }),
             db,
             blocks,
             files: LargeFiles::new(&self.path),
