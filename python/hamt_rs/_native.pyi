@@ -208,6 +208,15 @@ def read_chunks(
 ) -> Awaitable[list[int]]:
     """Reads chunks into ``out``; one status a chunk (0 missing, 1 read, 2 not handled)."""
 
+def write_chunks(
+    core: ZarrCore,
+    items: list[tuple[str, Sequence[int]]],
+    value: Any,
+    value_shape: list[int],
+    itemsize: int,
+) -> Awaitable[list[int]]:
+    """Cuts whole chunks out of ``value`` (keys and box starts), encodes and stores them; one status a chunk (0 erased, 1 stored, 2 not handled)."""
+
 class Repository:
     """A dataset's versions: commits and the branches and tags that name them."""
 

@@ -117,14 +117,17 @@ class CodecPipeline(_CodecPipeline):
                     continue
                 if any(a != 0 or b != n for a, b, n in zip(chunk[0], chunk[1], spec.shape)):
                     continue
-                part = array[out_sel]
-                if part.shape != tuple(spec.shape):
+                if any(b - a != n or b > m for a, b, n, m in zip(src[0], src[1], spec.shape, array.shape)):
                     continue
                 ours.append(i)
-                items.append((setter.path, ndim, np.ascontiguousarray(part).tobytes()))
+                # The chunk is cut out of the array in Rust, on the extension's threads.
+                items.append((setter.path, src[0]))
         rest = list(range(len(batch)))
         if ours:
-            status = await _native.write_chunks(core, items, array.dtype.itemsize)
+            source = np.ascontiguousarray(array)
+            status = await _native.write_chunks(
+                core, items, source.reshape(-1).view(np.uint8), list(source.shape), source.dtype.itemsize
+            )
             done = {i for i, state in zip(ours, status) if state != 2}
             rest = [i for i in rest if i not in done]
         if rest:

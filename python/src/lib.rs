@@ -8,8 +8,8 @@
 //! (Rust errors as Python exceptions), [`convert`] (CIDs and DAG-CBOR values), [`stores`] (block
 //! stores from URLs and py-hamt's CAS classes), [`subtree`] (their CAR streams), [`pycas`] (a Python CAS as a Rust block store),
 //! [`hamt`] (py-hamt's `HAMT`), [`order`] (py-hamt's listing order), [`zarr`] (the Rust side
-//! of the Zarr stores), [`pipeline`] (chunks fetched and decoded by zarrs, straight into the
-//! output array), [`versions`] (commits, refs and merges for sessions and forks), [`copy`] (a dataset's
+//! of the Zarr stores), [`pipeline`] (chunks fetched and decoded by zarrs on every core, straight
+//! into the output array, and whole chunks encoded and stored), [`versions`] (commits, refs and merges for sessions and forks), [`copy`] (a dataset's
 //! whole DAG into another store, for `load_dataset`).
 
 mod convert;

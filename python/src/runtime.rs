@@ -16,6 +16,7 @@ use futures::FutureExt as _;
 use pyo3::BoundObject as _;
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
 use pyo3::prelude::*;
+use pyo3_async_runtimes::TaskLocals;
 use tokio::runtime::Runtime;
 
 use crate::errors::PanicError;
@@ -79,6 +80,36 @@ pub(crate) fn panic_error(panic: &(dyn std::any::Any + Send)) -> PyErr {
     ))
 }
 
+/// Runs `fut` as a task of its own on the runtime's worker threads and waits for it.
+///
+/// For CPU-bound steps of a batch (decoding or encoding chunks): a batch's futures polled
+/// together in one task run on one thread, and a local store answers without ever
+/// yielding, so they would all run on the caller's thread one after another. As tasks they
+/// spread over every core. `locals` are the caller's asyncio task locals (see
+/// [`task_locals`]), which a store backed by a Python object needs to call it.
+pub(crate) async fn parallel<F, T>(locals: TaskLocals, fut: F) -> PyResult<T>
+where
+    F: Future<Output = PyResult<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let task = pyo3_async_runtimes::tokio::scope(locals, catch(fut));
+    match runtime().spawn(task).await {
+        Ok(result) => result,
+        // `catch` keeps panics inside the task; what is left is the runtime shutting down.
+        Err(e) => Err(PyRuntimeError::new_err(format!(
+            "a hamt_rs task did not finish: {e}"
+        ))),
+    }
+}
+
+/// The asyncio event loop and context of the calling Python code, for [`parallel`] tasks.
+///
+/// # Errors
+/// When called outside a running asyncio event loop.
+pub(crate) fn task_locals(py: Python<'_>) -> PyResult<TaskLocals> {
+    pyo3_async_runtimes::tokio::get_current_locals(py)
+}
+
 /// A Python awaitable for `fut`, which runs on the extension's runtime.
 ///
 /// # Errors
@@ -88,7 +119,7 @@ where
     F: Future<Output = PyResult<T>> + Send + 'static,
     T: for<'py> IntoPyObject<'py> + Send + 'static,
 {
-    let locals = pyo3_async_runtimes::tokio::get_current_locals(py)?;
+    let locals = task_locals(py)?;
     let mut fut = Box::pin(pyo3_async_runtimes::tokio::scope(
         locals.clone(),
         catch(fut),

@@ -81,6 +81,37 @@ def test_corrupt_blocks_are_refused(cid_store):
     run(go())
 
 
+def test_a_chunk_block_missing_or_corrupt_fails_the_rust_pipelines_read(cid_store):
+    import numpy as np
+    import zarr
+
+    async def write():
+        hamt = await HAMT.build(cas=cid_store, values_are_bytes=True)
+        arr = zarr.create_array(ZarrHAMTStore(hamt), name="a", shape=(40, 40), chunks=(4, 4), dtype="f4")
+        arr[:] = np.arange(1600, dtype="f4").reshape(40, 40)
+        await hamt.make_read_only()
+        return hamt, await hamt.get_pointer("a/c/3/7")
+
+    hamt, chunk = run(write())
+    good = cid_store.blocks[chunk]
+
+    def read():
+        with zarr.config.set({"codec_pipeline.path": "hamt_rs.CodecPipeline"}):
+            return zarr.open_array(ZarrHAMTStore(hamt, read_only=True), path="a", mode="r")[:]
+
+    assert read()[13, 29] == 13 * 40 + 29
+    # One chunk of a hundred, read on the extension's threads beside the others: its error
+    # is the whole read's, after every other task has finished.
+    del cid_store.blocks[chunk]
+    with pytest.raises(hamt_rs.NotFoundError):
+        read()
+    cid_store.blocks[chunk] = good[:-1] + bytes([good[-1] ^ 1])
+    with pytest.raises(hamt_rs.CorruptBlockError):
+        read()
+    cid_store.blocks[chunk] = good
+    assert read()[13, 29] == 13 * 40 + 29
+
+
 def test_bad_cids_and_arguments():
     async def go():
         with pytest.raises(ValueError, match="invalid CID"):

@@ -1,0 +1,154 @@
+//! Which zarrs array a chunk key belongs to: the key taken apart by every chunk key encoding,
+//! the array's `zarr.json` read through the same store, and the arrays zarrs has opened,
+//! kept while their metadata is unchanged.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use hamt::Bytes;
+use hamt_zarr::zarrs_storage::AsyncReadableStorageTraits;
+use pyo3::prelude::*;
+use zarrs::array::{Array, ArrayMetadata};
+
+use crate::zarr::Storage;
+
+/// A zarrs array over a `hamt_rs` store.
+pub(super) type ZArray = Array<dyn AsyncReadableStorageTraits>;
+
+/// Arrays opened by zarrs, by (storage identity, path), with the metadata they were opened
+/// from: a changed `zarr.json` (an append) opens the array again.
+static ARRAYS: Mutex<Option<ArrayCache>> = Mutex::new(None);
+
+/// (storage identity, array path) → (the `zarr.json` it was opened from, the array, or None
+/// when zarrs cannot read it).
+type ArrayCache = HashMap<(usize, String), (Bytes, Option<Arc<ZArray>>)>;
+
+/// A chunk key taken apart: the array's path and the chunk's grid indices.
+fn candidates(key: &str, ndim: usize) -> Vec<(String, Vec<u64>, &'static str, char)> {
+    let mut found = Vec::new();
+    let digits = |s: &str| s.parse::<u64>().ok();
+    let segments: Vec<&str> = key.split('/').collect();
+    let join = |parts: &[&str]| parts.join("/");
+    // default encoding, "/" separator: …/c/i/j/k
+    if segments.len() > ndim && segments[segments.len() - ndim - 1] == "c" {
+        let idx: Option<Vec<u64>> = segments[segments.len() - ndim..]
+            .iter()
+            .map(|s| digits(s))
+            .collect();
+        if let Some(idx) = idx {
+            found.push((
+                join(&segments[..segments.len() - ndim - 1]),
+                idx,
+                "default",
+                '/',
+            ));
+        }
+    }
+    if let Some(last) = segments.last() {
+        let rest = join(&segments[..segments.len() - 1]);
+        // default encoding, "." separator: …/c.i.j.k
+        if let Some(tail) = last
+            .strip_prefix("c.")
+            .or((ndim == 0 && *last == "c").then_some(""))
+        {
+            let idx: Option<Vec<u64>> = if ndim == 0 {
+                Some(Vec::new())
+            } else {
+                tail.split('.').map(digits).collect()
+            };
+            if let Some(idx) = idx.filter(|i| i.len() == ndim) {
+                found.push((rest.clone(), idx, "default", '.'));
+            }
+        }
+        // v2 encoding, "." separator: …/i.j.k
+        let idx: Option<Vec<u64>> = if ndim == 0 {
+            (*last == "0").then(Vec::new)
+        } else {
+            last.split('.').map(digits).collect()
+        };
+        if let Some(idx) = idx.filter(|i| i.len() == ndim) {
+            found.push((rest, idx, "v2", '.'));
+        }
+    }
+    // v2 encoding, "/" separator: …/i/j/k
+    if ndim > 0 && segments.len() >= ndim {
+        let idx: Option<Vec<u64>> = segments[segments.len() - ndim..]
+            .iter()
+            .map(|s| digits(s))
+            .collect();
+        if let Some(idx) = idx {
+            found.push((join(&segments[..segments.len() - ndim]), idx, "v2", '/'));
+        }
+    }
+    found
+}
+
+fn metadata_key(path: &str) -> String {
+    if path.is_empty() {
+        "zarr.json".to_owned()
+    } else {
+        format!("{path}/zarr.json")
+    }
+}
+
+/// The chunk key encoding `zarr.json` declares: (name, separator).
+fn encoding_of(meta: &serde_json::Value) -> (String, char) {
+    let enc = &meta["chunk_key_encoding"];
+    let name = enc["name"].as_str().unwrap_or("default").to_owned();
+    let default_sep = if name == "v2" { '.' } else { '/' };
+    let sep = enc["configuration"]["separator"]
+        .as_str()
+        .and_then(|s| s.chars().next())
+        .unwrap_or(default_sep);
+    (name, sep)
+}
+
+/// The zarrs array `key` belongs to and the chunk's indices; None when zarrs cannot read it.
+pub(super) async fn resolve(
+    storage: &Storage,
+    key: &str,
+    ndim: usize,
+) -> PyResult<Option<(Arc<ZArray>, Vec<u64>)>> {
+    for (path, indices, enc, sep) in candidates(key, ndim) {
+        let Some(meta_bytes) = storage.get(&metadata_key(&path)).await? else {
+            continue;
+        };
+        let Ok(meta) = serde_json::from_slice::<serde_json::Value>(&meta_bytes) else {
+            continue;
+        };
+        if meta["node_type"] != "array" || meta["shape"].as_array().map(Vec::len) != Some(ndim) {
+            continue;
+        }
+        if encoding_of(&meta) != (enc.to_owned(), sep) {
+            continue;
+        }
+        let identity = Arc::as_ptr(&storage.readable()).cast::<()>() as usize;
+        let cache_key = (identity, path.clone());
+        let cached = {
+            let guard = ARRAYS.lock().unwrap_or_else(PoisonError::into_inner);
+            guard
+                .as_ref()
+                .and_then(|m| m.get(&cache_key))
+                .filter(|(bytes, _)| *bytes == meta_bytes)
+                .map(|(_, a)| a.clone())
+        };
+        let array = if let Some(array) = cached {
+            array
+        } else {
+            let opened = serde_json::from_slice::<ArrayMetadata>(&meta_bytes)
+                .ok()
+                .and_then(|m| {
+                    ZArray::new_with_metadata(storage.readable(), &format!("/{path}"), m).ok()
+                })
+                .filter(|a| a.data_type().fixed_size().is_some())
+                .map(Arc::new);
+            let mut guard = ARRAYS.lock().unwrap_or_else(PoisonError::into_inner);
+            guard
+                .get_or_insert_with(HashMap::new)
+                .insert(cache_key, (meta_bytes.clone(), opened.clone()));
+            opened
+        };
+        return Ok(array.map(|a| (a, indices)));
+    }
+    Ok(None)
+}

@@ -1,0 +1,180 @@
+//! `read_chunks`: chunks fetched and decoded on the runtime's threads, each written
+//! straight into its box of zarr-python's output array.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::{StreamExt as _, stream};
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+use zarrs::array::{ArrayBytes, ArrayToBytesCodecTraits as _, CodecError, CodecOptions};
+
+use super::arrays::resolve;
+use super::boxes::{Region, extract};
+use super::buffers::{OutBuffer, Slot};
+use super::{CONCURRENCY, MISSING, NOT_HANDLED, PRESENT};
+use crate::errors::FormatError;
+use crate::runtime::{parallel, spawn, task_locals};
+use crate::zarr::{Storage, ZarrCore};
+
+/// One chunk to read: its key and the part of it selected (its box in the output is its
+/// slot's).
+struct Item {
+    key: String,
+    chunk_start: Vec<u64>,
+    chunk_stop: Vec<u64>,
+}
+
+/// One chunk decoded and its selection written into its slot; `NOT_HANDLED` (nothing
+/// written) when zarrs cannot read it here.
+async fn decode(storage: &Storage, item: &Item, slot: &Slot, itemsize: usize) -> PyResult<u8> {
+    let ndim = item.chunk_start.len();
+    let Some((array, indices)) = resolve(storage, &item.key, ndim).await? else {
+        return Ok(NOT_HANDLED);
+    };
+    if array.data_type().fixed_size() != Some(itemsize) {
+        return Ok(NOT_HANDLED);
+    }
+    let chunk_shape = array
+        .chunk_shape(&indices)
+        .map_err(|e| FormatError::new_err(format!("{}: {e}", item.key)))?;
+    let shape: Vec<u64> = chunk_shape.iter().map(|n| n.get()).collect();
+    if item.chunk_stop.iter().zip(&shape).any(|(stop, n)| stop > n) {
+        return Err(PyValueError::new_err(format!(
+            "selection outside chunk {}",
+            item.key
+        )));
+    }
+    // Fetched here rather than by zarrs, so that a store's failure keeps its own exception
+    // (`NotFoundError`, `CorruptBlockError`, `StoreError`) instead of becoming zarrs' text.
+    let encoded = storage.get(&item.key).await?;
+    let decoded = encoded
+        .map(|encoded| {
+            array
+                .codecs()
+                .decode(
+                    Cow::Borrowed(&encoded[..]),
+                    &chunk_shape,
+                    array.data_type(),
+                    array.fill_value(),
+                    &CodecOptions::default(),
+                )?
+                .into_fixed()
+                .map(Cow::into_owned)
+                .map_err(Into::into)
+        })
+        .transpose()
+        .map_err(|e: CodecError| {
+            FormatError::new_err(format!("cannot decode chunk {}: {e}", item.key))
+        })?;
+    let selection = Region {
+        start: item.chunk_start.clone(),
+        shape: slot.region().shape.clone(),
+    };
+    let Some(raw) = decoded else {
+        let bad = |e: &dyn std::fmt::Display| FormatError::new_err(format!("{}: {e}", item.key));
+        let one = ArrayBytes::new_fill_value(array.data_type(), 1, array.fill_value())
+            .map_err(|e| bad(&e))?
+            .into_fixed()
+            .map_err(|e| bad(&e))?;
+        let n = usize::try_from(selection.len())
+            .map_err(|_| PyValueError::new_err("chunk too large"))?;
+        slot.write(&one.repeat(n))?;
+        return Ok(MISSING);
+    };
+    if selection.start.iter().all(|&s| s == 0) && selection.shape == shape {
+        slot.write(&raw)?;
+    } else {
+        let part = extract(&raw, &shape, &selection, itemsize).ok_or_else(|| {
+            FormatError::new_err(format!("chunk {} is shorter than its shape", item.key))
+        })?;
+        slot.write(&part)?;
+    }
+    Ok(PRESENT)
+}
+
+/// Reads chunks of a `hamt_rs` store into `out` (async).
+///
+/// `items` are `(key, chunk_start, chunk_stop, out_start)`; `out` is a writable C-contiguous
+/// byte view of the output array of shape `out_shape` and element size `itemsize`. Chunks are
+/// decoded on the runtime's threads, each written into its own box of `out` there, without
+/// the GIL. Returns one status a chunk: 0 missing (filled with the fill value), 1 read, 2 not
+/// handled here.
+#[pyfunction]
+pub(super) fn read_chunks<'py>(
+    py: Python<'py>,
+    core: &Bound<'py, ZarrCore>,
+    items: &Bound<'py, PyList>,
+    out: &Bound<'py, PyAny>,
+    out_shape: Vec<u64>,
+    itemsize: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let buffer = PyBuffer::<u8>::get(out)?;
+    let mut parsed = Vec::with_capacity(items.len());
+    let mut regions = Vec::with_capacity(items.len());
+    for item in items.iter() {
+        let t = item.cast::<PyTuple>()?;
+        let it = Item {
+            key: t.get_item(0)?.extract()?,
+            chunk_start: t.get_item(1)?.extract()?,
+            chunk_stop: t.get_item(2)?.extract()?,
+        };
+        let out_start: Vec<u64> = t.get_item(3)?.extract()?;
+        if it.chunk_start.len() != it.chunk_stop.len()
+            || out_start.len() != out_shape.len()
+            || it.chunk_start.len() != out_shape.len()
+        {
+            return Err(PyValueError::new_err(
+                "selection dimensions do not match the output",
+            ));
+        }
+        let shape = it
+            .chunk_stop
+            .iter()
+            .zip(&it.chunk_start)
+            .map(|(b, a)| b.checked_sub(*a))
+            .collect::<Option<Vec<u64>>>()
+            .ok_or_else(|| PyValueError::new_err("a chunk selection ends before it starts"))?;
+        regions.push(Region {
+            start: out_start,
+            shape,
+        });
+        parsed.push(it);
+    }
+    let slots = OutBuffer::slots(buffer, out_shape, itemsize, regions)?;
+    let backend = core.get().backend.clone();
+    let locals = task_locals(py)?;
+    spawn(py, async move {
+        let storage = ZarrCore::storage(&backend).await?;
+        let failed = Arc::new(AtomicBool::new(false));
+        let mut decoded = stream::iter(parsed.into_iter().zip(slots))
+            .map(|(item, slot)| {
+                let storage = storage.clone();
+                let failed = failed.clone();
+                parallel(locals.clone(), async move {
+                    if failed.load(Ordering::Relaxed) {
+                        return Ok(NOT_HANDLED);
+                    }
+                    decode(&storage, &item, &slot, itemsize).await
+                })
+            })
+            .buffered(CONCURRENCY);
+        // Every task is waited for, even after a failure, so none still writes into `out`
+        // once the call has returned; those not yet started skip their chunk.
+        let mut status = Vec::new();
+        let mut error = None;
+        while let Some(next) = decoded.next().await {
+            match next {
+                Ok(state) => status.push(state),
+                Err(e) => {
+                    failed.store(true, Ordering::Relaxed);
+                    error.get_or_insert(e);
+                }
+            }
+        }
+        error.map_or(Ok(status), Err)
+    })
+}

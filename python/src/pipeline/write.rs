@@ -1,0 +1,145 @@
+//! `write_chunks`: whole chunks cut out of the array being written, encoded with zarrs and
+//! stored, on the runtime's threads.
+
+use std::sync::Arc;
+
+use futures::{StreamExt as _, stream};
+use hamt::Bytes;
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+use zarrs::array::{ArrayBytes, ArrayToBytesCodecTraits as _, CodecOptions};
+
+use super::arrays::resolve;
+use super::boxes::{Region, extract};
+use super::buffers::SourceBuffer;
+use super::{CONCURRENCY, MISSING, NOT_HANDLED, PRESENT};
+use crate::errors::FormatError;
+use crate::runtime::{parallel, spawn, task_locals};
+use crate::zarr::{Storage, ZarrCore};
+
+/// Where a chunk's elements are: the box of the chunk's shape at `start` in a C-order array
+/// of `shape`.
+struct Source<'a> {
+    bytes: &'a [u8],
+    shape: &'a [u64],
+    start: &'a [u64],
+    itemsize: usize,
+}
+
+/// One whole chunk cut out of `source`, encoded and stored (or erased when it is all fill
+/// value, as zarr-python does by default); `NOT_HANDLED` when zarrs cannot encode it here.
+async fn encode_and_store(storage: &Storage, key: &str, source: Source<'_>) -> PyResult<u8> {
+    let itemsize = source.itemsize;
+    let Some((array, indices)) = resolve(storage, key, source.shape.len()).await? else {
+        return Ok(NOT_HANDLED);
+    };
+    if array.data_type().fixed_size() != Some(itemsize) {
+        return Ok(NOT_HANDLED);
+    }
+    let chunk_shape = array
+        .chunk_shape(&indices)
+        .map_err(|e| FormatError::new_err(format!("{key}: {e}")))?;
+    let shape: Vec<u64> = chunk_shape.iter().map(|n| n.get()).collect();
+    let fits = source
+        .start
+        .iter()
+        .zip(&shape)
+        .zip(source.shape)
+        .all(|((start, n), full)| start.checked_add(*n).is_some_and(|end| end <= *full));
+    if !fits {
+        return Ok(NOT_HANDLED);
+    }
+    let region = Region {
+        start: source.start.to_vec(),
+        shape,
+    };
+    let data = extract(source.bytes, source.shape, &region, itemsize)
+        .ok_or_else(|| PyValueError::new_err(format!("chunk {key} reaches past the value")))?;
+    let fill = ArrayBytes::new_fill_value(array.data_type(), 1, array.fill_value())
+        .map_err(|e| FormatError::new_err(format!("{key}: {e}")))?
+        .into_fixed()
+        .map_err(|e| FormatError::new_err(format!("{key}: {e}")))?
+        .into_owned();
+    if data.chunks_exact(itemsize).all(|v| v == fill.as_slice()) {
+        storage.delete(key).await?;
+        return Ok(MISSING);
+    }
+    let encoded = array
+        .codecs()
+        .encode(
+            ArrayBytes::new_flen(data),
+            &chunk_shape,
+            array.data_type(),
+            array.fill_value(),
+            &CodecOptions::default(),
+        )
+        .map_err(|e| FormatError::new_err(format!("cannot encode chunk {key}: {e}")))?;
+    storage.set(key, Bytes::from(encoded.into_owned())).await?;
+    Ok(PRESENT)
+}
+
+/// Encodes whole chunks with zarrs and stores them through a `hamt_rs` store (async).
+///
+/// `value` is a C-contiguous byte view of the array being written, of shape `value_shape`
+/// and element size `itemsize`; `items` are `(key, value_start)`: each chunk's key and where
+/// its box (of the chunk's shape) starts in `value`. Every chunk is cut out, checked for
+/// fill value, encoded and stored on the runtime's threads, without the GIL. Returns one
+/// status a chunk: 0 erased (all fill value), 1 stored, 2 not handled here (nothing was
+/// written).
+#[pyfunction]
+pub(super) fn write_chunks<'py>(
+    py: Python<'py>,
+    core: &Bound<'py, ZarrCore>,
+    items: &Bound<'py, PyList>,
+    value: &Bound<'py, PyAny>,
+    value_shape: Vec<u64>,
+    itemsize: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    core.get().check_writable()?;
+    let buffer = PyBuffer::<u8>::get(value)?;
+    let len = value_shape
+        .iter()
+        .try_fold(itemsize as u64, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| PyValueError::new_err("value_shape is too large"))?;
+    let source = Arc::new(SourceBuffer::new(buffer, len)?);
+    let mut parsed = Vec::with_capacity(items.len());
+    for item in items.iter() {
+        let t = item.cast::<PyTuple>()?;
+        let key: String = t.get_item(0)?.extract()?;
+        let start: Vec<u64> = t.get_item(1)?.extract()?;
+        if start.len() != value_shape.len() {
+            return Err(PyValueError::new_err(
+                "chunk dimensions do not match the value",
+            ));
+        }
+        parsed.push((key, start));
+    }
+    let backend = core.get().backend.clone();
+    let locals = task_locals(py)?;
+    spawn(py, async move {
+        let storage = ZarrCore::storage(&backend).await?;
+        let shape = Arc::new(value_shape);
+        stream::iter(parsed)
+            .map(|(key, start)| {
+                let storage = storage.clone();
+                let source = source.clone();
+                let shape = shape.clone();
+                parallel(locals.clone(), async move {
+                    let chunk = Source {
+                        bytes: source.bytes(),
+                        shape: &shape,
+                        start: &start,
+                        itemsize,
+                    };
+                    encode_and_store(&storage, &key, chunk).await
+                })
+            })
+            .buffered(CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<PyResult<Vec<u8>>>()
+    })
+}
