@@ -180,3 +180,58 @@ impl ImportCar for Guarded {
         importer.import_car_file(path).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    // Tests fail by panicking; unwrapping is how they say what broke.
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use hamt::test_suite::Subject;
+
+    /// A `Guarded` over the embedded IPFS node (in memory), the one backend with an
+    /// extension trait (pinning) that runs without a server; the node stays up while the
+    /// subject lives.
+    async fn embedded() -> (Subject, Arc<Guarded>, Arc<AtomicBool>) {
+        let opened = hamt_registry::open("ipfs-embedded:mem").await.unwrap();
+        let closed = Arc::new(AtomicBool::new(false));
+        let guarded = Arc::new(Guarded::new(
+            opened.store().clone(),
+            "ipfs-embedded",
+            closed.clone(),
+        ));
+        let subject = Subject::new(guarded.clone()).keep(std::sync::Mutex::new(opened));
+        (subject, guarded, closed)
+    }
+
+    async fn subject() -> Subject {
+        embedded().await.0
+    }
+
+    mod conformance {
+        hamt::conformance_tests!(super::subject);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_backends_extensions_are_forwarded_until_close() {
+        let (_subject, guarded, closed) = embedded().await;
+        assert!(guarded.capabilities().pin);
+        let cid = guarded
+            .put(Codec::Raw, Bytes::from_static(b"pinned"))
+            .await
+            .unwrap();
+        let pinning = guarded.pinning().unwrap();
+        pinning.pin(&cid).await.unwrap();
+        assert!(pinning.is_pinned(&cid).await.unwrap());
+        closed.store(true, Ordering::Release);
+        for err in [
+            guarded.get(&cid).await.unwrap_err(),
+            pinning.is_pinned(&cid).await.unwrap_err(),
+            pinning.unpin(&cid).await.unwrap_err(),
+        ] {
+            assert!(err.to_string().contains("is closed"), "{err}");
+        }
+        guarded.release();
+        assert!(guarded.has(&cid).await.is_err());
+    }
+}
