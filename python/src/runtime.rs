@@ -80,18 +80,24 @@ pub(crate) fn panic_error(panic: &(dyn std::any::Any + Send)) -> PyErr {
     ))
 }
 
-/// Runs `fut` as a task of its own on the runtime's worker threads and waits for it.
+/// Runs `fut` as a task of its own on the runtime's worker threads and waits for it, or
+/// here when `locals` is None.
 ///
 /// For CPU-bound steps of a batch (decoding or encoding chunks): a batch's futures polled
 /// together in one task run on one thread, and a local store answers without ever
 /// yielding, so they would all run on the caller's thread one after another. As tasks they
-/// spread over every core. `locals` are the caller's asyncio task locals (see
-/// [`task_locals`]), which a store backed by a Python object needs to call it.
-pub(crate) async fn parallel<F, T>(locals: TaskLocals, fut: F) -> PyResult<T>
+/// spread over every core. A batch of one gains nothing from that and would lose the answer
+/// without a trip through the event loop (see [`spawn`]); callers that run many of those at
+/// once (dask's threads) bring their own parallelism. `locals` are the caller's asyncio task
+/// locals (see [`task_locals`]), which a store backed by a Python object needs to call it.
+pub(crate) async fn parallel<F, T>(locals: Option<TaskLocals>, fut: F) -> PyResult<T>
 where
     F: Future<Output = PyResult<T>> + Send + 'static,
     T: Send + 'static,
 {
+    let Some(locals) = locals else {
+        return fut.await;
+    };
     let task = pyo3_async_runtimes::tokio::scope(locals, catch(fut));
     match runtime().spawn(task).await {
         Ok(result) => result,

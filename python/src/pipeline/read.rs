@@ -146,7 +146,12 @@ pub(super) fn read_chunks<'py>(
     }
     let slots = OutBuffer::slots(buffer, out_shape, itemsize, regions)?;
     let backend = core.get().backend.clone();
-    let locals = task_locals(py)?;
+    // One chunk runs where it is asked for; more are spread over the cores.
+    let locals = if parsed.len() > 1 {
+        Some(task_locals(py)?)
+    } else {
+        None
+    };
     spawn(py, async move {
         let storage = ZarrCore::storage(&backend).await?;
         let failed = Arc::new(AtomicBool::new(false));

@@ -117,7 +117,12 @@ pub(super) fn write_chunks<'py>(
         parsed.push((key, start));
     }
     let backend = core.get().backend.clone();
-    let locals = task_locals(py)?;
+    // One chunk runs where it is asked for; more are spread over the cores.
+    let locals = if parsed.len() > 1 {
+        Some(task_locals(py)?)
+    } else {
+        None
+    };
     spawn(py, async move {
         let storage = ZarrCore::storage(&backend).await?;
         let shape = Arc::new(value_shape);
