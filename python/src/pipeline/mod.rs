@@ -11,7 +11,15 @@
 //! type) is reported back, and the Python side hands those chunks to zarr-python's own
 //! pipeline.
 
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::{StreamExt as _, stream};
 use pyo3::prelude::*;
+use pyo3_async_runtimes::TaskLocals;
+
+use crate::runtime::{parallel, task_locals};
 
 mod arrays;
 mod boxes;
@@ -32,4 +40,56 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read::read_chunks, m)?)?;
     m.add_function(wrap_pyfunction!(write::write_chunks, m)?)?;
     Ok(())
+}
+
+/// Where the chunks of a batch of `n` run: one where it is asked for, more spread over the
+/// cores (see [`parallel`]).
+fn spread(py: Python<'_>, n: usize) -> PyResult<Option<TaskLocals>> {
+    if n > 1 {
+        task_locals(py).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Runs `job` on every item, [`CONCURRENCY`] at once, each as [`spread`] chose, and returns
+/// their statuses in order.
+///
+/// Every job is waited for, even after one failed, so that none still touches the caller's
+/// arrays once the call has returned; those not yet started then skip their chunk
+/// (`NOT_HANDLED`). The first failure is the result.
+async fn each_chunk<I, F, Fut>(
+    items: Vec<I>,
+    locals: Option<TaskLocals>,
+    job: F,
+) -> PyResult<Vec<u8>>
+where
+    F: Fn(I) -> Fut,
+    Fut: Future<Output = PyResult<u8>> + Send + 'static,
+{
+    let failed = Arc::new(AtomicBool::new(false));
+    let mut running = stream::iter(items)
+        .map(|item| {
+            let failed = failed.clone();
+            let work = job(item);
+            parallel(locals.clone(), async move {
+                if failed.load(Ordering::Relaxed) {
+                    return Ok(NOT_HANDLED);
+                }
+                work.await
+            })
+        })
+        .buffered(CONCURRENCY);
+    let mut status = Vec::new();
+    let mut error = None;
+    while let Some(next) = running.next().await {
+        match next {
+            Ok(state) => status.push(state),
+            Err(e) => {
+                failed.store(true, Ordering::Relaxed);
+                error.get_or_insert(e);
+            }
+        }
+    }
+    error.map_or(Ok(status), Err)
 }

@@ -2,10 +2,7 @@
 //! straight into its box of zarr-python's output array.
 
 use std::borrow::Cow;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::{StreamExt as _, stream};
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -15,9 +12,9 @@ use zarrs::array::{ArrayBytes, ArrayToBytesCodecTraits as _, CodecError, CodecOp
 use super::arrays::resolve;
 use super::boxes::{Region, extract};
 use super::buffers::{OutBuffer, Slot};
-use super::{CONCURRENCY, MISSING, NOT_HANDLED, PRESENT};
+use super::{MISSING, NOT_HANDLED, PRESENT, each_chunk, spread};
 use crate::errors::FormatError;
-use crate::runtime::{parallel, spawn, task_locals};
+use crate::runtime::spawn;
 use crate::zarr::{Storage, ZarrCore};
 
 /// One chunk to read: its key and the part of it selected (its box in the output is its
@@ -146,40 +143,14 @@ pub(super) fn read_chunks<'py>(
     }
     let slots = OutBuffer::slots(buffer, out_shape, itemsize, regions)?;
     let backend = core.get().backend.clone();
-    // One chunk runs where it is asked for; more are spread over the cores.
-    let locals = if parsed.len() > 1 {
-        Some(task_locals(py)?)
-    } else {
-        None
-    };
+    let locals = spread(py, parsed.len())?;
     spawn(py, async move {
         let storage = ZarrCore::storage(&backend).await?;
-        let failed = Arc::new(AtomicBool::new(false));
-        let mut decoded = stream::iter(parsed.into_iter().zip(slots))
-            .map(|(item, slot)| {
-                let storage = storage.clone();
-                let failed = failed.clone();
-                parallel(locals.clone(), async move {
-                    if failed.load(Ordering::Relaxed) {
-                        return Ok(NOT_HANDLED);
-                    }
-                    decode(&storage, &item, &slot, itemsize).await
-                })
-            })
-            .buffered(CONCURRENCY);
-        // Every task is waited for, even after a failure, so none still writes into `out`
-        // once the call has returned; those not yet started skip their chunk.
-        let mut status = Vec::new();
-        let mut error = None;
-        while let Some(next) = decoded.next().await {
-            match next {
-                Ok(state) => status.push(state),
-                Err(e) => {
-                    failed.store(true, Ordering::Relaxed);
-                    error.get_or_insert(e);
-                }
-            }
-        }
-        error.map_or(Ok(status), Err)
+        let chunks = parsed.into_iter().zip(slots).collect();
+        each_chunk(chunks, locals, |(item, slot)| {
+            let storage = storage.clone();
+            async move { decode(&storage, &item, &slot, itemsize).await }
+        })
+        .await
     })
 }

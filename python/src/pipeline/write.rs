@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use futures::{StreamExt as _, stream};
 use hamt::Bytes;
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
@@ -14,9 +13,9 @@ use zarrs::array::{ArrayBytes, ArrayToBytesCodecTraits as _, CodecOptions};
 use super::arrays::resolve;
 use super::boxes::{Region, extract};
 use super::buffers::SourceBuffer;
-use super::{CONCURRENCY, MISSING, NOT_HANDLED, PRESENT};
+use super::{MISSING, NOT_HANDLED, PRESENT, each_chunk, spread};
 use crate::errors::FormatError;
-use crate::runtime::{parallel, spawn, task_locals};
+use crate::runtime::spawn;
 use crate::zarr::{Storage, ZarrCore};
 
 /// Where a chunk's elements are: the box of the chunk's shape at `start` in a C-order array
@@ -117,34 +116,24 @@ pub(super) fn write_chunks<'py>(
         parsed.push((key, start));
     }
     let backend = core.get().backend.clone();
-    // One chunk runs where it is asked for; more are spread over the cores.
-    let locals = if parsed.len() > 1 {
-        Some(task_locals(py)?)
-    } else {
-        None
-    };
+    let locals = spread(py, parsed.len())?;
     spawn(py, async move {
         let storage = ZarrCore::storage(&backend).await?;
         let shape = Arc::new(value_shape);
-        stream::iter(parsed)
-            .map(|(key, start)| {
-                let storage = storage.clone();
-                let source = source.clone();
-                let shape = shape.clone();
-                parallel(locals.clone(), async move {
-                    let chunk = Source {
-                        bytes: source.bytes(),
-                        shape: &shape,
-                        start: &start,
-                        itemsize,
-                    };
-                    encode_and_store(&storage, &key, chunk).await
-                })
-            })
-            .buffered(CONCURRENCY)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<PyResult<Vec<u8>>>()
+        each_chunk(parsed, locals, |(key, start)| {
+            let storage = storage.clone();
+            let source = source.clone();
+            let shape = shape.clone();
+            async move {
+                let chunk = Source {
+                    bytes: source.bytes(),
+                    shape: &shape,
+                    start: &start,
+                    itemsize,
+                };
+                encode_and_store(&storage, &key, chunk).await
+            }
+        })
+        .await
     })
 }
