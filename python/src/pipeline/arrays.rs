@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use hamt::Bytes;
 use hamt_zarr::zarrs_storage::AsyncReadableStorageTraits;
 use pyo3::prelude::*;
-use zarrs::array::{Array, ArrayMetadata};
+use zarrs::array::{Array, ArrayBytes, ArrayMetadata};
 
+use crate::errors::FormatError;
 use crate::zarr::Storage;
 
 /// A zarrs array over a `hamt_rs` store.
@@ -151,4 +152,16 @@ pub(super) async fn resolve(
         return Ok(array.map(|a| (a, indices)));
     }
     Ok(None)
+}
+
+/// One element of `array`'s fill value, as bytes; `key` names the chunk in the error.
+pub(super) fn fill_element(array: &ZArray, key: &str) -> PyResult<Vec<u8>> {
+    let bad = |e: &dyn std::fmt::Display| FormatError::new_err(format!("{key}: {e}"));
+    Ok(
+        ArrayBytes::new_fill_value(array.data_type(), 1, array.fill_value())
+            .map_err(|e| bad(&e))?
+            .into_fixed()
+            .map_err(|e| bad(&e))?
+            .into_owned(),
+    )
 }

@@ -8,10 +8,23 @@ pub(super) struct Region {
     pub(super) shape: Vec<u64>,
 }
 
+/// The bytes of a C-order array of `shape` with elements of `itemsize` bytes; None when that
+/// does not fit in memory.
+pub(super) fn byte_len(shape: &[u64], itemsize: usize) -> Option<usize> {
+    shape.iter().try_fold(itemsize, |n, &d| {
+        usize::try_from(d).ok().and_then(|d| n.checked_mul(d))
+    })
+}
+
 impl Region {
     /// Elements in the box.
     pub(super) fn len(&self) -> u64 {
         self.shape.iter().product()
+    }
+
+    /// The box's bytes, as [`byte_len`].
+    pub(super) fn byte_len(&self, itemsize: usize) -> Option<usize> {
+        byte_len(&self.shape, itemsize)
     }
 
     fn is_empty(&self) -> bool {
@@ -109,8 +122,7 @@ pub(super) fn extract(
     region: &Region,
     itemsize: usize,
 ) -> Option<Vec<u8>> {
-    let n = usize::try_from(region.len()).ok()?;
-    let mut out = Vec::with_capacity(n.checked_mul(itemsize)?);
+    let mut out = Vec::with_capacity(region.byte_len(itemsize)?);
     let mut inside = true;
     for_each_row(full, region, itemsize, |offset, len| {
         match offset.checked_add(len).and_then(|end| src.get(offset..end)) {
@@ -157,6 +169,14 @@ mod tests {
         assert!(!disjoint(&[r(&[0, 0], &[3, 3]), r(&[2, 2], &[3, 3])]));
         assert!(disjoint(&[r(&[], &[])]));
         assert!(!disjoint(&[r(&[], &[]), r(&[], &[])]));
+    }
+
+    #[test]
+    fn byte_len_counts_bytes_and_refuses_what_cannot_fit() {
+        assert_eq!(byte_len(&[3, 4], 4), Some(48));
+        assert_eq!(byte_len(&[], 8), Some(8), "a scalar is one element");
+        assert_eq!(byte_len(&[u64::MAX, 2], 1), None);
+        assert_eq!(r(&[5, 5], &[2, 3]).byte_len(2), Some(12));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use super::boxes::{Region, disjoint, for_each_row};
+use super::boxes::{Region, byte_len, disjoint, for_each_row};
 
 /// A buffer view of a numpy array, held so that the memory stays exported (a numpy array
 /// cannot be resized or freed while a view of it is held), and its address.
@@ -74,10 +74,7 @@ impl OutBuffer {
             return Err(PyValueError::new_err("out must be a writable buffer"));
         }
         let held = Held::new(buffer, "out")?;
-        let expected = shape
-            .iter()
-            .try_fold(itemsize as u64, |n, &d| n.checked_mul(d));
-        if expected != Some(held.len() as u64) {
+        if byte_len(&shape, itemsize) != Some(held.len()) {
             return Err(PyValueError::new_err(
                 "out does not match out_shape and itemsize",
             ));
@@ -108,10 +105,7 @@ impl Slot {
     /// Copies `src`, the box's elements in C order, into the box.
     pub(super) fn write(&self, src: &[u8]) -> PyResult<()> {
         let out = &*self.out;
-        let wanted = usize::try_from(self.region.len())
-            .ok()
-            .and_then(|n| n.checked_mul(out.itemsize));
-        if wanted != Some(src.len()) {
+        if self.region.byte_len(out.itemsize) != Some(src.len()) {
             return Err(PyValueError::new_err(
                 "a chunk's bytes do not fill its selection",
             ));
@@ -164,10 +158,10 @@ unsafe impl Send for SourceBuffer {}
 unsafe impl Sync for SourceBuffer {}
 
 impl SourceBuffer {
-    /// Holds `buffer` (C-contiguous, `len` bytes).
-    pub(super) fn new(buffer: PyBuffer<u8>, len: u64) -> PyResult<Self> {
+    /// Holds `buffer` (C-contiguous, of `shape` elements of `itemsize` bytes).
+    pub(super) fn new(buffer: PyBuffer<u8>, shape: &[u64], itemsize: usize) -> PyResult<Self> {
         let held = Held::new(buffer, "value")?;
-        if held.len() as u64 != len {
+        if byte_len(shape, itemsize) != Some(held.len()) {
             return Err(PyValueError::new_err(
                 "value does not match value_shape and itemsize",
             ));

@@ -7,9 +7,9 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
-use zarrs::array::{ArrayBytes, ArrayToBytesCodecTraits as _, CodecError, CodecOptions};
+use zarrs::array::{ArrayToBytesCodecTraits as _, CodecError, CodecOptions};
 
-use super::arrays::resolve;
+use super::arrays::{fill_element, resolve};
 use super::boxes::{Region, extract};
 use super::buffers::{OutBuffer, Slot};
 use super::{MISSING, NOT_HANDLED, PRESENT, each_chunk, spread};
@@ -72,11 +72,7 @@ async fn decode(storage: &Storage, item: &Item, slot: &Slot, itemsize: usize) ->
         shape: slot.region().shape.clone(),
     };
     let Some(raw) = decoded else {
-        let bad = |e: &dyn std::fmt::Display| FormatError::new_err(format!("{}: {e}", item.key));
-        let one = ArrayBytes::new_fill_value(array.data_type(), 1, array.fill_value())
-            .map_err(|e| bad(&e))?
-            .into_fixed()
-            .map_err(|e| bad(&e))?;
+        let one = fill_element(&array, &item.key)?;
         let n = usize::try_from(selection.len())
             .map_err(|_| PyValueError::new_err("chunk too large"))?;
         slot.write(&one.repeat(n))?;

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use zarrs::array::{ArrayBytes, ArrayToBytesCodecTraits as _, CodecOptions};
 
-use super::arrays::resolve;
+use super::arrays::{fill_element, resolve};
 use super::boxes::{Region, extract};
 use super::buffers::SourceBuffer;
 use super::{MISSING, NOT_HANDLED, PRESENT, each_chunk, spread};
@@ -56,11 +56,7 @@ async fn encode_and_store(storage: &Storage, key: &str, source: Source<'_>) -> P
     };
     let data = extract(source.bytes, source.shape, &region, itemsize)
         .ok_or_else(|| PyValueError::new_err(format!("chunk {key} reaches past the value")))?;
-    let fill = ArrayBytes::new_fill_value(array.data_type(), 1, array.fill_value())
-        .map_err(|e| FormatError::new_err(format!("{key}: {e}")))?
-        .into_fixed()
-        .map_err(|e| FormatError::new_err(format!("{key}: {e}")))?
-        .into_owned();
+    let fill = fill_element(&array, key)?;
     if data.chunks_exact(itemsize).all(|v| v == fill.as_slice()) {
         storage.delete(key).await?;
         return Ok(MISSING);
@@ -98,11 +94,7 @@ pub(super) fn write_chunks<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     core.get().check_writable()?;
     let buffer = PyBuffer::<u8>::get(value)?;
-    let len = value_shape
-        .iter()
-        .try_fold(itemsize as u64, |n, &d| n.checked_mul(d))
-        .ok_or_else(|| PyValueError::new_err("value_shape is too large"))?;
-    let source = Arc::new(SourceBuffer::new(buffer, len)?);
+    let source = Arc::new(SourceBuffer::new(buffer, &value_shape, itemsize)?);
     let mut parsed = Vec::with_capacity(items.len());
     for item in items.iter() {
         let t = item.cast::<PyTuple>()?;
