@@ -56,7 +56,7 @@ pub(crate) fn closed(path: &Path) {
 
 /// Records that the database at `path` is open again: a lock met on it from now on is held
 /// by that handle, and is reported at once.
-pub(crate) fn opened(path: &Path) {
+fn opened(path: &Path) {
     let mut closed = closes();
     if !closed.is_empty() {
         closed.remove(&key(path));
@@ -74,6 +74,7 @@ fn deadline(path: &Path) -> Option<Instant> {
 
 /// Runs `open` once, and again while it fails with a lock that a recent close of this
 /// process at `path` explains, until it succeeds, fails otherwise, or the grace runs out.
+/// Success clears the path's record ([`opened`]).
 pub(crate) fn retry<T, E>(
     path: &Path,
     is_locked: impl Fn(&E) -> bool,
@@ -89,7 +90,12 @@ pub(crate) fn retry<T, E>(
                 }
                 _ => return Err(e),
             },
-            done => return done,
+            done => {
+                if done.is_ok() {
+                    opened(path);
+                }
+                return done;
+            }
         }
     }
 }
@@ -135,6 +141,7 @@ mod tests {
         );
         assert_eq!(result, Ok(7));
         assert_eq!(tries.get(), 4);
+        assert_eq!(deadline(dir.path()), None, "the open cleared the record");
     }
 
     #[test]

@@ -141,7 +141,6 @@ impl SledStoreBuilder {
         };
         let is_locked = |e: &Error| matches!(e, Error::Locked { .. });
         let (db, blocks, large) = closing::retry(&self.path, is_locked, open)?;
-        closing::opened(&self.path);
         Ok(SledStore {
             _closer: Arc::new(Closer {
                 handles: Some((db.clone(), blocks.clone(), large.clone())),
