@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use hamt::{Block, BlockStore, Capabilities, Cid, HashAlg, verify};
+use hamt::{Block, BlockStore, Capabilities, Cid, Codec, HashAlg, verify};
 
 use crate::closing;
 use crate::error::Error;
 use crate::guard::{self, Guarded};
-use crate::large::{self, LARGE, LargeFiles};
+use crate::large::{self, INLINE_MAX, LargeFiles};
 use crate::url;
 
 mod listing;
@@ -43,7 +43,7 @@ pub const DEFAULT_CACHE_BYTES: u64 = 32 << 20;
 pub struct SledStore {
     db: sled::Db,
     blocks: sled::Tree,
-    /// Large blocks' lengths; their bytes are files (see `large.rs`).
+    /// File blocks' lengths; their bytes are files (see `large.rs`).
     large: sled::Tree,
     files: LargeFiles,
     path: PathBuf,
@@ -57,6 +57,7 @@ pub struct SledStore {
 #[derive(Debug)]
 struct Closer {
     handles: Option<(sled::Db, sled::Tree, sled::Tree)>,
+    files: LargeFiles,
     path: PathBuf,
 }
 
@@ -66,13 +67,27 @@ impl Drop for Closer {
             if guard::flusher_panicked() {
                 std::mem::forget(handles);
             } else {
-                // Dropping flushes; a failure has nowhere to go from a destructor, and the
-                // blocks flushed before are durable either way.
-                let _ = guard::guard(move || drop(handles));
+                // Pending file blocks are recorded, then dropping the database flushes, as a
+                // `flush` would. A failure has nowhere to go from a destructor, and the blocks
+                // flushed before are durable either way.
+                let files = &self.files;
+                let _ = guard::guard(move || {
+                    let _ = files.commit(|blocks| record(&handles.2, blocks), sled::Error::Io);
+                    drop(handles);
+                });
                 closing::closed(&self.path);
             }
         }
     }
+}
+
+/// Enters file blocks into the `large` tree, in one batch.
+fn record(large: &sled::Tree, blocks: &[(Cid, u64)]) -> sled::Result<()> {
+    let mut batch = sled::Batch::default();
+    for (cid, len) in blocks {
+        batch.insert(cid.to_bytes(), &large::encode_len(*len));
+    }
+    large.apply_batch(batch)
 }
 
 /// Options for opening a [`SledStore`].
@@ -141,14 +156,16 @@ impl SledStoreBuilder {
         };
         let is_locked = |e: &Error| matches!(e, Error::Locked { .. });
         let (db, blocks, large) = closing::retry(&self.path, is_locked, open)?;
+        let files = LargeFiles::new(&self.path);
         Ok(SledStore {
             _closer: Arc::new(Closer {
                 handles: Some((db.clone(), blocks.clone(), large.clone())),
+                files: files.clone(),
                 path: self.path.clone(),
             }),
             db,
             blocks,
-            files: LargeFiles::new(&self.path),
+            files,
             large,
             path: self.path,
             hash_alg: self.hash_alg,
@@ -203,7 +220,8 @@ impl SledStore {
     /// # Errors
     /// [`Error::CorruptDatabase`] when the walk meets damage.
     pub fn len(&self) -> hamt::Result<usize> {
-        self.call(|| Ok(self.blocks.len() + self.large.len()))
+        let recorded = self.call(|| Ok(self.blocks.len() + self.large.len()))?;
+        Ok(recorded + self.unrecorded()?.len())
     }
 
     /// True when no block is held.
@@ -211,15 +229,18 @@ impl SledStore {
     /// # Errors
     /// As [`len`](Self::len).
     pub fn is_empty(&self) -> hamt::Result<bool> {
-        self.call(|| Ok(self.blocks.is_empty() && self.large.is_empty()))
+        Ok(self.files.pending().is_empty()
+            && self.call(|| Ok(self.blocks.is_empty() && self.large.is_empty()))?)
     }
 
-    /// Size of the database files on disk, in bytes.
+    /// Size of the database on disk, in bytes: sled's files and the block files beside them.
     ///
     /// # Errors
-    /// File system failures.
+    /// File system failures, [`Error::CorruptDatabase`] for an entry that is not a length.
     pub fn size_on_disk(&self) -> hamt::Result<u64> {
-        self.call(|| self.db.size_on_disk())
+        let sled = self.call(|| self.db.size_on_disk())?;
+        let files: u64 = self.file_blocks()?.iter().map(|(_, len)| len).sum();
+        Ok(sled + files)
     }
 
     /// Makes every block written so far durable: after this returns, they survive a crash of
@@ -228,6 +249,10 @@ impl SledStore {
     /// # Errors
     /// File system failures, [`Error::CorruptDatabase`].
     pub async fn flush(&self) -> hamt::Result<()> {
+        self.files.commit(
+            |blocks| self.call(|| record(&self.large, blocks)),
+            |e| self.io(e),
+        )?;
         match Guarded(Box::pin(self.db.flush_async())).await {
             Ok(Ok(_bytes)) => Ok(()),
             Ok(Err(e)) => Err(self.backend(e)),
@@ -256,22 +281,21 @@ impl SledStore {
         Error::from_sled(self.path.clone(), e).into()
     }
 
-    /// Stores a block already verified: a large one as a file, then its entry.
+    /// Stores a block already verified: one over [`INLINE_MAX`] as a pending file (see
+    /// `large.rs`), the others in the tree.
     fn store_verified(&self, cid: &Cid, data: &[u8]) -> hamt::Result<()> {
-        if data.len() > LARGE {
-            self.files.write(cid, data).map_err(|e| self.io(e))?;
-            self.call(|| {
-                self.large
-                    .insert(cid.to_bytes(), &large::encode_len(data.len()))
-                    .map(drop)
-            })
+        if data.len() > INLINE_MAX {
+            self.files.write(cid, data).map_err(|e| self.io(e))
         } else {
             self.call(|| self.blocks.insert(cid.to_bytes(), data).map(drop))
         }
     }
 
-    /// The recorded length of a large block, if `cid` is one.
+    /// The length of a file block, pending or recorded, if `cid` is one.
     fn large_len(&self, cid: &Cid) -> hamt::Result<Option<u64>> {
+        if let Some(len) = self.files.pending_len(cid) {
+            return Ok(Some(len));
+        }
         let Some(entry) = self.call(|| self.large.get(cid.to_bytes()))? else {
             return Ok(None);
         };
@@ -286,7 +310,7 @@ impl SledStore {
 
     fn io(&self, e: std::io::Error) -> hamt::Error {
         Error::Io {
-            path: self.path.join("large"),
+            path: self.files.dir().to_owned(),
             source: e,
         }
         .into()
@@ -312,6 +336,13 @@ impl BlockStore for SledStore {
         self.flush().await
     }
 
+    /// Hashes once: the CID computed here needs no verifying.
+    async fn put(&self, codec: Codec, data: Bytes) -> hamt::Result<Cid> {
+        let cid = self.hash_alg.cid(codec, &data);
+        self.store_verified(&cid, &data)?;
+        Ok(cid)
+    }
+
     async fn put_keyed(&self, cid: &Cid, data: Bytes) -> hamt::Result<()> {
         verify(cid, &data)?;
         self.store_verified(cid, &data)
@@ -330,11 +361,11 @@ impl BlockStore for SledStore {
             hamt::Error::from(if e.kind() == std::io::ErrorKind::NotFound {
                 Error::CorruptDatabase {
                     path: self.path.clone(),
-                    reason: format!("the file of large block {cid} is missing"),
+                    reason: format!("the file of block {cid} is missing"),
                 }
             } else {
                 Error::Io {
-                    path: self.path.join("large"),
+                    path: self.files.dir().to_owned(),
                     source: e,
                 }
             })
@@ -345,10 +376,10 @@ impl BlockStore for SledStore {
 
     async fn has(&self, cid: &Cid) -> hamt::Result<bool> {
         Ok(self.call(|| self.blocks.contains_key(cid.to_bytes()))?
-            || self.call(|| self.large.contains_key(cid.to_bytes()))?)
+            || self.large_len(cid)?.is_some())
     }
 
-    /// From the index alone for large blocks, from sled's buffer for the others.
+    /// From the index alone for file blocks, from sled's buffer for the others.
     async fn block_size(&self, cid: &Cid) -> hamt::Result<u64> {
         if let Some(data) = self.call(|| self.blocks.get(cid.to_bytes()))? {
             return Ok(data.len() as u64);
@@ -361,7 +392,7 @@ impl BlockStore for SledStore {
         let mut batch = sled::Batch::default();
         for (cid, data) in &blocks {
             verify(cid, data)?;
-            if data.len() > LARGE {
+            if data.len() > INLINE_MAX {
                 self.store_verified(cid, data)?;
             } else {
                 batch.insert(cid.to_bytes(), &**data);
@@ -373,7 +404,7 @@ impl BlockStore for SledStore {
     async fn put_blocks(&self, blocks: Vec<Block>) -> hamt::Result<()> {
         let mut batch = sled::Batch::default();
         for block in &blocks {
-            if block.data().len() > LARGE {
+            if block.data().len() > INLINE_MAX {
                 self.store_verified(block.cid(), block.data())?;
             } else {
                 batch.insert(block.cid().to_bytes(), &**block.data());

@@ -1,7 +1,7 @@
 //! A damaged sled database is a typed error, never a panic and never wrong data.
 //!
 //! One 50 000-key store (values of the sizes a Zarr store holds: small metadata, chunks of
-//! kilobytes, a few over sled's blob threshold) is written and closed once; every case then
+//! kilobytes, which are files of their own, a few of 256 KiB) is written and closed once; every case then
 //! damages a copy of its files (truncation at many sizes, flipped bytes, a missing file),
 //! opens the copy and reads every key back. Each case must end in the right data or in a
 //! typed error; a panic anywhere, or a value that differs, fails the test with the case named.
@@ -26,8 +26,8 @@ fn key(i: usize) -> String {
     format!("temperature/{}.{}.{}", i / 10_000, (i / 100) % 100, i % 100)
 }
 
-/// The value of key `i`: 97 % of values are 8..512 bytes, 3 % are 4..16 KiB chunks, and
-/// every 5000th is 256 KiB (over sled's blob threshold, so it lands in `blobs/`).
+/// The value of key `i`: 97 % of values are 8..512 bytes, 3 % are 4..16 KiB chunks (over
+/// 4 KiB, so each is a file in `large/`), and every 5000th is 256 KiB.
 fn value(i: usize) -> Vec<u8> {
     let mut rng = Rng(i as u64);
     let len = if i % 5000 == 4999 {
@@ -208,16 +208,19 @@ fn truncations(len: u64, random: usize, rng: &mut Rng) -> Vec<u64> {
 fn cases(original: &Path) -> Vec<Damage> {
     let mut rng = Rng(0x5EED);
     let mut cases = Vec::new();
-    let mut blobs = 0;
+    // Per folder of one-value files, how many were picked.
+    let mut picked: HashMap<PathBuf, usize> = HashMap::new();
     for f in files(original) {
         let len = std::fs::metadata(original.join(&f)).unwrap().len();
         if len == 0 {
             continue;
         }
-        if f.starts_with("blobs") {
-            // Each blob file is one value: a few of them, each cut, flipped and removed.
-            blobs += 1;
-            if blobs <= 4 {
+        if f.starts_with("blobs") || f.starts_with("large") {
+            // Each of sled's blobs or of our block files is one value: a few of each folder,
+            // each cut, flipped and removed.
+            let n = picked.entry(f.parent().unwrap().to_path_buf()).or_default();
+            *n += 1;
+            if *n <= 4 {
                 for size in [0, 1, len / 2, len - 1] {
                     cases.push(Damage::Truncate(f.clone(), size));
                 }
@@ -238,6 +241,10 @@ fn cases(original: &Path) -> Vec<Damage> {
             cases.push(Damage::Remove(f.clone()));
         }
     }
+    assert!(
+        picked.contains_key(Path::new("large")),
+        "the store has block files to damage"
+    );
     cases
 }
 

@@ -121,6 +121,64 @@ async fn survives_reopen() {
     );
 }
 
+/// A block over 4 KiB is a file of its own (see `src/large.rs`): served before any flush,
+/// recorded by `flush` or, without one, by closing the store, so it is there after a reopen.
+#[tokio::test]
+async fn a_block_file_is_recorded_at_flush_or_at_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let flushed = Bytes::from(vec![1u8; 5000]);
+    let closed = Bytes::from(vec![2u8; 300_000]);
+    {
+        let store = SledStore::open(&path).unwrap();
+        let a = store.put(Codec::Raw, flushed.clone()).await.unwrap();
+        assert_eq!(
+            store.get(&a).await.unwrap(),
+            flushed,
+            "read before any flush"
+        );
+        assert_eq!(store.block_size(&a).await.unwrap(), 5000);
+        assert_eq!(store.len().unwrap(), 1);
+        store.flush().await.unwrap();
+        // Stored again after it was recorded: still one block.
+        store.put(Codec::Raw, flushed.clone()).await.unwrap();
+        assert_eq!(store.len().unwrap(), 1);
+        store.put(Codec::Raw, closed.clone()).await.unwrap();
+        assert_eq!(store.list_blocks().unwrap().len(), 2);
+        assert!(store.size_on_disk().unwrap() > 305_000, "the files count");
+    }
+    let store = SledStore::open(&path).unwrap();
+    let mut listed = store.list_blocks().unwrap();
+    listed.sort_by_key(|(_, len)| *len);
+    assert_eq!(
+        listed.iter().map(|(_, len)| *len).collect::<Vec<_>>(),
+        [5000, 300_000]
+    );
+    assert_eq!(store.get(&listed[1].0).await.unwrap(), closed);
+}
+
+/// What a crash between writing a block's file and recording it leaves behind, a file with no
+/// entry and perhaps not all its bytes, is not a block: `has` says no, and storing the block
+/// again replaces the file.
+#[tokio::test]
+async fn a_block_file_without_an_entry_is_not_a_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let data = Bytes::from(vec![3u8; 10_000]);
+    let cid = HashAlg::Blake3.cid(Codec::Raw, &data);
+    std::fs::create_dir_all(path.join("large")).unwrap();
+    std::fs::write(path.join("large").join(cid.to_string()), &data[..4096]).unwrap();
+    let store = SledStore::open(&path).unwrap();
+    assert!(!store.has(&cid).await.unwrap());
+    assert!(matches!(store.get(&cid).await, Err(Error::NotFound { .. })));
+    assert!(store.is_empty().unwrap());
+    store.put_keyed(&cid, data.clone()).await.unwrap();
+    store.flush().await.unwrap();
+    drop(store);
+    let store = SledStore::open(&path).unwrap();
+    assert_eq!(store.get(&cid).await.unwrap(), data);
+}
+
 #[tokio::test]
 async fn second_open_is_locked() {
     let dir = tempfile::tempdir().unwrap();

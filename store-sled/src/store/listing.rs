@@ -7,8 +7,8 @@ use super::SledStore;
 use crate::error::Error;
 
 impl SledStore {
-    /// Every block held, with its length: the small blocks of the database and the large
-    /// ones kept as files.
+    /// Every block held, with its length: the small blocks of the database and the larger
+    /// ones kept as files, flushed or not.
     ///
     /// # Errors
     /// [`Error::CorruptDatabase`] for a key that is not a CID; sled failures.
@@ -19,23 +19,43 @@ impl SledStore {
                 .map(|item| item.map(|(k, v)| (k, v.len() as u64)))
                 .collect()
         })?;
-        let large: Vec<(sled::IVec, sled::IVec)> = self.call(|| self.large.iter().collect())?;
-        let mut out = Vec::with_capacity(small.len() + large.len());
+        let mut out = Vec::with_capacity(small.len());
         for (key, len) in small {
             out.push((self.key_cid(&key)?, len));
         }
+        out.extend(self.file_blocks()?);
+        Ok(out)
+    }
+
+    /// The blocks kept as files, recorded or pending, with their lengths.
+    pub(super) fn file_blocks(&self) -> Result<Vec<(Cid, u64)>> {
+        let large: Vec<(sled::IVec, sled::IVec)> = self.call(|| self.large.iter().collect())?;
+        let mut out = Vec::with_capacity(large.len());
         for (key, entry) in large {
             let cid = self.key_cid(&key)?;
             let len = crate::large::decode_len(&entry).ok_or_else(|| Error::CorruptDatabase {
                 path: self.path.clone(),
-                reason: format!("the entry of large block {cid} is not a length"),
+                reason: format!("the entry of block file {cid} is not a length"),
             })?;
             out.push((cid, len));
+        }
+        out.extend(self.unrecorded()?);
+        Ok(out)
+    }
+
+    /// The pending block files not yet in the tree (a block stored again after it was
+    /// recorded is pending and in the tree).
+    pub(super) fn unrecorded(&self) -> Result<Vec<(Cid, u64)>> {
+        let mut out = Vec::new();
+        for (cid, len) in self.files.pending() {
+            if !self.call(|| self.large.contains_key(cid.to_bytes()))? {
+                out.push((cid, len));
+            }
         }
         Ok(out)
     }
 
-    /// Deletes the blocks `cids` (a large block's file too; blocks not held are skipped) and
+    /// Deletes the blocks `cids` (a file block's file too; blocks not held are skipped) and
     /// returns how many bytes of blocks went. Durable after [`flush`](Self::flush).
     ///
     /// # Errors
@@ -48,9 +68,15 @@ impl SledStore {
                 freed += old.len() as u64;
             }
             // The entry goes first: an entry never names a missing file.
-            if let Some(entry) = self.call(|| self.large.remove(&key))? {
-                freed += crate::large::decode_len(&entry).unwrap_or(0);
-                self.files.remove(cid).map_err(|e| self.io(e))?;
+            let (entry, pending) = self.files.remove(
+                cid,
+                || self.call(|| self.large.remove(&key)),
+                |e| self.io(e),
+            )?;
+            match (entry, pending) {
+                (Some(entry), _) => freed += crate::large::decode_len(&entry).unwrap_or(0),
+                (None, Some(len)) => freed += len,
+                (None, None) => {}
             }
         }
         Ok(freed)
