@@ -11,12 +11,14 @@
 //! records each one and its length, so `has` and `block_size` need no file access.
 //!
 //! Durability, in two steps. `put` writes the file, without syncing it (in place when it is
-//! new, else to a temporary name renamed over the old one): the block is *pending*, readable through this handle's pending
-//! map but not yet in the tree. `flush` ([`LargeFiles::commit`]) makes every pending file
+//! new, else to a temporary name renamed over the old one): the block is *pending*, readable
+//! through this handle's pending map but not yet in the tree. `flush` ([`LargeFiles::commit`]) makes every pending file
 //! durable at once (one `syncfs` on Linux: one journal commit instead of one per file,
 //! 0.1 s instead of 1 s for 512 files of 115 KB measured here), and only then records them in
 //! the tree, which sled's own flush then makes durable. So a tree entry always names a whole
-//! file, whatever moment a crash picks. A crash loses only pending blocks, which no flush had
+//! file, whatever moment a crash picks. A write also commits once a block has been pending
+//! for [`COMMIT_AFTER`], so a writer that never flushes keeps nearly all it wrote, as with
+//! sled's own periodic flush. A crash loses only pending blocks, which no flush had
 //! promised: their files, without entries, are invisible and rewritten by the next store of
 //! the block. Every read is verified against the CID like any other.
 
@@ -26,12 +28,18 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hamt::Cid;
 
 /// Blocks over this many bytes live in files of their own.
 pub(crate) const INLINE_MAX: usize = 4 << 10;
+
+/// A block pending this long is committed by the next write, flush or not: a writer that
+/// never flushes loses at most about this much, as sled's own flush every 500 ms bounds
+/// what it loses of the other blocks.
+pub(crate) const COMMIT_AFTER: Duration = Duration::from_secs(1);
 
 /// The folder of file blocks in the database directory, and the blocks of this process whose
 /// files are written but not yet recorded.
@@ -45,6 +53,8 @@ pub(crate) struct LargeFiles {
 struct Shared {
     /// Blocks whose files are in place but neither synced nor in the tree, with their lengths.
     pending: Mutex<HashMap<Cid, u64>>,
+    /// When the oldest pending block became pending, if any is.
+    oldest: Mutex<Option<Instant>>,
     /// Held while pending blocks enter the tree and while blocks are deleted, so a deletion
     /// never races a commit into an entry without its file.
     commit: Mutex<()>,
@@ -111,7 +121,13 @@ impl LargeFiles {
             Err(e) => return Err(e),
         }
         lock(&self.shared.pending).insert(*cid, data.len() as u64);
+        lock(&self.shared.oldest).get_or_insert_with(Instant::now);
         Ok(())
+    }
+
+    /// True when a block has been pending for [`COMMIT_AFTER`] or longer.
+    pub(crate) fn commit_due(&self) -> bool {
+        lock(&self.shared.oldest).is_some_and(|since| since.elapsed() >= COMMIT_AFTER)
     }
 
     /// Writes `data` to a temporary file and renames it to `path`.
@@ -161,6 +177,8 @@ impl LargeFiles {
         for (cid, _) in &blocks {
             pending.remove(cid);
         }
+        // Those stored meanwhile became pending during the commit, so about now.
+        *lock(&self.shared.oldest) = (!pending.is_empty()).then(Instant::now);
         Ok(())
     }
 

@@ -249,10 +249,7 @@ impl SledStore {
     /// # Errors
     /// File system failures, [`Error::CorruptDatabase`].
     pub async fn flush(&self) -> hamt::Result<()> {
-        self.files.commit(
-            |blocks| self.call(|| record(&self.large, blocks)),
-            |e| self.io(e),
-        )?;
+        self.commit_files()?;
         match Guarded(Box::pin(self.db.flush_async())).await {
             Ok(Ok(_bytes)) => Ok(()),
             Ok(Err(e)) => Err(self.backend(e)),
@@ -285,10 +282,22 @@ impl SledStore {
     /// `large.rs`), the others in the tree.
     fn store_verified(&self, cid: &Cid, data: &[u8]) -> hamt::Result<()> {
         if data.len() > INLINE_MAX {
-            self.files.write(cid, data).map_err(|e| self.io(e))
+            self.files.write(cid, data).map_err(|e| self.io(e))?;
+            if self.files.commit_due() {
+                self.commit_files()?;
+            }
+            Ok(())
         } else {
             self.call(|| self.blocks.insert(cid.to_bytes(), data).map(drop))
         }
+    }
+
+    /// Makes the pending block files durable and records them (see `large.rs`).
+    fn commit_files(&self) -> hamt::Result<()> {
+        self.files.commit(
+            |blocks| self.call(|| record(&self.large, blocks)),
+            |e| self.io(e),
+        )
     }
 
     /// The length of a file block, pending or recorded, if `cid` is one.
