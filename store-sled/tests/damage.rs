@@ -18,7 +18,7 @@ use std::sync::Arc;
 use futures::TryStreamExt as _;
 use hamt::{Cid, Hamt, HamtReader};
 use hamt_store_sled::SledStore;
-use hamt_test_support::Rng;
+use hamt_test_support::{Rng, copy_dir};
 
 const KEYS: usize = 50_000;
 
@@ -124,19 +124,6 @@ fn check(path: &Path, root: Cid) -> Outcome {
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_default(),
         ),
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }
 

@@ -179,7 +179,7 @@ async fn a_write_records_blocks_pending_for_a_second() {
     for attempt in 0.. {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         let copy = dir.path().join(format!("copy{attempt}"));
-        copy_dir(&path, &copy);
+        hamt_test_support::copy_dir(&path, &copy);
         let reopened = SledStore::open(&copy).unwrap();
         match reopened.get(&old).await {
             Ok(data) => {
@@ -190,19 +190,6 @@ async fn a_write_records_blocks_pending_for_a_second() {
         }
     }
     drop(store);
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// What a crash between writing a block's file and recording it leaves behind, a file with no
