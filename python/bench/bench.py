@@ -8,9 +8,9 @@ Dataset: float32 [64, 512, 512] in 512 zstd chunks of [8, 64, 64], with time/lat
 coordinates (--quick: [16, 128, 128] in 64 chunks). Reads: every chunk through zarr (`a[:]`) and
 xarray (`.load()`); writes: `to_zarr` until the data is durable on disk (hamt_rs's
 `make_read_only` syncs its store; the stores on disk get an `os.sync()`), each into a fresh
-store, the previous one removed untimed; every figure the shortest of its runs. Peers: zarr's LocalStore with the same chunks (with zarrs-python's pipeline where
-installed), icechunk on local storage (where installed),
-py-hamt's ZarrHAMTStore over the same blocks in memory (where installed). hamt_rs runs on sled
+store, the previous one removed untimed; every figure the shortest of its runs. Peers: zarr's
+LocalStore with the same chunks (with zarrs-python's pipeline where installed), icechunk on
+local storage (where installed), py-hamt's ZarrHAMTStore over the same blocks in memory (where installed). hamt_rs runs on sled
 with its codec pipeline. Then 100k keys through the HAMT, hamt_rs against py-hamt.
 """
 

@@ -12,8 +12,8 @@
 //!
 //! Durability, in two steps. `put` writes the file, without syncing it (in place when it is
 //! new, else to a temporary name renamed over the old one): the block is *pending*, readable
-//! through this handle's pending map but not yet in the tree. `flush` ([`LargeFiles::commit`]) makes every pending file
-//! durable at once (one `syncfs` on Linux: one journal commit instead of one per file,
+//! through this handle's pending map but not yet in the tree. `flush`
+//! ([`LargeFiles::commit`]) makes every pending file durable at once (one `syncfs` on Linux: one journal commit instead of one per file,
 //! 0.1 s instead of 1 s for 512 files of 115 KB measured here), and only then records them in
 //! the tree, which sled's own flush then makes durable. So a tree entry always names a whole
 //! file, whatever moment a crash picks. A write also commits once a block has been pending
@@ -51,16 +51,22 @@ pub(crate) struct LargeFiles {
 
 #[derive(Debug, Default)]
 struct Shared {
-    /// Blocks whose files are in place but neither synced nor in the tree, with their lengths.
-    pending: Mutex<HashMap<Cid, u64>>,
-    /// When the oldest pending block became pending, if any is.
-    oldest: Mutex<Option<Instant>>,
+    pending: Mutex<Pending>,
     /// Held while pending blocks enter the tree and while blocks are deleted, so a deletion
     /// never races a commit into an entry without its file.
     commit: Mutex<()>,
     /// Makes every temporary file name unique within the process, so two tasks replacing the
     /// same block at once never write one temporary file.
     next_tmp: AtomicU64,
+}
+
+/// Blocks whose files are in place but neither synced nor in the tree.
+#[derive(Debug, Default)]
+struct Pending {
+    /// Each block's length.
+    blocks: HashMap<Cid, u64>,
+    /// When the oldest of `blocks` became pending; `None` while there are none.
+    oldest: Option<Instant>,
 }
 
 /// Creates `path`, which must not exist yet.
@@ -94,7 +100,7 @@ impl LargeFiles {
     /// Writes `data` as the file of `cid` and records it as pending; durable at the next
     /// [`commit`](Self::commit).
     pub(crate) fn write(&self, cid: &Cid, data: &[u8]) -> std::io::Result<()> {
-        if lock(&self.shared.pending).contains_key(cid) {
+        if lock(&self.shared.pending).blocks.contains_key(cid) {
             return Ok(());
         }
         let path = self.path(cid);
@@ -120,14 +126,17 @@ impl LargeFiles {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.replace(&path, data)?,
             Err(e) => return Err(e),
         }
-        lock(&self.shared.pending).insert(*cid, data.len() as u64);
-        lock(&self.shared.oldest).get_or_insert_with(Instant::now);
+        let mut pending = lock(&self.shared.pending);
+        pending.blocks.insert(*cid, data.len() as u64);
+        pending.oldest.get_or_insert_with(Instant::now);
         Ok(())
     }
 
     /// True when a block has been pending for [`COMMIT_AFTER`] or longer.
     pub(crate) fn commit_due(&self) -> bool {
-        lock(&self.shared.oldest).is_some_and(|since| since.elapsed() >= COMMIT_AFTER)
+        lock(&self.shared.pending)
+            .oldest
+            .is_some_and(|since| since.elapsed() >= COMMIT_AFTER)
     }
 
     /// Writes `data` to a temporary file and renames it to `path`.
@@ -147,12 +156,18 @@ impl LargeFiles {
 
     /// The length of `cid` if it is pending.
     pub(crate) fn pending_len(&self, cid: &Cid) -> Option<u64> {
-        lock(&self.shared.pending).get(cid).copied()
+        lock(&self.shared.pending).blocks.get(cid).copied()
+    }
+
+    /// True when some block is pending.
+    pub(crate) fn any_pending(&self) -> bool {
+        !lock(&self.shared.pending).blocks.is_empty()
     }
 
     /// Every pending block with its length.
     pub(crate) fn pending(&self) -> Vec<(Cid, u64)> {
         lock(&self.shared.pending)
+            .blocks
             .iter()
             .map(|(cid, len)| (*cid, *len))
             .collect()
@@ -175,10 +190,10 @@ impl LargeFiles {
         record(&blocks)?;
         let mut pending = lock(&self.shared.pending);
         for (cid, _) in &blocks {
-            pending.remove(cid);
+            pending.blocks.remove(cid);
         }
         // Those stored meanwhile became pending during the commit, so about now.
-        *lock(&self.shared.oldest) = (!pending.is_empty()).then(Instant::now);
+        pending.oldest = (!pending.blocks.is_empty()).then(Instant::now);
         Ok(())
     }
 
@@ -210,7 +225,14 @@ impl LargeFiles {
     ) -> Result<(T, Option<u64>), E> {
         let _commit = lock(&self.shared.commit);
         let unrecorded = unrecord()?;
-        let pending = lock(&self.shared.pending).remove(cid);
+        let pending = {
+            let mut pending = lock(&self.shared.pending);
+            let len = pending.blocks.remove(cid);
+            if pending.blocks.is_empty() {
+                pending.oldest = None;
+            }
+            len
+        };
         match std::fs::remove_file(self.path(cid)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
             _ => Ok((unrecorded, pending)),

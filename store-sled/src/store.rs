@@ -229,7 +229,7 @@ impl SledStore {
     /// # Errors
     /// As [`len`](Self::len).
     pub fn is_empty(&self) -> hamt::Result<bool> {
-        Ok(self.files.pending().is_empty()
+        Ok(!self.files.any_pending()
             && self.call(|| Ok(self.blocks.is_empty() && self.large.is_empty()))?)
     }
 
@@ -308,10 +308,15 @@ impl SledStore {
         let Some(entry) = self.call(|| self.large.get(cid.to_bytes()))? else {
             return Ok(None);
         };
-        large::decode_len(&entry).map(Some).ok_or_else(|| {
+        self.entry_len(cid, &entry).map(Some)
+    }
+
+    /// The length a `large` tree entry records for `cid`.
+    fn entry_len(&self, cid: &Cid, entry: &[u8]) -> hamt::Result<u64> {
+        large::decode_len(entry).ok_or_else(|| {
             Error::CorruptDatabase {
                 path: self.path.clone(),
-                reason: format!("the entry of large block {cid} is not a length"),
+                reason: format!("the entry of block file {cid} is not a length"),
             }
             .into()
         })

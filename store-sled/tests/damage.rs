@@ -1,9 +1,9 @@
 //! A damaged sled database is a typed error, never a panic and never wrong data.
 //!
 //! One 50 000-key store (values of the sizes a Zarr store holds: small metadata, chunks of
-//! kilobytes, which are files of their own, a few of 256 KiB) is written and closed once; every case then
-//! damages a copy of its files (truncation at many sizes, flipped bytes, a missing file),
-//! opens the copy and reads every key back. Each case must end in the right data or in a
+//! kilobytes, which are files of their own, a few of 256 KiB) is written and closed once;
+//! every case then damages a copy of its files (truncation at many sizes, flipped bytes, a
+//! missing file), opens the copy and reads every key back. Each case must end in the right data or in a
 //! typed error; a panic anywhere, or a value that differs, fails the test with the case named.
 
 // Tests fail by panicking; unwrapping is how they say what broke.

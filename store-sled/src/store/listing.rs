@@ -33,11 +33,7 @@ impl SledStore {
         let mut out = Vec::with_capacity(large.len());
         for (key, entry) in large {
             let cid = self.key_cid(&key)?;
-            let len = crate::large::decode_len(&entry).ok_or_else(|| Error::CorruptDatabase {
-                path: self.path.clone(),
-                reason: format!("the entry of block file {cid} is not a length"),
-            })?;
-            out.push((cid, len));
+            out.push((cid, self.entry_len(&cid, &entry)?));
         }
         out.extend(self.unrecorded()?);
         Ok(out)
