@@ -80,26 +80,40 @@ pub(crate) fn panic_error(panic: &(dyn std::any::Any + Send)) -> PyErr {
     ))
 }
 
-/// Runs `fut` as a task of its own on the runtime's worker threads and waits for it, or
-/// here when `locals` is None.
+/// Where the futures of a batch run (see [`parallel`]).
+#[derive(Clone)]
+pub(crate) enum Spread {
+    /// On the thread that polls the batch.
+    Here,
+    /// Each as a task of its own on the runtime's worker threads, in the caller's asyncio
+    /// task locals when it has them (a store backed by a Python object needs them to call
+    /// it; a synchronous caller has none, and only native stores are read that way).
+    Tasks(Option<TaskLocals>),
+}
+
+/// Runs `fut` where `spread` says and waits for it.
 ///
 /// For CPU-bound steps of a batch (decoding or encoding chunks): a batch's futures polled
 /// together in one task run on one thread, and a local store answers without ever
 /// yielding, so they would all run on the caller's thread one after another. As tasks they
 /// spread over every core. A batch of one gains nothing from that and would lose the answer
 /// without a trip through the event loop (see [`spawn`]); callers that run many of those at
-/// once (dask's threads) bring their own parallelism. `locals` are the caller's asyncio task
-/// locals (see [`task_locals`]), which a store backed by a Python object needs to call it.
-pub(crate) async fn parallel<F, T>(locals: Option<TaskLocals>, fut: F) -> PyResult<T>
+/// once (dask's threads) bring their own parallelism.
+pub(crate) async fn parallel<F, T>(spread: Spread, fut: F) -> PyResult<T>
 where
     F: Future<Output = PyResult<T>> + Send + 'static,
     T: Send + 'static,
 {
-    let Some(locals) = locals else {
-        return fut.await;
+    let joined = match spread {
+        Spread::Here => return fut.await,
+        Spread::Tasks(Some(locals)) => {
+            runtime()
+                .spawn(pyo3_async_runtimes::tokio::scope(locals, catch(fut)))
+                .await
+        }
+        Spread::Tasks(None) => runtime().spawn(catch(fut)).await,
     };
-    let task = pyo3_async_runtimes::tokio::scope(locals, catch(fut));
-    match runtime().spawn(task).await {
+    match joined {
         Ok(result) => result,
         // `catch` keeps panics inside the task; what is left is the runtime shutting down.
         Err(e) => Err(PyRuntimeError::new_err(format!(

@@ -409,6 +409,13 @@ impl ZarrCore {
         }
     }
 
+    /// True when the blocks come from a Python CAS object (which only an asyncio event loop
+    /// can call), false for a store `hamt_rs` opened itself.
+    #[getter]
+    pub(crate) fn python_blocks(&self, py: Python<'_>) -> bool {
+        self.store().bind(py).get().url.is_none()
+    }
+
     /// The block store's capabilities.
     fn capabilities(&self, py: Python<'_>) -> StoreCapabilities {
         self.store().bind(py).get().caps()

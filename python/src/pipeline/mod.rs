@@ -17,9 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::{StreamExt as _, stream};
 use pyo3::prelude::*;
-use pyo3_async_runtimes::TaskLocals;
 
-use crate::runtime::{parallel, task_locals};
+use crate::runtime::{Spread, parallel, task_locals};
 
 mod arrays;
 mod boxes;
@@ -38,18 +37,20 @@ const NOT_HANDLED: u8 = 2;
 /// Adds the pipeline functions to the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read::read_chunks, m)?)?;
+    m.add_function(wrap_pyfunction!(read::read_chunks_sync, m)?)?;
     m.add_function(wrap_pyfunction!(write::write_chunks, m)?)?;
     Ok(())
 }
 
 /// Where the chunks of a batch of `n` run: one where it is asked for, more spread over the
-/// cores (see [`parallel`]).
-fn spread(py: Python<'_>, n: usize) -> PyResult<Option<TaskLocals>> {
-    if n > 1 {
-        task_locals(py).map(Some)
-    } else {
-        Ok(None)
-    }
+/// cores (see [`parallel`]); `in_loop` when the caller awaits them in an asyncio event loop,
+/// whose task locals the tasks then carry.
+fn spread(py: Python<'_>, n: usize, in_loop: bool) -> PyResult<Spread> {
+    Ok(match (n > 1, in_loop) {
+        (false, _) => Spread::Here,
+        (true, true) => Spread::Tasks(Some(task_locals(py)?)),
+        (true, false) => Spread::Tasks(None),
+    })
 }
 
 /// Runs `job` on every item, [`CONCURRENCY`] at once, each as [`spread`] chose, and returns
@@ -58,11 +59,7 @@ fn spread(py: Python<'_>, n: usize) -> PyResult<Option<TaskLocals>> {
 /// Every job is waited for, even after one failed, so that none still touches the caller's
 /// arrays once the call has returned; those not yet started then skip their chunk
 /// (`NOT_HANDLED`). The first failure is the result.
-async fn each_chunk<I, F, Fut>(
-    items: Vec<I>,
-    locals: Option<TaskLocals>,
-    job: F,
-) -> PyResult<Vec<u8>>
+async fn each_chunk<I, F, Fut>(items: Vec<I>, spread: Spread, job: F) -> PyResult<Vec<u8>>
 where
     F: Fn(I) -> Fut,
     Fut: Future<Output = PyResult<u8>> + Send + 'static,
@@ -72,7 +69,7 @@ where
         .map(|item| {
             let failed = failed.clone();
             let work = job(item);
-            parallel(locals.clone(), async move {
+            parallel(spread.clone(), async move {
                 if failed.load(Ordering::Relaxed) {
                     return Ok(NOT_HANDLED);
                 }

@@ -14,8 +14,8 @@ use super::boxes::{Region, extract};
 use super::buffers::{OutBuffer, Slot};
 use super::{MISSING, NOT_HANDLED, PRESENT, each_chunk, spread};
 use crate::errors::FormatError;
-use crate::runtime::spawn;
-use crate::zarr::{Storage, ZarrCore};
+use crate::runtime::{Spread, block_on, spawn};
+use crate::zarr::{Backend, Storage, ZarrCore};
 
 /// One chunk to read: its key and the part of it selected (its box in the output is its
 /// slot's).
@@ -89,22 +89,13 @@ async fn decode(storage: &Storage, item: &Item, slot: &Slot, itemsize: usize) ->
     Ok(PRESENT)
 }
 
-/// Reads chunks of a `hamt_rs` store into `out` (async).
-///
-/// `items` are `(key, chunk_start, chunk_stop, out_start)`; `out` is a writable C-contiguous
-/// byte view of the output array of shape `out_shape` and element size `itemsize`. Chunks are
-/// decoded on the runtime's threads, each written into its own box of `out` there, without
-/// the GIL. Returns one status a chunk: 0 missing (filled with the fill value), 1 read, 2 not
-/// handled here.
-#[pyfunction]
-pub(super) fn read_chunks<'py>(
-    py: Python<'py>,
-    core: &Bound<'py, ZarrCore>,
-    items: &Bound<'py, PyList>,
-    out: &Bound<'py, PyAny>,
+/// The chunks `items` name and their slots in `out`, checked against `out_shape`.
+fn parse(
+    items: &Bound<'_, PyList>,
+    out: &Bound<'_, PyAny>,
     out_shape: Vec<u64>,
     itemsize: usize,
-) -> PyResult<Bound<'py, PyAny>> {
+) -> PyResult<(Vec<Item>, Vec<Slot>)> {
     let buffer = PyBuffer::<u8>::get(out)?;
     let mut parsed = Vec::with_capacity(items.len());
     let mut regions = Vec::with_capacity(items.len());
@@ -138,15 +129,73 @@ pub(super) fn read_chunks<'py>(
         parsed.push(it);
     }
     let slots = OutBuffer::slots(buffer, out_shape, itemsize, regions)?;
+    Ok((parsed, slots))
+}
+
+/// Reads every chunk into its slot, [`spread`] as asked.
+async fn read_all(
+    backend: Backend,
+    parsed: Vec<Item>,
+    slots: Vec<Slot>,
+    itemsize: usize,
+    spread: Spread,
+) -> PyResult<Vec<u8>> {
+    let storage = ZarrCore::storage(&backend).await?;
+    let chunks = parsed.into_iter().zip(slots).collect();
+    each_chunk(chunks, spread, |(item, slot)| {
+        let storage = storage.clone();
+        async move { decode(&storage, &item, &slot, itemsize).await }
+    })
+    .await
+}
+
+/// Reads chunks of a `hamt_rs` store into `out` (async).
+///
+/// `items` are `(key, chunk_start, chunk_stop, out_start)`; `out` is a writable C-contiguous
+/// byte view of the output array of shape `out_shape` and element size `itemsize`. Chunks are
+/// decoded on the runtime's threads, each written into its own box of `out` there, without
+/// the GIL. Returns one status a chunk: 0 missing (filled with the fill value), 1 read, 2 not
+/// handled here.
+#[pyfunction]
+pub(super) fn read_chunks<'py>(
+    py: Python<'py>,
+    core: &Bound<'py, ZarrCore>,
+    items: &Bound<'py, PyList>,
+    out: &Bound<'py, PyAny>,
+    out_shape: Vec<u64>,
+    itemsize: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let (parsed, slots) = parse(items, out, out_shape, itemsize)?;
     let backend = core.get().backend.clone();
-    let locals = spread(py, parsed.len())?;
-    spawn(py, async move {
-        let storage = ZarrCore::storage(&backend).await?;
-        let chunks = parsed.into_iter().zip(slots).collect();
-        each_chunk(chunks, locals, |(item, slot)| {
-            let storage = storage.clone();
-            async move { decode(&storage, &item, &slot, itemsize).await }
-        })
-        .await
+    let spread = spread(py, parsed.len(), true)?;
+    spawn(py, read_all(backend, parsed, slots, itemsize, spread))
+}
+
+/// [`read_chunks`] for synchronous callers (xarray's lazily indexed arrays, on dask's
+/// threads): waits for the chunks with the GIL released, a batch of one decoded on the
+/// calling thread, larger ones spread over the runtime's threads.
+///
+/// # Errors
+/// `ValueError` for a store whose blocks come from a Python CAS object: only an asyncio
+/// event loop can call it, so such stores are read through [`read_chunks`].
+#[pyfunction]
+pub(super) fn read_chunks_sync(
+    py: Python<'_>,
+    core: &Bound<'_, ZarrCore>,
+    items: &Bound<'_, PyList>,
+    out: &Bound<'_, PyAny>,
+    out_shape: Vec<u64>,
+    itemsize: usize,
+) -> PyResult<Vec<u8>> {
+    if core.get().python_blocks(py) {
+        return Err(PyValueError::new_err(
+            "a store on a Python CAS object is read from an event loop (read_chunks)",
+        ));
+    }
+    let (parsed, slots) = parse(items, out, out_shape, itemsize)?;
+    let backend = core.get().backend.clone();
+    let spread = spread(py, parsed.len(), false)?;
+    block_on(py, move || {
+        read_all(backend, parsed, slots, itemsize, spread)
     })
 }

@@ -108,7 +108,7 @@ pub(super) fn write_chunks<'py>(
         parsed.push((key, start));
     }
     let backend = core.get().backend.clone();
-    let locals = spread(py, parsed.len())?;
+    let locals = spread(py, parsed.len(), true)?;
     spawn(py, async move {
         let storage = ZarrCore::storage(&backend).await?;
         let shape = Arc::new(value_shape);
