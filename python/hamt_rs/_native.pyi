@@ -176,6 +176,9 @@ class ZarrCore:
     def read_only(self) -> bool: ...
     @property
     def blocks(self) -> Store: ...
+    @property
+    def python_blocks(self) -> bool:
+        """True when the blocks come from a Python CAS object (read only from an event loop)."""
     def capabilities(self) -> Capabilities: ...
     def reopen_args(self) -> tuple[str, str, Optional[str], dict]: ...
 
@@ -207,6 +210,15 @@ def read_chunks(
     itemsize: int,
 ) -> Awaitable[list[int]]:
     """Reads chunks into ``out``; one status a chunk (0 missing, 1 read, 2 not handled)."""
+
+def read_chunks_sync(
+    core: ZarrCore,
+    items: list[tuple[str, Sequence[int], Sequence[int], Sequence[int]]],
+    out: Any,
+    out_shape: list[int],
+    itemsize: int,
+) -> list[int]:
+    """``read_chunks`` for synchronous callers, the GIL released while it waits; not for stores on a Python CAS object."""
 
 def write_chunks(
     core: ZarrCore,

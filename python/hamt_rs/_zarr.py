@@ -352,19 +352,28 @@ def open_dataset(
     rust_pipeline: bool = True,
     **open_zarr_kwargs: Any,
 ) -> Any:
-    """Open the dataset at ``root`` in ``url`` with ``xarray.open_zarr``: layout detected,
-    encryption key optional, chunks fetched and decoded in Rust (``hamt_rs.CodecPipeline``)
-    unless ``rust_pipeline=False``. Other keyword arguments go to ``xarray.open_zarr``."""
+    """Open the dataset at ``root`` in ``url`` as ``xarray.open_zarr`` does (dask arrays in
+    the stored chunks when dask is installed): layout detected, encryption key optional.
+
+    Unless ``rust_pipeline=False``, chunks are fetched and decoded in Rust: each variable's
+    plain-slice reads (every dask task of ``.load()`` or ``.compute()``) go straight to the
+    extension, skipping zarr-python's per-call event loop round trip, and anything else goes
+    through ``hamt_rs.CodecPipeline``. Other keyword arguments go to ``xarray.open_zarr``
+    (with the Rust reads: ``group``, ``chunks``, ``consolidated``, ``decode_cf`` and those of
+    ``xarray.open_dataset``)."""
     import xarray as xr
 
     from ._sync import run
 
     store = run(lambda: open_zarr_store(url, root, encryption_key=encryption_key, header=header))
-    open_zarr_kwargs.setdefault("zarr_format", 3)
     if not rust_pipeline:
+        open_zarr_kwargs.setdefault("zarr_format", 3)
         return xr.open_zarr(store, **open_zarr_kwargs)
+    from ._xarray_read import open_lazy
+
+    open_zarr_kwargs.pop("zarr_format", None)
     with zarr.config.set({"codec_pipeline.path": "hamt_rs.CodecPipeline"}):
-        return xr.open_zarr(store, **open_zarr_kwargs)
+        return open_lazy(store, **open_zarr_kwargs)
 
 
 def load_dataset(

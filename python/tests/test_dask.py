@@ -1,6 +1,7 @@
-"""dask: `xr.open_zarr(store, chunks={})` computed with the threaded scheduler and with a
-LocalCluster of two worker processes reading through pickled stores, on the S3 server and on
-`hamt serve`'s gateway; sled, which one process holds alone, refuses to be pickled and says so."""
+"""dask: `xr.open_zarr(store, chunks={})` and `hamt_rs.open_dataset` computed with the
+threaded scheduler and with a LocalCluster of two worker processes reading through pickled
+stores, on the S3 server and on `hamt serve`'s gateway; sled, which one process holds alone,
+refuses to be pickled and says so."""
 
 from __future__ import annotations
 
@@ -51,6 +52,10 @@ def test_threaded_scheduler(scratch):
             lazy = xr.open_zarr(read_only_store(store, root), chunks={})
             assert lazy.temp.data.npartitions > 1
             xr.testing.assert_identical(lazy.compute(scheduler="threads"), ds)
+    # Variables read straight in Rust, from dask's threads at once.
+    lazy = hamt_rs.open_dataset(store, root)
+    assert lazy.temp.data.npartitions > 1
+    xr.testing.assert_identical(lazy.compute(scheduler="threads"), ds)
     # Worker processes could not open this database: pickling says so.
     with pytest.raises(pickle.PicklingError, match="one process at a time"):
         pickle.dumps(read_only_store(store, root))
@@ -90,3 +95,6 @@ def test_worker_processes_on_the_hamt_serve_gateway(client, scratch):
         with zarr.config.set(RUST):
             lazy = xr.open_zarr(read_only_store(gateway, root), chunks={})
             xr.testing.assert_identical(client.compute(lazy).result(), ds)
+        # Variables read straight in Rust pickle with their store and read so in the workers.
+        lazy = hamt_rs.open_dataset(gateway, root)
+        xr.testing.assert_identical(client.compute(lazy).result(), ds)
