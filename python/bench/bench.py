@@ -6,7 +6,9 @@ same run, every ratio within one venv.
 
 Dataset: float32 [64, 512, 512] in 512 zstd chunks of [8, 64, 64], with time/lat/lon
 coordinates (--quick: [16, 128, 128] in 64 chunks). Reads: every chunk through zarr (`a[:]`) and
-xarray (`.load()`); writes: `to_zarr` until the data is durable on disk (hamt_rs's
+xarray (`.load()` of the dataset as each store's readers open it: `xr.open_zarr` for the peers,
+`hamt_rs.open_dataset` for hamt_rs, both dask arrays in the stored chunks; hamt_rs through
+`xr.open_zarr` with its pipeline is printed too); writes: `to_zarr` until the data is durable on disk (hamt_rs's
 `make_read_only` syncs its store; the stores on disk get an `os.sync()`), each into a fresh
 store, the previous one removed untimed; every figure the shortest of its runs. Peers: zarr's
 LocalStore with the same chunks (with zarrs-python's pipeline where installed), icechunk on
@@ -171,10 +173,16 @@ def measure(out_path: str, workdir: str, quick: bool) -> None:
             return zarr.open_array(hamt_store(), path="data", mode="r")[:]
 
     def hamt_xr():
+        hamt_store()  # only to empty the node cache
+        return hamt_rs.open_dataset(store, root).load()
+
+    def hamt_open_zarr():
         with zarr.config.set(RUST):
             return xr.open_zarr(hamt_store()).load()
 
     record("hamt_rs (sled, Rust pipeline)", write_s, hamt_zarr, hamt_xr, expect)
+    xr.testing.assert_identical(hamt_open_zarr(), hamt_xr())
+    rows["hamt_rs (sled, Rust pipeline)"]["read_open_zarr_s"] = best(hamt_open_zarr, repeats)
     result["root"] = str(root)
 
     # LocalStore: the same chunks in a directory (zarrs-python's pipeline where installed).
@@ -319,6 +327,12 @@ def report(paths: list[str]) -> None:
             print(f"{'set + make_read_only':<22} {os_:>10.3f} {ps:>10.3f} {ps / os_:>16.1f}")
             print(f"{'get every key':<22} {og:>10.3f} {pg:>10.3f} {pg / og:>16.1f}")
     print()
+    for r in runs:
+        base = r["rows"][ours]
+        if "read_open_zarr_s" in base:
+            print(f"zarr {r['zarr']}: hamt_rs .load() through xr.open_zarr + hamt_rs.CodecPipeline instead of"
+                  f" hamt_rs.open_dataset: {base['read_open_zarr_s']:.3f} s")
+    print(".load(): peers opened with xr.open_zarr, hamt_rs with hamt_rs.open_dataset (dask chunks = stored chunks)")
     print("write: to_zarr until durable (hamt_rs: make_read_only syncs; LocalStore, icechunk: + os.sync());"
           " py-hamt's store is in memory")
     print("targets: LocalStore+zarrs / hamt_rs >= 0.83 (hamt_rs <= 1.2x its time); icechunk >= 4;"
