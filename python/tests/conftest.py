@@ -102,6 +102,31 @@ def run(coro):
     return asyncio.run(coro)
 
 
+def write_hamt(store, ds: xr.Dataset, encoding: dict, **to_zarr) -> object:
+    """Writes ``ds`` into a new HAMT on ``store`` through ``ZarrHAMTStore`` (other keyword
+    arguments go to ``to_zarr``) and returns the durable root."""
+    from hamt_rs import HAMT, ZarrHAMTStore
+
+    async def go():
+        hamt = await HAMT.build(cas=store, values_are_bytes=True)
+        ds.to_zarr(ZarrHAMTStore(hamt), mode="w", zarr_format=3, encoding=encoding, **to_zarr)
+        await hamt.make_read_only()
+        return hamt.root_node_id
+
+    return run(go())
+
+
+def hamt_reader(store, root):
+    """A read-only ``ZarrHAMTStore`` on the dataset at ``root`` in ``store``."""
+    from hamt_rs import HAMT, ZarrHAMTStore
+
+    async def go():
+        hamt = await HAMT.build(cas=store, root_node_id=root, read_only=True, values_are_bytes=True)
+        return ZarrHAMTStore(hamt, read_only=True)
+
+    return run(go())
+
+
 def dataset(times: int = 24, start: str = "2000-01-01") -> tuple[xr.Dataset, dict]:
     """time × lat × lon: float32 with NaNs, int16 with scale_factor and _FillValue, datetime64
     time, several chunks per variable; and the encoding that writes it so."""

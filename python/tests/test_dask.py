@@ -13,29 +13,13 @@ import xarray as xr
 import zarr
 
 import hamt_rs
-from hamt_rs import HAMT, ZarrHAMTStore, open_store
+from hamt_rs import open_store
 
-from conftest import cluster_client, dataset, hamt_serve, required_env, run
+from conftest import cluster_client, dataset, hamt_serve, required_env
+from conftest import hamt_reader as read_only_store
+from conftest import write_hamt as write
 
 RUST = {"codec_pipeline.path": "hamt_rs.CodecPipeline"}
-
-
-def write(store, ds, encoding):
-    async def go():
-        hamt = await HAMT.build(cas=store, values_are_bytes=True)
-        ds.to_zarr(ZarrHAMTStore(hamt), mode="w", zarr_format=3, encoding=encoding)
-        await hamt.make_read_only()
-        return hamt.root_node_id
-
-    return run(go())
-
-
-def read_only_store(store, root):
-    async def go():
-        hamt = await HAMT.build(cas=store, root_node_id=root, read_only=True, values_are_bytes=True)
-        return ZarrHAMTStore(hamt, read_only=True)
-
-    return run(go())
 
 
 @pytest.fixture(scope="module")

@@ -12,25 +12,7 @@ import zarr
 import hamt_rs
 from hamt_rs import HAMT, ZarrHAMTStore, open_store
 
-from conftest import dataset, run
-
-
-def write(store, ds, encoding):
-    async def go():
-        hamt = await HAMT.build(cas=store, values_are_bytes=True)
-        ds.to_zarr(ZarrHAMTStore(hamt), mode="w", zarr_format=3, encoding=encoding)
-        await hamt.make_read_only()
-        return hamt.root_node_id
-
-    return run(go())
-
-
-def reader(store, root):
-    async def go():
-        hamt = await HAMT.build(cas=store, root_node_id=root, read_only=True, values_are_bytes=True)
-        return ZarrHAMTStore(hamt, read_only=True)
-
-    return run(go())
+from conftest import dataset, hamt_reader as reader, run, write_hamt as write
 
 
 @pytest.fixture

@@ -12,30 +12,11 @@ import zarr
 import hamt_rs
 from hamt_rs import HAMT, ShardedZarrStore, SimpleEncryptedZarrHAMTStore, ZarrHAMTStore, open_store
 
-from conftest import dataset, run
+from conftest import dataset, hamt_reader as reader, run, write_hamt
 
 KEY = bytes(range(32))
 HEADER = b"dclimate-test"
 RUST = {"codec_pipeline.path": "hamt_rs.CodecPipeline"}
-
-
-def write_hamt(store, ds, encoding, consolidated=True, **kwargs):
-    async def go():
-        hamt = await HAMT.build(cas=store, values_are_bytes=True)
-        zs = ZarrHAMTStore(hamt)
-        ds.to_zarr(zs, mode="w", zarr_format=3, encoding=encoding, consolidated=consolidated, **kwargs)
-        await hamt.make_read_only()
-        return hamt.root_node_id
-
-    return run(go())
-
-
-def reader(store, root):
-    async def go():
-        hamt = await HAMT.build(cas=store, root_node_id=root, read_only=True, values_are_bytes=True)
-        return ZarrHAMTStore(hamt, read_only=True)
-
-    return run(go())
 
 
 @pytest.mark.parametrize("consolidated", [True, False])
