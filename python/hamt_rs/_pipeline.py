@@ -31,6 +31,12 @@ _PRESENT = {"status": "present"}
 _MISSING = {"status": "missing"}
 
 
+def _raw_elements(dtype: Any) -> bool:
+    """Whether the Rust path can move elements of ``dtype`` as raw bytes: fixed-size
+    booleans, numbers and dates, without fields."""
+    return dtype.kind in "biufcmM" and dtype.fields is None
+
+
 def _slices(selection: Any, ndim: int) -> tuple[list[int], list[int]] | None:
     """(starts, stops) of a tuple of ``ndim`` step-1 slices with known bounds, else None."""
     if not isinstance(selection, tuple) or len(selection) != ndim:
@@ -101,7 +107,7 @@ class CodecPipeline(_CodecPipeline):
         ours: list[int] = []
         items: list[tuple] = []
         core = None
-        if array is not None and array.dtype.kind in "biufcmM" and array.dtype.fields is None and array.ndim > 0:
+        if array is not None and _raw_elements(array.dtype) and array.ndim > 0:
             for i, (setter, spec, chunk_sel, out_sel, complete) in enumerate(batch):
                 store = getattr(setter, "store", None)
                 if not complete or not isinstance(store, _RustStore):
@@ -144,8 +150,7 @@ class CodecPipeline(_CodecPipeline):
         usable = (
             array is not None
             and array.flags.c_contiguous
-            and array.dtype.kind in "biufcmM"
-            and array.dtype.fields is None
+            and _raw_elements(array.dtype)
             and array.ndim > 0
         )
         if usable:

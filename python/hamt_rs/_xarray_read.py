@@ -24,6 +24,7 @@ from xarray.backends.zarr import ZarrArrayWrapper, ZarrStore
 from xarray.core import indexing
 
 from . import _native
+from ._pipeline import _raw_elements
 from ._zarr import _RustStore
 
 __all__ = ["RustArrayWrapper", "RustZarrStore", "open_lazy"]
@@ -63,22 +64,29 @@ def _grid(array: Any) -> Optional[tuple[int, ...]]:
     return tuple(int(n) for n in shape)
 
 
-def _read(array: Any, key: Any) -> Optional[np.ndarray]:
-    """``array[key]`` read in Rust, or None when this path does not apply."""
+def _applies(array: Any) -> bool:
+    """Whether ``array``'s plain-slice reads can go to Rust: a Zarr v3 array of raw
+    native-order elements on a regular chunk grid."""
     dtype = np.dtype(array.dtype)
-    shape = tuple(array.shape)
-    if (
-        not shape
-        or dtype.kind not in "biufcmM"
-        or dtype.fields is not None
-        or not dtype.isnative
-        or getattr(array.metadata, "zarr_format", None) != 3
-    ):
-        return None
-    plain = _plain(key, shape)
     grid = _grid(array)
-    if plain is None or grid is None or len(grid) != len(shape):
+    return (
+        bool(array.shape)
+        and _raw_elements(dtype)
+        and dtype.isnative
+        and getattr(array.metadata, "zarr_format", None) == 3
+        and grid is not None
+        and len(grid) == len(array.shape)
+    )
+
+
+def _read(array: Any, key: Any) -> Optional[np.ndarray]:
+    """``array[key]`` (an array ``_applies`` to) read in Rust, or None when the selection
+    or a chunk is not one this path reads."""
+    plain = _plain(key, tuple(array.shape))
+    if plain is None:
         return None
+    dtype = np.dtype(array.dtype)
+    grid = _grid(array)
     starts, stops, squeezed = plain
     out = np.empty([b - a for a, b in zip(starts, stops)], dtype=dtype)
     if out.size:
@@ -124,7 +132,7 @@ class RustZarrStore(ZarrStore):
         variable = super().open_store_variable(name)
         array = self.members[name]
         store = getattr(array, "store", None)
-        if not isinstance(store, _RustStore) or store._core.python_blocks or not array.shape:
+        if not isinstance(store, _RustStore) or store._core.python_blocks or not _applies(array):
             return variable
         data = indexing.LazilyIndexedArray(RustArrayWrapper(array))
         return Variable(variable.dims, data, variable.attrs, variable.encoding)
