@@ -17,6 +17,10 @@ use crate::services::{IpfsNode, S3Server};
 /// The crate's name, as `cargo xtask test` takes it.
 pub(crate) const CRATE: &str = "hamt-python";
 
+/// The feature of `python/Cargo.toml` that gives its dependencies the features the
+/// workspace's test build gives them (checked by a tidy test).
+pub(crate) const DEBUG_FEATURES: &str = "workspace-test-features";
+
 /// Builds the wheel in `build`'s profile and installs it into both venvs; returns the two
 /// interpreters, py-hamt's first.
 pub(crate) fn install(build: Build) -> Result<[PathBuf; 2]> {
@@ -25,11 +29,17 @@ pub(crate) fn install(build: Build) -> Result<[PathBuf; 2]> {
     let out = xtask_dir().join("wheels").join(profile);
     let _ = fs::remove_dir_all(&out);
     let maturin = venvs[0].with_file_name("maturin");
-    run(Command::new(&maturin)
-        .args(["build", "--quiet", "--profile", profile, "-m"])
+    let mut cmd = Command::new(&maturin);
+    cmd.args(["build", "--quiet", "--profile", profile, "-m"])
         .arg(root().join("python/Cargo.toml"))
         .arg("-o")
-        .arg(&out))?;
+        .arg(&out);
+    if build == Build::Debug {
+        // The debug wheel follows the test build, which has compiled its dependencies with
+        // the whole workspace's features; with the same features they are reused.
+        cmd.args(["--features", DEBUG_FEATURES]);
+    }
+    run(&mut cmd)?;
     let wheel = fs::read_dir(&out)
         .map_err(|e| format!("{}: {e}", out.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))

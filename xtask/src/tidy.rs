@@ -1,10 +1,10 @@
 //! Repository checks, run as ordinary tests (in the manner of rust-analyzer's tidy tests):
 //! `cargo test -p xtask` fails when the tree holds what it should not.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
-use crate::cmd::root;
+use crate::cmd::{cargo, root};
 
 /// Every file git tracks, relative to the root.
 fn tracked_files() -> Vec<String> {
@@ -93,5 +93,83 @@ fn ci_runs_the_readme_test_command() {
     assert!(
         ci.lines().any(|l| l.trim() == "cargo xtask checks"),
         ".ci/run runs the checks through xtask, where they are listed once"
+    );
+}
+
+/// Each package's enabled features as `cargo tree ARGS` resolves them: "name version" to
+/// the union of its features over the lines it appears on.
+fn resolved_features(args: &[&str]) -> BTreeMap<String, BTreeSet<String>> {
+    let out = Command::new(cargo())
+        .arg("tree")
+        .args(args)
+        .args(["--prefix", "none", "--format", "{p} [{f}]"])
+        .current_dir(root())
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "cargo tree {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut packages: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // `name vX.Y.Z [(path)|(proc-macro)] [f1,f2] [(*)]`
+        let Some((package, rest)) = line.split_once(" [") else {
+            continue;
+        };
+        let features = rest.split_once(']').map_or("", |(f, _)| f);
+        let name: Vec<&str> = package.split_whitespace().take(2).collect();
+        packages.entry(name.join(" ")).or_default().extend(
+            features
+                .split(',')
+                .filter(|f| !f.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    packages
+}
+
+/// maturin builds `hamt-python` alone, where cargo would give its dependencies fewer features
+/// than the workspace's test build does, and compile most of them a second time for the
+/// debug wheel; `workspace-test-features` makes up the difference, as long as it is kept whole.
+#[test]
+fn the_debug_wheel_reuses_the_test_builds_dependencies() {
+    let tests = resolved_features(&[
+        "--workspace",
+        "--all-features",
+        "--edges",
+        "normal,build,dev",
+    ]);
+    let wheel = resolved_features(&[
+        "--package",
+        crate::pyext::CRATE,
+        "--features",
+        crate::pyext::DEBUG_FEATURES,
+        "--edges",
+        "normal,build",
+    ]);
+    assert!(
+        wheel.len() > 100,
+        "cargo tree listed the wheel's dependencies"
+    );
+    let differ: Vec<String> = wheel
+        .iter()
+        .filter_map(|(package, features)| {
+            let in_tests = tests.get(package)?;
+            (in_tests != features).then(|| {
+                format!(
+                    "{package}: the tests add {:?}, the wheel adds {:?}",
+                    in_tests.difference(features).collect::<Vec<_>>(),
+                    features.difference(in_tests).collect::<Vec<_>>()
+                )
+            })
+        })
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "the debug wheel would compile these again with other features; make \
+         `{}` in python/Cargo.toml turn on what the tests add:\n{}",
+        crate::pyext::DEBUG_FEATURES,
+        differ.join("\n")
     );
 }
