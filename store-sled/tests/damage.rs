@@ -3,7 +3,7 @@
 //! One 50 000-key store (values of the sizes a Zarr store holds: small metadata, chunks of
 //! kilobytes, which are files of their own, a few of 256 KiB) is written and closed once;
 //! every case then damages a copy of its files (truncation at many sizes, flipped bytes, a
-//! missing file), opens the copy and reads every key back. Each case must end in the right data or in a
+//! missing file), opens the copy and reads every key back, one case a core at a time. Each case must end in the right data or in a
 //! typed error; a panic anywhere, or a value that differs, fails the test with the case named.
 
 // Tests fail by panicking; unwrapping is how they say what broke.
@@ -14,6 +14,7 @@ use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::TryStreamExt as _;
 use hamt::{Cid, Hamt, HamtReader};
@@ -285,31 +286,61 @@ fn damage_cases() {
             .map(|f| std::fs::metadata(original.join(f)).unwrap().len())
             .sum::<u64>()
     );
+    // The cases are independent (each its own copy): one worker a core.
+    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let next = AtomicUsize::new(0);
+    let mut outcomes: Vec<(usize, Outcome, bool)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(damage) = cases.get(n) else {
+                            return done;
+                        };
+                        let copy = dir.path().join(format!("case-{n}"));
+                        copy_dir(&original, &copy);
+                        damage.apply(&copy);
+                        let outcome = check(&copy, root);
+                        // A failed open, even one sled panicked in, lets go of the files.
+                        let still_locked = matches!(&outcome, Outcome::Error(e) if e.starts_with("open:"))
+                            && matches!(
+                                SledStore::open(&copy),
+                                Err(hamt_store_sled::Error::Locked { .. })
+                            );
+                        std::fs::remove_dir_all(&copy).unwrap();
+                        done.push((n, outcome, still_locked));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    outcomes.sort_by_key(|(n, _, _)| *n);
     let mut failures = Vec::new();
     let (mut intact, mut errors, mut at_open) = (0, 0, 0);
-    for (n, damage) in cases.iter().enumerate() {
-        let copy = dir.path().join(format!("case-{n}"));
-        copy_dir(&original, &copy);
-        damage.apply(&copy);
-        let outcome = check(&copy, root);
+    for (n, outcome, still_locked) in &outcomes {
+        let damage = &cases[*n];
         println!("{damage:?}: {outcome}");
-        match &outcome {
+        match outcome {
             Outcome::Intact => intact += 1,
             Outcome::Error(e) => {
                 errors += 1;
                 if e.starts_with("open:") {
                     at_open += 1;
-                    // A failed open, even one sled panicked in, lets go of the files.
-                    if let Err(hamt_store_sled::Error::Locked { .. }) = SledStore::open(&copy) {
-                        failures.push(format!("{damage:?}: still locked after a failed open"));
-                    }
+                }
+                if *still_locked {
+                    failures.push(format!("{damage:?}: still locked after a failed open"));
                 }
             }
             Outcome::Panic(_) | Outcome::Wrong(_) => {
                 failures.push(format!("{damage:?}: {outcome}"));
             }
         }
-        std::fs::remove_dir_all(&copy).unwrap();
     }
     println!(
         "{intact} intact, {errors} typed errors ({at_open} at open), {} failures",
