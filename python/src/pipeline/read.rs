@@ -2,6 +2,9 @@
 //! straight into its box of zarr-python's output array.
 
 use std::borrow::Cow;
+use std::num::NonZeroU64;
+
+use hamt::Bytes;
 
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
@@ -9,10 +12,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use zarrs::array::{ArrayToBytesCodecTraits as _, CodecError, CodecOptions};
 
-use super::arrays::{fill_element, resolve};
+use super::arrays::{ZArray, fill_element, resolve};
 use super::boxes::{Region, extract};
 use super::buffers::{OutBuffer, Slot};
-use super::{MISSING, NOT_HANDLED, PRESENT, each_chunk, spread};
+use super::{MISSING, NOT_HANDLED, PRESENT, each_chunk, spread, zstd_chunks};
 use crate::errors::FormatError;
 use crate::runtime::{Spread, block_on, spawn};
 use crate::zarr::{Backend, Storage, ZarrCore};
@@ -48,25 +51,20 @@ async fn decode(storage: &Storage, item: &Item, slot: &Slot, itemsize: usize) ->
     // Fetched here rather than by zarrs, so that a store's failure keeps its own exception
     // (`NotFoundError`, `CorruptBlockError`, `StoreError`) instead of becoming zarrs' text.
     let encoded = storage.get(&item.key).await?;
-    let decoded = encoded
-        .map(|encoded| {
-            array
-                .codecs()
-                .decode(
-                    Cow::Borrowed(&encoded[..]),
-                    &chunk_shape,
-                    array.data_type(),
-                    array.fill_value(),
-                    &CodecOptions::default(),
-                )?
-                .into_fixed()
-                .map(Cow::into_owned)
-                .map_err(Into::into)
-        })
-        .transpose()
-        .map_err(|e: CodecError| {
-            FormatError::new_err(format!("cannot decode chunk {}: {e}", item.key))
-        })?;
+    let cannot = |e: &dyn std::fmt::Display| {
+        FormatError::new_err(format!("cannot decode chunk {}: {e}", item.key))
+    };
+    let plain = zstd_chunks::is_plain_zstd(array.metadata(), itemsize);
+    let decoded = match encoded {
+        Some(encoded) if plain => {
+            let len = shape
+                .iter()
+                .try_fold(itemsize, |n, &d| usize::try_from(d).ok()?.checked_mul(n))
+                .ok_or_else(|| cannot(&"the chunk is too large"))?;
+            Some(zstd_chunks::decode(&encoded, len).map_err(|e| cannot(&e))?)
+        }
+        encoded => decode_with_zarrs(&array, encoded, &chunk_shape).map_err(|e| cannot(&e))?,
+    };
     let selection = Region {
         start: item.chunk_start.clone(),
         shape: slot.region().shape.clone(),
@@ -87,6 +85,30 @@ async fn decode(storage: &Storage, item: &Item, slot: &Slot, itemsize: usize) ->
         slot.write(&part)?;
     }
     Ok(PRESENT)
+}
+
+/// `encoded` decoded by `array`'s codec chain in zarrs.
+fn decode_with_zarrs(
+    array: &ZArray,
+    encoded: Option<Bytes>,
+    chunk_shape: &[NonZeroU64],
+) -> Result<Option<Vec<u8>>, CodecError> {
+    encoded
+        .map(|encoded| {
+            array
+                .codecs()
+                .decode(
+                    Cow::Borrowed(&encoded[..]),
+                    chunk_shape,
+                    array.data_type(),
+                    array.fill_value(),
+                    &CodecOptions::default(),
+                )?
+                .into_fixed()
+                .map(Cow::into_owned)
+                .map_err(Into::into)
+        })
+        .transpose()
 }
 
 /// The chunks `items` name and their slots in `out`, checked against `out_shape`.
