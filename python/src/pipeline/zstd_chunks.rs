@@ -49,7 +49,19 @@ pub(super) fn decode(encoded: &[u8], len: usize) -> Result<Vec<u8>, String> {
             Some(d) => d,
             None => cell.insert(zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?),
         };
-        let mut out = Vec::with_capacity(len);
+        // What the frames can hold (their declared sizes, or a bound from their blocks):
+        // when that is less than the chunk, nothing is allocated, so a chunk shape that a
+        // damaged or hostile `zarr.json` makes huge costs no memory.
+        let bound = zstd::zstd_safe::decompress_bound(encoded)
+            .map_err(|code| format!("zstd: {}", zstd::zstd_safe::get_error_name(code)))?;
+        if bound < len as u64 {
+            return Err(format!(
+                "zstd frames hold at most {bound} bytes, the chunk {len}"
+            ));
+        }
+        let mut out = Vec::new();
+        out.try_reserve_exact(len)
+            .map_err(|e| format!("{len} bytes for the chunk: {e}"))?;
         // Writes at most `len` bytes: a frame that holds more fails here.
         let written = decompressor
             .decompress_to_buffer(encoded, &mut out)
@@ -146,6 +158,16 @@ mod tests {
         let mut two = zstd::bulk::compress(&data[..half], 1).unwrap();
         two.extend(zstd::bulk::compress(&data[half..], 1).unwrap());
         assert_eq!(decode(&two, data.len()).unwrap(), data);
+        // Frames that do not declare their size (streamed) are bounded by their blocks.
+        let streamed = zstd::stream::encode_all(&data[..], 3).unwrap();
+        assert_eq!(
+            zstd::zstd_safe::get_frame_content_size(&streamed).unwrap(),
+            None
+        );
+        assert_eq!(decode(&streamed, data.len()).unwrap(), data);
+        // A chunk far larger than its frames can hold is refused before any allocation.
+        assert!(decode(&two, usize::MAX / 2).is_err());
+        assert!(decode(&streamed, 1 << 40).is_err());
         // After an error the context still works.
         assert_eq!(decode(&two, data.len()).unwrap(), data);
     }
