@@ -215,3 +215,34 @@ async def _call_sync():
     from hamt_rs import _native
 
     return _native._panic_for_tests(False)
+
+
+@pytest.mark.parametrize("compressor", ["zstd", "gzip"])
+def test_a_chunk_shape_its_blocks_cannot_fill_is_a_format_error(cid_store, compressor):
+    """A damaged or hostile zarr.json that declares huge chunks: each chunk's read in Rust
+    fails with FormatError, before allocating what the shape asks for (zstd is decoded by
+    the pipeline itself, gzip by zarrs)."""
+    import json
+
+    import numpy as np
+    import zarr
+
+    async def write():
+        hamt = await HAMT.build(cas=cid_store, values_are_bytes=True)
+        codec = zarr.codecs.ZstdCodec() if compressor == "zstd" else zarr.codecs.GzipCodec()
+        arr = zarr.create_array(
+            ZarrHAMTStore(hamt), name="a", shape=(40, 40), chunks=(4, 4), dtype="f4", compressors=[codec]
+        )
+        arr[:] = np.arange(1600, dtype="f4").reshape(40, 40)
+        meta = json.loads(await hamt.get("a/zarr.json"))
+        meta["shape"] = [1 << 40, 1 << 40]
+        meta["chunk_grid"]["configuration"]["chunk_shape"] = [1 << 30, 1 << 30]
+        await hamt.set("a/zarr.json", json.dumps(meta).encode())
+        await hamt.make_read_only()
+        return hamt
+
+    hamt = run(write())
+    with zarr.config.set({"codec_pipeline.path": "hamt_rs.CodecPipeline"}):
+        arr = zarr.open_array(ZarrHAMTStore(hamt, read_only=True), path="a", mode="r")
+        with pytest.raises(hamt_rs.FormatError, match="cannot decode chunk a/c/0/0"):
+            arr[:2, :2]
