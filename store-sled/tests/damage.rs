@@ -3,8 +3,9 @@
 //! One 50 000-key store (values of the sizes a Zarr store holds: small metadata, chunks of
 //! kilobytes, which are files of their own, a few of 256 KiB) is written and closed once;
 //! every case then damages a copy of its files (truncation at many sizes, flipped bytes, a
-//! missing file), opens the copy and reads every key back, one case a core at a time. Each case must end in the right data or in a
-//! typed error; a panic anywhere, or a value that differs, fails the test with the case named.
+//! missing file), opens the copy and reads every key back, one case a core at a time. Each
+//! case must end in the right data or in a typed error; a panic anywhere, or a value that
+//! differs, fails the test with the case named.
 
 // Tests fail by panicking; unwrapping is how they say what broke.
 #![allow(clippy::unwrap_used)]
@@ -332,9 +333,9 @@ fn damage_cases() {
                 errors += 1;
                 if e.starts_with("open:") {
                     at_open += 1;
-                }
-                if *still_locked {
-                    failures.push(format!("{damage:?}: still locked after a failed open"));
+                    if *still_locked {
+                        failures.push(format!("{damage:?}: still locked after a failed open"));
+                    }
                 }
             }
             Outcome::Panic(_) | Outcome::Wrong(_) => {

@@ -187,7 +187,7 @@ pub(crate) fn bench_net(quick: bool, build: Build) -> Result<()> {
 
 /// What `cargo xtask test` selects: every package, every feature. Builds given the same
 /// selection resolve the same features, so they share every compiled dependency.
-const TESTS_FEATURES: [&str; 2] = ["--workspace", "--all-features"];
+pub(crate) const TESTS_FEATURES: [&str; 2] = ["--workspace", "--all-features"];
 
 /// Which profile a benchmark run builds with.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

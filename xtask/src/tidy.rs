@@ -134,12 +134,8 @@ fn resolved_features(args: &[&str]) -> BTreeMap<String, BTreeSet<String>> {
 /// debug wheel; `workspace-test-features` makes up the difference, as long as it is kept whole.
 #[test]
 fn the_debug_wheel_reuses_the_test_builds_dependencies() {
-    let tests = resolved_features(&[
-        "--workspace",
-        "--all-features",
-        "--edges",
-        "normal,build,dev",
-    ]);
+    let [workspace, all_features] = crate::bench::TESTS_FEATURES;
+    let tests = resolved_features(&[workspace, all_features, "--edges", "normal,build,dev"]);
     let wheel = resolved_features(&[
         "--package",
         crate::pyext::CRATE,

@@ -13,7 +13,7 @@ use pyo3::types::{PyList, PyTuple};
 use zarrs::array::{ArrayToBytesCodecTraits as _, CodecError, CodecOptions};
 
 use super::arrays::{ZArray, fill_element, resolve};
-use super::boxes::{Region, extract};
+use super::boxes::{Region, byte_len, extract};
 use super::buffers::{OutBuffer, Slot};
 use super::{MISSING, NOT_HANDLED, PRESENT, each_chunk, spread, zstd_chunks};
 use crate::errors::FormatError;
@@ -57,10 +57,8 @@ async fn decode(storage: &Storage, item: &Item, slot: &Slot, itemsize: usize) ->
     let plain = zstd_chunks::is_plain_zstd(array.metadata(), itemsize);
     let decoded = match encoded {
         Some(encoded) if plain => {
-            let len = shape
-                .iter()
-                .try_fold(itemsize, |n, &d| usize::try_from(d).ok()?.checked_mul(n))
-                .ok_or_else(|| cannot(&"the chunk is too large"))?;
+            let len =
+                byte_len(&shape, itemsize).ok_or_else(|| cannot(&"the chunk is too large"))?;
             Some(zstd_chunks::decode(&encoded, len).map_err(|e| cannot(&e))?)
         }
         encoded => decode_with_zarrs(&array, encoded, &chunk_shape).map_err(|e| cannot(&e))?,
