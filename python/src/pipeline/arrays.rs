@@ -10,11 +10,21 @@ use hamt_zarr::zarrs_storage::AsyncReadableStorageTraits;
 use pyo3::prelude::*;
 use zarrs::array::{Array, ArrayBytes, ArrayMetadata};
 
+use super::zstd_chunks::{PlainZstd, plain_zstd};
 use crate::errors::FormatError;
 use crate::zarr::Storage;
 
 /// A zarrs array over a `hamt_rs` store.
 pub(super) type ZArray = Array<dyn AsyncReadableStorageTraits>;
+
+/// An array zarrs opened, and its `zstd` settings when its chunks are coded without zarrs'
+/// codec chain (decided once, when it opens).
+pub(super) struct Opened {
+    /// The array.
+    pub(super) array: ZArray,
+    /// See [`plain_zstd`].
+    pub(super) zstd: Option<PlainZstd>,
+}
 
 /// Arrays opened by zarrs, by (storage identity, path), with the metadata they were opened
 /// from: a changed `zarr.json` (an append) opens the array again.
@@ -22,7 +32,7 @@ static ARRAYS: Mutex<Option<ArrayCache>> = Mutex::new(None);
 
 /// (storage identity, array path) → (the `zarr.json` it was opened from, the array, or None
 /// when zarrs cannot read it).
-type ArrayCache = HashMap<(usize, String), (Bytes, Option<Arc<ZArray>>)>;
+type ArrayCache = HashMap<(usize, String), (Bytes, Option<Arc<Opened>>)>;
 
 /// A chunk key taken apart: the array's path and the chunk's grid indices.
 fn candidates(key: &str, ndim: usize) -> Vec<(String, Vec<u64>, &'static str, char)> {
@@ -109,7 +119,7 @@ pub(super) async fn resolve(
     storage: &Storage,
     key: &str,
     ndim: usize,
-) -> PyResult<Option<(Arc<ZArray>, Vec<u64>)>> {
+) -> PyResult<Option<(Arc<Opened>, Vec<u64>)>> {
     for (path, indices, enc, sep) in candidates(key, ndim) {
         let Some(meta_bytes) = storage.get(&metadata_key(&path)).await? else {
             continue;
@@ -141,8 +151,11 @@ pub(super) async fn resolve(
                 .and_then(|m| {
                     ZArray::new_with_metadata(storage.readable(), &format!("/{path}"), m).ok()
                 })
-                .filter(|a| a.data_type().fixed_size().is_some())
-                .map(Arc::new);
+                .and_then(|array| {
+                    let size = array.data_type().fixed_size()?;
+                    let zstd = plain_zstd(array.metadata(), size);
+                    Some(Arc::new(Opened { array, zstd }))
+                });
             let mut guard = ARRAYS.lock().unwrap_or_else(PoisonError::into_inner);
             guard
                 .get_or_insert_with(HashMap::new)

@@ -9,8 +9,8 @@
 //! ([`read`], [`buffers`]); a write cuts its chunk out of the array, encodes and stores it
 //! ([`write`]). What zarrs cannot open here (a codec this build lacks, a variable-length
 //! type) is reported back, and the Python side hands those chunks to zarr-python's own
-//! pipeline. Chunks of zarr-python's default codecs (`bytes`, `zstd`) are decoded without
-//! zarrs' codec chain, on a zstd context each thread keeps ([`zstd_chunks`]).
+//! pipeline. Chunks of zarr-python's default codecs (`bytes`, `zstd`) are encoded and decoded
+//! without zarrs' codec chain, on zstd contexts each thread keeps ([`zstd_chunks`]).
 
 use std::future::Future;
 use std::sync::Arc;

@@ -32,9 +32,10 @@ struct Item {
 /// written) when zarrs cannot read it here.
 async fn decode(storage: &Storage, item: &Item, slot: &Slot, itemsize: usize) -> PyResult<u8> {
     let ndim = item.chunk_start.len();
-    let Some((array, indices)) = resolve(storage, &item.key, ndim).await? else {
+    let Some((opened, indices)) = resolve(storage, &item.key, ndim).await? else {
         return Ok(NOT_HANDLED);
     };
+    let array = &opened.array;
     if array.data_type().fixed_size() != Some(itemsize) {
         return Ok(NOT_HANDLED);
     }
@@ -54,21 +55,20 @@ async fn decode(storage: &Storage, item: &Item, slot: &Slot, itemsize: usize) ->
     let cannot = |e: &dyn std::fmt::Display| {
         FormatError::new_err(format!("cannot decode chunk {}: {e}", item.key))
     };
-    let plain = zstd_chunks::is_plain_zstd(array.metadata(), itemsize);
     let decoded = match encoded {
-        Some(encoded) if plain => {
+        Some(encoded) if opened.zstd.is_some() => {
             let len =
                 byte_len(&shape, itemsize).ok_or_else(|| cannot(&"the chunk is too large"))?;
             Some(zstd_chunks::decode(&encoded, len).map_err(|e| cannot(&e))?)
         }
-        encoded => decode_with_zarrs(&array, encoded, &chunk_shape).map_err(|e| cannot(&e))?,
+        encoded => decode_with_zarrs(array, encoded, &chunk_shape).map_err(|e| cannot(&e))?,
     };
     let selection = Region {
         start: item.chunk_start.clone(),
         shape: slot.region().shape.clone(),
     };
     let Some(raw) = decoded else {
-        let one = fill_element(&array, &item.key)?;
+        let one = fill_element(array, &item.key)?;
         let n = usize::try_from(selection.len())
             .map_err(|_| PyValueError::new_err("chunk too large"))?;
         slot.write(&one.repeat(n))?;

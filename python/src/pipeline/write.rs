@@ -1,5 +1,5 @@
-//! `write_chunks`: whole chunks cut out of the array being written, encoded with zarrs and
-//! stored, on the runtime's threads.
+//! `write_chunks`: whole chunks cut out of the array being written, encoded and stored, on
+//! the runtime's threads.
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use zarrs::array::{ArrayBytes, ArrayToBytesCodecTraits as _, CodecOptions};
 use super::arrays::{fill_element, resolve};
 use super::boxes::{Region, extract};
 use super::buffers::SourceBuffer;
-use super::{MISSING, NOT_HANDLED, PRESENT, each_chunk, spread};
+use super::{MISSING, NOT_HANDLED, PRESENT, each_chunk, spread, zstd_chunks};
 use crate::errors::FormatError;
 use crate::runtime::spawn;
 use crate::zarr::{Storage, ZarrCore};
@@ -29,11 +29,14 @@ struct Source<'a> {
 
 /// One whole chunk cut out of `source`, encoded and stored (or erased when it is all fill
 /// value, as zarr-python does by default); `NOT_HANDLED` when zarrs cannot encode it here.
+/// Plain `bytes` + `zstd` chains are compressed on the thread's own context
+/// ([`zstd_chunks`]), every other one by zarrs' codec chain.
 async fn encode_and_store(storage: &Storage, key: &str, source: Source<'_>) -> PyResult<u8> {
     let itemsize = source.itemsize;
-    let Some((array, indices)) = resolve(storage, key, source.shape.len()).await? else {
+    let Some((opened, indices)) = resolve(storage, key, source.shape.len()).await? else {
         return Ok(NOT_HANDLED);
     };
+    let array = &opened.array;
     if array.data_type().fixed_size() != Some(itemsize) {
         return Ok(NOT_HANDLED);
     }
@@ -56,26 +59,33 @@ async fn encode_and_store(storage: &Storage, key: &str, source: Source<'_>) -> P
     };
     let data = extract(source.bytes, source.shape, &region, itemsize)
         .ok_or_else(|| PyValueError::new_err(format!("chunk {key} reaches past the value")))?;
-    let fill = fill_element(&array, key)?;
+    let fill = fill_element(array, key)?;
     if data.chunks_exact(itemsize).all(|v| v == fill.as_slice()) {
         storage.delete(key).await?;
         return Ok(MISSING);
     }
-    let encoded = array
-        .codecs()
-        .encode(
-            ArrayBytes::new_flen(data),
-            &chunk_shape,
-            array.data_type(),
-            array.fill_value(),
-            &CodecOptions::default(),
-        )
-        .map_err(|e| FormatError::new_err(format!("cannot encode chunk {key}: {e}")))?;
-    storage.set(key, Bytes::from(encoded.into_owned())).await?;
+    let cannot = |e: &dyn std::fmt::Display| {
+        FormatError::new_err(format!("cannot encode chunk {key}: {e}"))
+    };
+    let encoded = match opened.zstd {
+        Some(settings) => zstd_chunks::encode(&data, settings).map_err(|e| cannot(&e))?,
+        None => array
+            .codecs()
+            .encode(
+                ArrayBytes::new_flen(data),
+                &chunk_shape,
+                array.data_type(),
+                array.fill_value(),
+                &CodecOptions::default(),
+            )
+            .map_err(|e| cannot(&e))?
+            .into_owned(),
+    };
+    storage.set(key, Bytes::from(encoded)).await?;
     Ok(PRESENT)
 }
 
-/// Encodes whole chunks with zarrs and stores them through a `hamt_rs` store (async).
+/// Encodes whole chunks in Rust and stores them through a `hamt_rs` store (async).
 ///
 /// `value` is a C-contiguous byte view of the array being written, of shape `value_shape`
 /// and element size `itemsize`; `items` are `(key, value_start)`: each chunk's key and where

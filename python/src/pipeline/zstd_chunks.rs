@@ -1,10 +1,12 @@
 //! Chunks whose only codecs are `bytes` in this machine's byte order and `zstd` (zarr-python's
-//! default for Zarr v3), decoded here instead of through zarrs' codec chain.
+//! default for Zarr v3), encoded and decoded here instead of through zarrs' codec chain.
 //!
-//! zarrs makes and sets up a new zstd decompression context (about 100 KiB) for every chunk;
-//! on the runtime's threads that was a tenth of a read's time. Each thread here keeps one.
-//! The input is an ordinary zstd frame (its checksum checked when it has one), so the bytes
-//! are the ones zarrs would give; a frame that decompresses to any other length than the
+//! zarrs makes and sets up a new zstd context for every chunk: about 100 KiB to decompress,
+//! and several hundred KiB of tables to compress at level 3, allocated and cleared each time.
+//! On the runtime's threads that was a tenth of a read's time. Each thread here keeps one
+//! context of each kind. The frames are ordinary zstd frames made with the codec's level and
+//! checksum setting, byte for byte the ones zarrs (and zarr-python) write, so chunk blocks
+//! and root CIDs do not change; a frame that decompresses to any other length than the
 //! chunk's is an error, as it is in zarrs.
 
 use std::cell::RefCell;
@@ -15,16 +17,29 @@ thread_local! {
     /// This thread's decompression context, made on its first chunk.
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { RefCell::new(None) };
+    /// This thread's compression context and the settings it was last set to.
+    static COMPRESSOR: RefCell<Option<(PlainZstd, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
 }
 
-/// True when the array's codecs are exactly `bytes` (in native byte order, or without one
-/// for elements of `element_size` 1) followed by `zstd`.
-pub(super) fn is_plain_zstd(metadata: &ArrayMetadata, element_size: usize) -> bool {
+/// The `zstd` codec's settings in an array whose codecs are exactly `bytes` then `zstd`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct PlainZstd {
+    /// The compression level (0: zstd's default).
+    level: i32,
+    /// Whether frames carry a checksum.
+    checksum: bool,
+}
+
+/// The `zstd` settings when the array's codecs are exactly `bytes` (in native byte order, or
+/// without one for elements of `element_size` 1) followed by `zstd` in its version 1
+/// configuration (`level`, `checksum`); None for any other chain, which zarrs codes.
+pub(super) fn plain_zstd(metadata: &ArrayMetadata, element_size: usize) -> Option<PlainZstd> {
     let ArrayMetadata::V3(metadata) = metadata else {
-        return false;
+        return None;
     };
     let [bytes, zstd] = metadata.codecs.as_slice() else {
-        return false;
+        return None;
     };
     let native = if cfg!(target_endian = "little") {
         "little"
@@ -35,7 +50,39 @@ pub(super) fn is_plain_zstd(metadata: &ArrayMetadata, element_size: usize) -> bo
         Some(endian) => endian.as_str() == Some(native),
         None => element_size == 1,
     };
-    bytes.name() == "bytes" && order_fits && zstd.name() == "zstd"
+    if bytes.name() != "bytes" || !order_fits || zstd.name() != "zstd" {
+        return None;
+    }
+    let config = zstd.configuration()?;
+    let level = config.get("level")?.as_i64()?;
+    let checksum = config.get("checksum")?.as_bool()?;
+    (config.len() == 2).then_some(PlainZstd {
+        level: i32::try_from(level).ok()?,
+        checksum,
+    })
+}
+
+/// `data` compressed into one zstd frame with `settings`, on this thread's context.
+///
+/// # Errors
+/// zstd refuses the settings (a level out of its range) or fails to compress.
+pub(super) fn encode(data: &[u8], settings: PlainZstd) -> Result<Vec<u8>, String> {
+    let zstd_error = |e: std::io::Error| format!("zstd: {e}");
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let compressor = match &mut *cell {
+            Some((set, compressor)) if *set == settings => compressor,
+            other => {
+                let mut compressor =
+                    zstd::bulk::Compressor::new(settings.level).map_err(zstd_error)?;
+                compressor
+                    .include_checksum(settings.checksum)
+                    .map_err(zstd_error)?;
+                &mut other.insert((settings, compressor)).1
+            }
+        };
+        compressor.compress(data).map_err(zstd_error)
+    })
 }
 
 /// `encoded` (zstd frames) decompressed into exactly `len` bytes.
@@ -100,26 +147,88 @@ mod tests {
         let gzip = r#"{"name": "gzip", "configuration": {"level": 1}}"#;
         let native_is_little = cfg!(target_endian = "little");
         assert_eq!(
-            is_plain_zstd(&metadata(&format!("[{little}, {zstd}]")), 4),
+            plain_zstd(&metadata(&format!("[{little}, {zstd}]")), 4).is_some(),
             native_is_little
         );
         assert_eq!(
-            is_plain_zstd(&metadata(&format!("[{big}, {zstd}]")), 4),
+            plain_zstd(&metadata(&format!("[{big}, {zstd}]")), 4).is_some(),
             !native_is_little
         );
-        assert!(is_plain_zstd(&metadata(&format!("[{bare}, {zstd}]")), 1));
-        assert!(!is_plain_zstd(&metadata(&format!("[{bare}, {zstd}]")), 4));
-        assert!(!is_plain_zstd(&metadata(&format!("[{little}]")), 4));
-        assert!(!is_plain_zstd(&metadata(&format!("[{little}, {gzip}]")), 4));
-        assert!(!is_plain_zstd(
-            &metadata(&format!("[{little}, {zstd}, {crc}]")),
-            4
-        ));
+        assert!(plain_zstd(&metadata(&format!("[{bare}, {zstd}]")), 1).is_some());
+        assert!(plain_zstd(&metadata(&format!("[{bare}, {zstd}]")), 4).is_none());
+        assert!(plain_zstd(&metadata(&format!("[{little}]")), 4).is_none());
+        assert!(plain_zstd(&metadata(&format!("[{little}, {gzip}]")), 4).is_none());
+        assert!(plain_zstd(&metadata(&format!("[{little}, {zstd}, {crc}]")), 4).is_none());
         let transpose = r#"{"name": "transpose", "configuration": {"order": [0]}}"#;
-        assert!(!is_plain_zstd(
-            &metadata(&format!("[{transpose}, {little}, {zstd}]")),
-            4
-        ));
+        assert!(plain_zstd(&metadata(&format!("[{transpose}, {little}, {zstd}]")), 4).is_none());
+    }
+
+    #[test]
+    fn the_codecs_level_and_checksum_are_its_settings() {
+        let little = r#"{"name": "bytes", "configuration": {"endian": "little"}}"#;
+        let chain = |zstd: &str| metadata(&format!("[{little}, {zstd}]"));
+        let zstd = |config: &str| format!(r#"{{"name": "zstd", "configuration": {config}}}"#);
+        if cfg!(target_endian = "little") {
+            assert_eq!(
+                plain_zstd(&chain(&zstd(r#"{"level": 5, "checksum": true}"#)), 4),
+                Some(PlainZstd {
+                    level: 5,
+                    checksum: true
+                })
+            );
+            assert_eq!(
+                plain_zstd(&chain(&zstd(r#"{"level": -3, "checksum": false}"#)), 4),
+                Some(PlainZstd {
+                    level: -3,
+                    checksum: false
+                })
+            );
+        }
+        // numcodecs' older form, or settings this module does not know: zarrs codes those.
+        for config in [
+            r#"{"level": 5}"#,
+            r#"{"level": 5, "checksum": false, "threads": 2}"#,
+            r#"{"level": 4294967296, "checksum": false}"#,
+        ] {
+            let doc = format!(
+                r#"{{"zarr_format": 3, "node_type": "array", "shape": [4], "data_type": "float32",
+                    "chunk_grid": {{"name": "regular", "configuration": {{"chunk_shape": [2]}}}},
+                    "chunk_key_encoding": {{"name": "default"}}, "fill_value": 0.0,
+                    "codecs": [{little}, {}]}}"#,
+                zstd(config)
+            );
+            if let Ok(metadata) = serde_json::from_str::<ArrayMetadata>(&doc) {
+                assert_eq!(plain_zstd(&metadata, 4), None, "{config}");
+            }
+        }
+    }
+
+    #[test]
+    fn frames_are_byte_for_byte_the_ones_a_fresh_context_makes() {
+        let data: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let fresh = |level: i32, checksum: bool, data: &[u8]| {
+            let mut compressor = zstd::bulk::Compressor::new(level).unwrap();
+            compressor.include_checksum(checksum).unwrap();
+            compressor.compress(data).unwrap()
+        };
+        // Each twice, with the settings switching: the context is reused or set up again.
+        for (level, checksum) in [(3, false), (3, false), (1, true), (3, false), (0, true)] {
+            let settings = PlainZstd { level, checksum };
+            for part in [&data[..], &data[..1000], &[][..]] {
+                let frame = encode(part, settings).unwrap();
+                assert_eq!(frame, fresh(level, checksum, part), "{settings:?}");
+                assert_eq!(decode(&frame, part.len()).unwrap(), part);
+            }
+        }
+        // A level past zstd's range is clamped, by either.
+        let too_high = PlainZstd {
+            level: 1000,
+            checksum: false,
+        };
+        let part = &data[..1000];
+        assert_eq!(encode(part, too_high).unwrap(), fresh(1000, false, part));
     }
 
     #[test]
