@@ -246,3 +246,31 @@ def test_a_chunk_shape_its_blocks_cannot_fill_is_a_format_error(cid_store, compr
         arr = zarr.open_array(ZarrHAMTStore(hamt, read_only=True), path="a", mode="r")
         with pytest.raises(hamt_rs.FormatError, match="cannot decode chunk a/c/0/0"):
             arr[:2, :2]
+
+
+def test_a_chunk_box_past_an_output_dimension_is_refused():
+    """A box that runs past the last column would, in bytes, wrap into the next row, where
+    another chunk's box writes: the pipeline's read refuses it before any thread writes."""
+    import numpy as np
+    import zarr
+
+    from hamt_rs import _native
+
+    async def write():
+        hamt = await HAMT.build(cas=InMemoryCAS(), values_are_bytes=True)
+        zs = ZarrHAMTStore(hamt)
+        array = zarr.create_array(zs, name="a", shape=(4, 4), chunks=(2, 2), dtype="int32", fill_value=0)
+        array[:] = np.arange(16, dtype="int32").reshape(4, 4)
+        return zs
+
+    zs = run(write())
+    out = np.zeros((4, 4), "int32")
+    view = out.reshape(-1).view(np.uint8)
+    items = [("a/c/0/0", [0, 0], [2, 2], [0, 3]), ("a/c/0/1", [0, 0], [2, 2], [1, 0])]
+    with pytest.raises(ValueError, match="does not fit"):
+        _native.read_chunks_sync(zs._core, items, view, [4, 4], 4)
+    assert not out.any(), "nothing was written"
+    # The same chunks in their own boxes read fine.
+    good = [("a/c/0/0", [0, 0], [2, 2], [0, 0]), ("a/c/0/1", [0, 0], [2, 2], [0, 2])]
+    assert list(_native.read_chunks_sync(zs._core, good, view, [4, 4], 4)) == [1, 1]
+    np.testing.assert_array_equal(out[:2], np.arange(8, dtype="int32").reshape(2, 4))

@@ -31,6 +31,18 @@ impl Region {
         self.shape.contains(&0)
     }
 
+    /// Whether the box lies inside an array of shape `full`, in every dimension.
+    pub(super) fn within(&self, full: &[u64]) -> bool {
+        self.start.len() == full.len()
+            && self.shape.len() == full.len()
+            && self
+                .start
+                .iter()
+                .zip(&self.shape)
+                .zip(full)
+                .all(|((&start, &n), &dim)| start.checked_add(n).is_some_and(|end| end <= dim))
+    }
+
     /// Whether the two boxes share an element.
     fn overlaps(&self, other: &Self) -> bool {
         !self.is_empty()
@@ -95,7 +107,7 @@ pub(super) fn for_each_row(
     loop {
         let mut offset = to_usize(start[ndim - 1]).saturating_mul(itemsize);
         for d in 0..ndim - 1 {
-            offset = offset.saturating_add(to_usize(start[d] + idx[d]).saturating_mul(strides[d]));
+            offset = offset.saturating_add(to_usize(start[d].saturating_add(idx[d])).saturating_mul(strides[d]));
         }
         row(offset, len);
         // Next index of the outer dimensions, last fastest.
@@ -169,6 +181,18 @@ mod tests {
         assert!(!disjoint(&[r(&[0, 0], &[3, 3]), r(&[2, 2], &[3, 3])]));
         assert!(disjoint(&[r(&[], &[])]));
         assert!(!disjoint(&[r(&[], &[]), r(&[], &[])]));
+    }
+
+    #[test]
+    fn a_box_is_within_an_array_only_in_every_dimension() {
+        assert!(r(&[2, 0], &[2, 4]).within(&[4, 4]));
+        assert!(r(&[4, 4], &[0, 0]).within(&[4, 4]), "empty, at the end");
+        // Past the last column: in bytes it would still fit, wrapped into the next row.
+        assert!(!r(&[0, 2], &[1, 4]).within(&[4, 4]));
+        assert!(!r(&[3, 0], &[2, 1]).within(&[4, 4]));
+        assert!(!r(&[u64::MAX, 0], &[2, 1]).within(&[4, 4]), "overflow");
+        assert!(!r(&[0], &[1]).within(&[4, 4]), "other dimensions");
+        assert!(r(&[], &[]).within(&[]));
     }
 
     #[test]

@@ -79,6 +79,13 @@ impl OutBuffer {
                 "out does not match out_shape and itemsize",
             ));
         }
+        // A box past the end of a dimension would wrap into the next row, where it could
+        // meet a box `disjoint` judged apart from it.
+        if !regions.iter().all(|r| r.within(&shape)) {
+            return Err(PyValueError::new_err(
+                "chunk selection does not fit the output array",
+            ));
+        }
         let serial = (!disjoint(&regions)).then(|| Mutex::new(()));
         let out = Arc::new(OutBuffer {
             held,
