@@ -222,12 +222,14 @@ def read_chunks_sync(
 
 def write_chunks(
     core: ZarrCore,
-    items: list[tuple[str, Sequence[int]]],
+    items: list[tuple[str, Sequence[int], bool]],
     value: Any,
     value_shape: list[int],
     itemsize: int,
+    kind: str,
+    signed_zeros: bool,
 ) -> Awaitable[list[int]]:
-    """Cuts whole chunks out of ``value`` (keys and box starts), encodes and stores them; one status a chunk (0 erased, 1 stored, 2 not handled)."""
+    """Cuts whole chunks out of ``value`` (keys, box starts, whether a chunk all fill value is erased), encodes and stores them; one status a chunk (0 erased, 1 stored, 2 not handled). ``kind`` is the numpy dtype kind, which decides how elements compare with the fill value; ``signed_zeros``: -0.0 is not a 0.0 fill value (newer zarr-python)."""
 
 class Repository:
     """A dataset's versions: commits and the branches and tags that name them."""

@@ -5,10 +5,11 @@ Turn it on with ``zarr.config.set({"codec_pipeline.path": "hamt_rs.CodecPipeline
 datasets with ``hamt_rs.open_dataset``). For chunks of a ``hamt_rs`` store selected with plain
 slices, zarrs fetches and decodes them on the extension's threads and copies them straight
 into the output array; any other store, selection or codec goes to the default pipeline.
-Whole chunks written to a ``hamt_rs`` store are encoded by zarrs and stored in Rust too (chunk
-bytes may then differ from what numcodecs writes, so the root CID can differ from py-hamt's
-for the same dataset: leave the pipeline off when writing for parity); partial chunks go to the
-default pipeline. Works with zarr 3.0.9 (read
+Whole chunks written to a ``hamt_rs`` store are encoded and stored in Rust too (zarr-python's
+default ``bytes`` + ``zstd`` chunks byte for byte as numcodecs writes them; other codecs by
+zarrs, whose bytes may differ from numcodecs', so for those the root CID can differ from
+py-hamt's: leave the pipeline off when writing for parity); partial chunks go to the default
+pipeline. Works with zarr 3.0.9 (read
 returns nothing) and 3.1+ (read returns one ``GetResult`` a chunk).
 """
 
@@ -35,6 +36,18 @@ def _raw_elements(dtype: Any) -> bool:
     """Whether the Rust path can move elements of ``dtype`` as raw bytes: fixed-size
     booleans, numbers and dates, without fields."""
     return dtype.kind in "biufcmM" and dtype.fields is None
+
+
+def _tells_signed_zeros() -> bool:
+    """Whether this zarr-python keeps a chunk of -0.0 under a fill value of 0.0 (newer versions
+    compare a zero fill bit for bit; 3.0 compares numbers, so the chunk counts as empty)."""
+    from zarr.core.buffer import cpu
+
+    chunk = cpu.NDBuffer.from_numpy_array(np.array([-0.0], dtype="float32"))
+    return not chunk.all_equal(np.float32(0.0))
+
+
+_SIGNED_ZEROS = _tells_signed_zeros()
 
 
 def _slices(selection: Any, ndim: int) -> tuple[list[int], list[int]] | None:
@@ -126,13 +139,20 @@ class CodecPipeline(_CodecPipeline):
                 if any(b - a != n or b > m for a, b, n, m in zip(src[0], src[1], spec.shape, array.shape)):
                     continue
                 ours.append(i)
-                # The chunk is cut out of the array in Rust, on the extension's threads.
-                items.append((setter.path, src[0]))
+                # The chunk is cut out of the array in Rust, on the extension's threads; one
+                # all fill value is erased unless the array keeps empty chunks.
+                items.append((setter.path, src[0], not spec.config.write_empty_chunks))
         rest = list(range(len(batch)))
         if ours:
             source = np.ascontiguousarray(array)
             status = await _native.write_chunks(
-                core, items, source.reshape(-1).view(np.uint8), list(source.shape), source.dtype.itemsize
+                core,
+                items,
+                source.reshape(-1).view(np.uint8),
+                list(source.shape),
+                source.dtype.itemsize,
+                source.dtype.kind,
+                _SIGNED_ZEROS,
             )
             done = {i for i, state in zip(ours, status) if state != 2}
             rest = [i for i in rest if i not in done]

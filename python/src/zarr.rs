@@ -17,6 +17,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use crate::convert::{cid_from_py, cid_to_py};
 use crate::errors::{FormatError, ReadOnlyError, hamt_error, zarr_error};
 use crate::hamt::{HamtState, PyHamt};
+use crate::pipeline::ArrayCache;
 use crate::runtime::spawn;
 use crate::stores::{Store, StoreCapabilities, slice, store_of, unpicklable};
 
@@ -59,6 +60,8 @@ pub(crate) struct ShardedOptions {
 #[pyclass(module = "hamt_rs._native", frozen)]
 pub(crate) struct ZarrCore {
     pub(crate) backend: Backend,
+    /// The arrays the pipeline has opened with zarrs on this store; dropped with it.
+    pub(crate) arrays: Arc<ArrayCache>,
 }
 
 /// The zarrs storage a pipeline reads through, resolved for one call.
@@ -141,6 +144,14 @@ fn dir_prefix(prefix: &str) -> String {
 }
 
 impl ZarrCore {
+    /// A store on `backend`, no arrays opened yet.
+    pub(crate) fn new(backend: Backend) -> Self {
+        Self {
+            backend,
+            arrays: Arc::default(),
+        }
+    }
+
     /// The storage, attaching the HAMT to it first when needed.
     pub(crate) async fn storage(backend: &Backend) -> PyResult<Storage> {
         Ok(match backend {
@@ -498,12 +509,10 @@ fn hamt_core(
             "a Zarr store needs a HAMT with values_are_bytes=True (as py-hamt asserts)",
         ));
     }
-    Ok(ZarrCore {
-        backend: Backend::Hamt {
-            hamt: state,
-            encryption: encryption_of(encryption_key, header)?,
-        },
-    })
+    Ok(ZarrCore::new(Backend::Hamt {
+        hamt: state,
+        encryption: encryption_of(encryption_key, header)?,
+    }))
 }
 
 /// Opens or creates a sharded store (async): py-hamt's `ShardedZarrStore.open`.
@@ -548,16 +557,14 @@ fn sharded_core<'py>(
             builder = builder.chunks_per_shard(n);
         }
         let store = builder.build().await.map_err(zarr_error)?;
-        Ok(ZarrCore {
-            backend: Backend::Sharded {
-                store: Arc::new(store),
-                blocks: Arc::new(blocks),
-                options: ShardedOptions {
-                    mode: mode_name,
-                    cache_bytes: max_cache_memory_bytes,
-                },
+        Ok(ZarrCore::new(Backend::Sharded {
+            store: Arc::new(store),
+            blocks: Arc::new(blocks),
+            options: ShardedOptions {
+                mode: mode_name,
+                cache_bytes: max_cache_memory_bytes,
             },
-        })
+        }))
     })
 }
 

@@ -294,3 +294,45 @@ def test_rust_pipeline_writes_what_zarr_reads_back():
         return [k async for k in arr_store.list_prefix("temp/c/")]
 
     assert len(run(keys())) == 4 * 2 * 2
+
+
+@pytest.mark.parametrize("write_empty_chunks", [False, True])
+def test_rust_writes_keep_or_erase_fill_chunks_exactly_as_zarr_python(write_empty_chunks):
+    """Chunks that are all fill value as zarr-python judges it (by value: any NaN equals a NaN
+    fill, -0.0 equals 0.0) are erased unless `write_empty_chunks`; the Rust write path keeps
+    and erases the same chunks, so the roots are the same."""
+    nan_fill = np.full((4, 6), np.nan, "float32")
+    nan_fill[0:2, 3:6] = np.array([0x7FC00001, 0xFFC00000, 0x7F800001] * 2, "uint32").view("float32").reshape(2, 3)
+    nan_fill[2:4, 0:3] = 1.5
+    zero_fill = np.zeros((4, 6), "float64")
+    zero_fill[0:2, 0:3] = -0.0
+    zero_fill[2:4, 3:6] = 7.0
+    complex_fill = np.full((2, 6), complex(np.nan, 0), "complex64")
+    complex_fill[0:2, 0:3] = complex(1, np.nan)
+
+    async def write(config):
+        hamt = await HAMT.build(cas=hamt_rs.InMemoryCAS(), values_are_bytes=True)
+        zs = ZarrHAMTStore(hamt)
+        with zarr.config.set({**config, "array.write_empty_chunks": write_empty_chunks}):
+            for name, data, fill in [
+                ("nan", nan_fill, np.nan),
+                ("zero", zero_fill, 0.0),
+                ("complex", complex_fill, complex(np.nan, 0)),
+            ]:
+                array = zarr.create_array(zs, name=name, shape=data.shape, chunks=(2, 3), dtype=data.dtype, fill_value=fill)
+                array[:] = data
+        keys = sorted([k async for k in hamt.keys()])
+        await hamt.make_read_only()
+        return hamt.root_node_id, keys
+
+    default_root, default_keys = run(write({}))
+    rust_root, rust_keys = run(write(RUST))
+    assert rust_keys == default_keys
+    assert str(rust_root) == str(default_root)
+    chunks = [k for k in rust_keys if "/c/" in k]
+    # 4 + 4 + 2 chunks in all. Not fill value: nan/c/1/0 (1.5), zero/c/1/1 (7.0), and
+    # zero/c/0/0 (-0.0) where this zarr-python tells -0.0 from a 0.0 fill.
+    from hamt_rs._pipeline import _SIGNED_ZEROS
+
+    kept = 3 if _SIGNED_ZEROS else 2
+    assert len(chunks) == (10 if write_empty_chunks else kept), chunks

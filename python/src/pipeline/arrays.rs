@@ -1,6 +1,7 @@
 //! Which zarrs array a chunk key belongs to: the key taken apart by every chunk key encoding,
 //! the array's `zarr.json` read through the same store, and the arrays zarrs has opened,
-//! kept while their metadata is unchanged.
+//! kept (by the store they were opened on, and only as long as it lives) while their
+//! metadata is unchanged.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,13 +27,22 @@ pub(super) struct Opened {
     pub(super) zstd: Option<PlainZstd>,
 }
 
-/// Arrays opened by zarrs, by (storage identity, path), with the metadata they were opened
-/// from: a changed `zarr.json` (an append) opens the array again.
-static ARRAYS: Mutex<Option<ArrayCache>> = Mutex::new(None);
+/// The arrays zarrs opened on one store (held by its `ZarrCore`, and dropped with it), by
+/// path, with the storage and the metadata they were opened from: a changed `zarr.json` (an
+/// append) opens the array again. One entry an array path, so it grows only with the
+/// store's arrays.
+#[derive(Default)]
+pub(crate) struct ArrayCache(Mutex<HashMap<String, Cached>>);
 
-/// (storage identity, array path) → (the `zarr.json` it was opened from, the array, or None
-/// when zarrs cannot read it).
-type ArrayCache = HashMap<(usize, String), (Bytes, Option<Arc<Opened>>)>;
+/// One array of an [`ArrayCache`].
+struct Cached {
+    /// The zarrs storage it was opened on, by address.
+    storage: usize,
+    /// The `zarr.json` it was opened from.
+    metadata: Bytes,
+    /// The array, or None when zarrs cannot read it.
+    opened: Option<Arc<Opened>>,
+}
 
 /// A chunk key taken apart: the array's path and the chunk's grid indices.
 fn candidates(key: &str, ndim: usize) -> Vec<(String, Vec<u64>, &'static str, char)> {
@@ -117,6 +127,7 @@ fn encoding_of(meta: &serde_json::Value) -> (String, char) {
 /// The zarrs array `key` belongs to and the chunk's indices; None when zarrs cannot read it.
 pub(super) async fn resolve(
     storage: &Storage,
+    arrays: &ArrayCache,
     key: &str,
     ndim: usize,
 ) -> PyResult<Option<(Arc<Opened>, Vec<u64>)>> {
@@ -134,14 +145,12 @@ pub(super) async fn resolve(
             continue;
         }
         let identity = Arc::as_ptr(&storage.readable()).cast::<()>() as usize;
-        let cache_key = (identity, path.clone());
         let cached = {
-            let guard = ARRAYS.lock().unwrap_or_else(PoisonError::into_inner);
+            let guard = arrays.0.lock().unwrap_or_else(PoisonError::into_inner);
             guard
-                .as_ref()
-                .and_then(|m| m.get(&cache_key))
-                .filter(|(bytes, _)| *bytes == meta_bytes)
-                .map(|(_, a)| a.clone())
+                .get(&path)
+                .filter(|c| c.storage == identity && c.metadata == meta_bytes)
+                .map(|c| c.opened.clone())
         };
         let array = if let Some(array) = cached {
             array
@@ -156,10 +165,15 @@ pub(super) async fn resolve(
                     let zstd = plain_zstd(array.metadata(), size);
                     Some(Arc::new(Opened { array, zstd }))
                 });
-            let mut guard = ARRAYS.lock().unwrap_or_else(PoisonError::into_inner);
-            guard
-                .get_or_insert_with(HashMap::new)
-                .insert(cache_key, (meta_bytes.clone(), opened.clone()));
+            let mut guard = arrays.0.lock().unwrap_or_else(PoisonError::into_inner);
+            guard.insert(
+                path,
+                Cached {
+                    storage: identity,
+                    metadata: meta_bytes.clone(),
+                    opened: opened.clone(),
+                },
+            );
             opened
         };
         return Ok(array.map(|a| (a, indices)));
@@ -177,4 +191,52 @@ pub(super) fn fill_element(array: &ZArray, key: &str) -> PyResult<Vec<u8>> {
             .map_err(|e| bad(&e))?
             .into_owned(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use hamt::MemoryStore;
+    use hamt_zarr::HamtStore;
+
+    use super::*;
+
+    fn metadata(shape: u64) -> Vec<u8> {
+        format!(
+            r#"{{"zarr_format": 3, "node_type": "array", "shape": [{shape}], "data_type": "int32",
+                "chunk_grid": {{"name": "regular", "configuration": {{"chunk_shape": [2]}}}},
+                "chunk_key_encoding": {{"name": "default"}}, "fill_value": 0,
+                "codecs": [{{"name": "bytes", "configuration": {{"endian": "little"}}}}]}}"#
+        )
+        .into_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_stores_cache_opens_each_array_once_and_lets_the_store_go() {
+        let blocks: Arc<dyn hamt::BlockStore> = Arc::new(MemoryStore::new());
+        let store = Arc::new(HamtStore::builder(blocks).build().await.unwrap());
+        store.set_value("a/zarr.json", metadata(4)).await.unwrap();
+        let storage = Storage::Hamt(store.clone(), 4);
+        let cache = ArrayCache::default();
+        let (first, indices) = resolve(&storage, &cache, "a/c/1", 1).await.unwrap().unwrap();
+        assert_eq!(indices, vec![1]);
+        let (again, _) = resolve(&storage, &cache, "a/c/0", 1).await.unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "opened once");
+        // An append changes zarr.json: the array opens again, in the same one entry.
+        store.set_value("a/zarr.json", metadata(6)).await.unwrap();
+        let (grown, _) = resolve(&storage, &cache, "a/c/2", 1).await.unwrap().unwrap();
+        assert!(!Arc::ptr_eq(&first, &grown));
+        assert_eq!(grown.array.shape(), &[6]);
+        assert_eq!(cache.0.lock().unwrap().len(), 1);
+        assert!(resolve(&storage, &cache, "b/c/0", 1).await.unwrap().is_none());
+        drop((first, again, grown, storage));
+        assert!(Arc::strong_count(&store) > 1, "the cached array holds the store");
+        drop(cache);
+        assert_eq!(
+            Arc::strong_count(&store),
+            1,
+            "with its cache dropped, nothing holds the store"
+        );
+    }
 }

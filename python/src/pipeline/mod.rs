@@ -24,9 +24,12 @@ use crate::runtime::{Spread, parallel, task_locals};
 mod arrays;
 mod boxes;
 mod buffers;
+mod fill;
 mod read;
 mod write;
 mod zstd_chunks;
+
+pub(crate) use arrays::ArrayCache;
 
 /// Chunks in flight at once.
 const CONCURRENCY: usize = 32;

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::num::NonZeroU64;
+use std::sync::Arc;
 
 use hamt::Bytes;
 
@@ -12,7 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use zarrs::array::{ArrayToBytesCodecTraits as _, CodecError, CodecOptions};
 
-use super::arrays::{ZArray, fill_element, resolve};
+use super::arrays::{ArrayCache, ZArray, fill_element, resolve};
 use super::boxes::{Region, byte_len, extract};
 use super::buffers::{OutBuffer, Slot};
 use super::{MISSING, NOT_HANDLED, PRESENT, each_chunk, spread, zstd_chunks};
@@ -30,9 +31,15 @@ struct Item {
 
 /// One chunk decoded and its selection written into its slot; `NOT_HANDLED` (nothing
 /// written) when zarrs cannot read it here.
-async fn decode(storage: &Storage, item: &Item, slot: &Slot, itemsize: usize) -> PyResult<u8> {
+async fn decode(
+    storage: &Storage,
+    arrays: &ArrayCache,
+    item: &Item,
+    slot: &Slot,
+    itemsize: usize,
+) -> PyResult<u8> {
     let ndim = item.chunk_start.len();
-    let Some((opened, indices)) = resolve(storage, &item.key, ndim).await? else {
+    let Some((opened, indices)) = resolve(storage, arrays, &item.key, ndim).await? else {
         return Ok(NOT_HANDLED);
     };
     let array = &opened.array;
@@ -155,6 +162,7 @@ fn parse(
 /// Reads every chunk into its slot, [`spread`] as asked.
 async fn read_all(
     backend: Backend,
+    arrays: Arc<ArrayCache>,
     parsed: Vec<Item>,
     slots: Vec<Slot>,
     itemsize: usize,
@@ -164,7 +172,8 @@ async fn read_all(
     let chunks = parsed.into_iter().zip(slots).collect();
     each_chunk(chunks, spread, |(item, slot)| {
         let storage = storage.clone();
-        async move { decode(&storage, &item, &slot, itemsize).await }
+        let arrays = arrays.clone();
+        async move { decode(&storage, &arrays, &item, &slot, itemsize).await }
     })
     .await
 }
@@ -186,9 +195,9 @@ pub(super) fn read_chunks<'py>(
     itemsize: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
     let (parsed, slots) = parse(items, out, out_shape, itemsize)?;
-    let backend = core.get().backend.clone();
+    let (backend, arrays) = (core.get().backend.clone(), core.get().arrays.clone());
     let spread = spread(py, parsed.len(), true)?;
-    spawn(py, read_all(backend, parsed, slots, itemsize, spread))
+    spawn(py, read_all(backend, arrays, parsed, slots, itemsize, spread))
 }
 
 /// [`read_chunks`] for synchronous callers (xarray's lazily indexed arrays, on dask's
@@ -213,9 +222,9 @@ pub(super) fn read_chunks_sync(
         ));
     }
     let (parsed, slots) = parse(items, out, out_shape, itemsize)?;
-    let backend = core.get().backend.clone();
+    let (backend, arrays) = (core.get().backend.clone(), core.get().arrays.clone());
     let spread = spread(py, parsed.len(), false)?;
     block_on(py, move || {
-        read_all(backend, parsed, slots, itemsize, spread)
+        read_all(backend, arrays, parsed, slots, itemsize, spread)
     })
 }

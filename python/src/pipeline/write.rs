@@ -10,9 +10,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use zarrs::array::{ArrayBytes, ArrayToBytesCodecTraits as _, CodecOptions};
 
-use super::arrays::{fill_element, resolve};
+use super::arrays::{ArrayCache, fill_element, resolve};
 use super::boxes::{Region, extract};
 use super::buffers::SourceBuffer;
+use super::fill::Compare;
 use super::{MISSING, NOT_HANDLED, PRESENT, each_chunk, spread, zstd_chunks};
 use crate::errors::FormatError;
 use crate::runtime::spawn;
@@ -25,15 +26,23 @@ struct Source<'a> {
     shape: &'a [u64],
     start: &'a [u64],
     itemsize: usize,
+    /// How an element compares with the fill value.
+    compare: Compare,
 }
 
-/// One whole chunk cut out of `source`, encoded and stored (or erased when it is all fill
-/// value, as zarr-python does by default); `NOT_HANDLED` when zarrs cannot encode it here.
-/// Plain `bytes` + `zstd` chains are compressed on the thread's own context
-/// ([`zstd_chunks`]), every other one by zarrs' codec chain.
-async fn encode_and_store(storage: &Storage, key: &str, source: Source<'_>) -> PyResult<u8> {
+/// One whole chunk cut out of `source`, encoded and stored (or, when `drop_empty`, erased if
+/// it is all fill value, as zarr-python does unless `write_empty_chunks`); `NOT_HANDLED` when
+/// zarrs cannot encode it here. Plain `bytes` + `zstd` chains are compressed on the thread's
+/// own context ([`zstd_chunks`]), every other one by zarrs' codec chain.
+async fn encode_and_store(
+    storage: &Storage,
+    arrays: &ArrayCache,
+    key: &str,
+    source: Source<'_>,
+    drop_empty: bool,
+) -> PyResult<u8> {
     let itemsize = source.itemsize;
-    let Some((opened, indices)) = resolve(storage, key, source.shape.len()).await? else {
+    let Some((opened, indices)) = resolve(storage, arrays, key, source.shape.len()).await? else {
         return Ok(NOT_HANDLED);
     };
     let array = &opened.array;
@@ -60,7 +69,7 @@ async fn encode_and_store(storage: &Storage, key: &str, source: Source<'_>) -> P
     let data = extract(source.bytes, source.shape, &region, itemsize)
         .ok_or_else(|| PyValueError::new_err(format!("chunk {key} reaches past the value")))?;
     let fill = fill_element(array, key)?;
-    if data.chunks_exact(itemsize).all(|v| v == fill.as_slice()) {
+    if drop_empty && source.compare.all_fill(&data, &fill) {
         storage.delete(key).await?;
         return Ok(MISSING);
     }
@@ -88,11 +97,13 @@ async fn encode_and_store(storage: &Storage, key: &str, source: Source<'_>) -> P
 /// Encodes whole chunks in Rust and stores them through a `hamt_rs` store (async).
 ///
 /// `value` is a C-contiguous byte view of the array being written, of shape `value_shape`
-/// and element size `itemsize`; `items` are `(key, value_start)`: each chunk's key and where
-/// its box (of the chunk's shape) starts in `value`. Every chunk is cut out, checked for
-/// fill value, encoded and stored on the runtime's threads, without the GIL. Returns one
-/// status a chunk: 0 erased (all fill value), 1 stored, 2 not handled here (nothing was
-/// written).
+/// and element size `itemsize`, numpy dtype kind `kind`; `items` are
+/// `(key, value_start, drop_empty)`: each chunk's key, where its box (of the chunk's shape)
+/// starts in `value`, and whether it is erased rather than stored when it is all fill value
+/// (zarr-python's `not write_empty_chunks`). Every chunk is cut out, checked for fill value,
+/// encoded and stored on the runtime's threads, without the GIL. `signed_zeros`: the
+/// installed zarr-python tells -0.0 from a float fill value of 0.0. Returns one status a
+/// chunk: 0 erased (all fill value), 1 stored, 2 not handled here (nothing was written).
 #[pyfunction]
 pub(super) fn write_chunks<'py>(
     py: Python<'py>,
@@ -101,8 +112,11 @@ pub(super) fn write_chunks<'py>(
     value: &Bound<'py, PyAny>,
     value_shape: Vec<u64>,
     itemsize: usize,
+    kind: &str,
+    signed_zeros: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     core.get().check_writable()?;
+    let compare = Compare::for_kind(kind, itemsize, signed_zeros);
     let buffer = PyBuffer::<u8>::get(value)?;
     let source = Arc::new(SourceBuffer::new(buffer, &value_shape, itemsize)?);
     let mut parsed = Vec::with_capacity(items.len());
@@ -110,20 +124,22 @@ pub(super) fn write_chunks<'py>(
         let t = item.cast::<PyTuple>()?;
         let key: String = t.get_item(0)?.extract()?;
         let start: Vec<u64> = t.get_item(1)?.extract()?;
+        let drop_empty: bool = t.get_item(2)?.extract()?;
         if start.len() != value_shape.len() {
             return Err(PyValueError::new_err(
                 "chunk dimensions do not match the value",
             ));
         }
-        parsed.push((key, start));
+        parsed.push((key, start, drop_empty));
     }
-    let backend = core.get().backend.clone();
+    let (backend, arrays) = (core.get().backend.clone(), core.get().arrays.clone());
     let locals = spread(py, parsed.len(), true)?;
     spawn(py, async move {
         let storage = ZarrCore::storage(&backend).await?;
         let shape = Arc::new(value_shape);
-        each_chunk(parsed, locals, |(key, start)| {
+        each_chunk(parsed, locals, |(key, start, drop_empty)| {
             let storage = storage.clone();
+            let arrays = arrays.clone();
             let source = source.clone();
             let shape = shape.clone();
             async move {
@@ -132,8 +148,9 @@ pub(super) fn write_chunks<'py>(
                     shape: &shape,
                     start: &start,
                     itemsize,
+                    compare,
                 };
-                encode_and_store(&storage, &key, chunk).await
+                encode_and_store(&storage, &arrays, &key, chunk, drop_empty).await
             }
         })
         .await
