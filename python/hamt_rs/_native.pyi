@@ -20,7 +20,7 @@ class CorruptBlockError(HamtError):
 
     cid: str
 
-class DecryptionError(HamtError):
+class DecryptionError(HamtError, ValueError):
     """A value did not authenticate: wrong encryption key or header, or altered data."""
 
 class StoreError(HamtError):

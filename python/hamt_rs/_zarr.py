@@ -68,15 +68,24 @@ class _RustStore(zarr.abc.store.Store):
         if self.read_only:
             raise ValueError("store was opened in read-only mode and does not support writing")
 
+    def _identity(self) -> tuple:
+        """What, beside the tree, makes two stores read the same values: their kind (and a
+        key and header, for the encrypted one)."""
+        return (type(self),)
+
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, _RustStore):
+        """Equal when the same kind of store reads the same tree: one shared tree, or the
+        same root (as py-hamt compares its stores' roots)."""
+        if not isinstance(other, _RustStore) or self._identity() != other._identity():
             return False
         if self._core is other._core:
             return True
         return self.root is not None and self.root == other.root
 
     def __hash__(self) -> int:
-        return id(self._core)
+        # Equal stores may hold different trees and a writable store's root changes, so
+        # only what equality also requires goes in.
+        return hash(self._identity())
 
     @property
     def root(self) -> Any:
@@ -207,10 +216,11 @@ class ZarrHAMTStore(_RustStore):
         return f"hamt_rs.ZarrHAMTStore(root={self.root!s})"
 
 
-class SimpleEncryptedZarrHAMTStore(_RustStore):
-    """py-hamt's ``SimpleEncryptedZarrHAMTStore``: every value sealed with XChaCha20-Poly1305
-    under ``encryption_key`` (32 bytes), ``header`` as associated data. A wrong key or header
-    raises ``hamt_rs.DecryptionError`` on read.
+class SimpleEncryptedZarrHAMTStore(ZarrHAMTStore):
+    """py-hamt's ``SimpleEncryptedZarrHAMTStore`` (a ``ZarrHAMTStore``, as there): every value
+    sealed with XChaCha20-Poly1305 under ``encryption_key`` (32 bytes), ``header`` as
+    associated data. A wrong key or header raises ``hamt_rs.DecryptionError`` (a
+    ``ValueError``, as py-hamt raises) on read.
     """
 
     def __init__(
@@ -224,10 +234,14 @@ class SimpleEncryptedZarrHAMTStore(_RustStore):
         if not isinstance(encryption_key, (bytes, bytearray)) or len(encryption_key) != 32:
             raise ValueError("Encryption key must be exactly 32 bytes long.")
         self.hamt = hamt
+        self.encryption_key = bytes(encryption_key)
         self.header = bytes(header)
         self._init_core(
             _native.hamt_core(hamt, bytes(encryption_key), bytes(header)), read_only
         )
+
+    def _identity(self) -> tuple:
+        return (type(self), self.encryption_key, self.header)
 
     def __repr__(self) -> str:
         return f"hamt_rs.SimpleEncryptedZarrHAMTStore(root={self.root!s})"
@@ -254,12 +268,21 @@ class ShardedZarrStore(_RustStore):
         primary_array_path: str = "",
         shard_read_mode: str = "auto",
     ) -> "ShardedZarrStore":
-        """Open the store at ``root_cid``, or create a new v2 store (``chunks_per_shard``)."""
+        """Open the store at ``root_cid``, or create a new v2 store (``chunks_per_shard``).
+
+        As in py-hamt, giving ``array_shape`` and ``chunk_shape`` without
+        ``manifest_version="sharded_zarr_v2"`` asks for the deprecated v1 layout, which hamt_rs
+        does not create (NotImplementedError). With v2 they are accepted and not needed: an
+        array's index is made when its ``zarr.json`` is written."""
         if root_cid is None and not read_only:
-            if manifest_version not in (None, "sharded_zarr_v2"):
+            v1_by_shape = manifest_version is None and (
+                array_shape is not None or chunk_shape is not None
+            )
+            if manifest_version not in (None, "sharded_zarr_v2") or v1_by_shape:
                 raise NotImplementedError(
                     "hamt_rs creates sharded_zarr_v2 stores only (v1 is py-hamt's deprecated "
-                    "layout; v1 roots open read-only)"
+                    "layout, which it makes when array_shape and chunk_shape are given without "
+                    "manifest_version='sharded_zarr_v2'; v1 roots open read-only)"
                 )
             if chunks_per_shard is None:
                 raise ValueError("chunks_per_shard must be given for a new store")
@@ -279,6 +302,10 @@ class ShardedZarrStore(_RustStore):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("use `await ShardedZarrStore.open(...)`")
+
+    async def flush(self) -> str:  # type: ignore[override]
+        """Write what changed; returns the root CID as text, as py-hamt's does."""
+        return str(await self._core.flush())
 
     def __repr__(self) -> str:
         return f"hamt_rs.ShardedZarrStore(root={self.root!s})"

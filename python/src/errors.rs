@@ -5,7 +5,7 @@
 //! | a missing key | `KeyError` (raised by the callers, which know it is a key) |
 //! | `hamt::Error::NotFound` (a block) | `hamt_rs.NotFoundError` |
 //! | `hamt::Error::Corrupt` | `hamt_rs.CorruptBlockError` |
-//! | `hamt_zarr::Error::Decryption` | `hamt_rs.DecryptionError` |
+//! | `hamt_zarr::Error::Decryption` | `hamt_rs.DecryptionError` (also a `ValueError`, as py-hamt's) |
 //! | backend failures, timeouts, refused credentials, a closed store | `hamt_rs.StoreError` (`is_temporary`) |
 //! | a block that is not what it should be (not a HAMT node, not a manifest) | `hamt_rs.FormatError` |
 //! | a write to a read-only store | `hamt_rs.ReadOnlyError` |
@@ -22,7 +22,8 @@ use std::fmt;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyType};
 
 create_exception!(
     _native,
@@ -41,12 +42,6 @@ create_exception!(
     CorruptBlockError,
     HamtError,
     "A block's bytes do not hash to its CID."
-);
-create_exception!(
-    _native,
-    DecryptionError,
-    HamtError,
-    "A value did not authenticate: wrong encryption key or header, or altered data."
 );
 create_exception!(
     _native,
@@ -81,6 +76,43 @@ create_exception!(
     "An internal error (a Rust panic, caught before it reached the interpreter)."
 );
 
+static DECRYPTION_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// `hamt_rs.DecryptionError`: a `HamtError`, and a `ValueError` too, which is what py-hamt
+/// raises for a value that does not decrypt (so its users' handlers still catch it).
+fn decryption_error_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    DECRYPTION_ERROR
+        .get_or_try_init(py, || {
+            let bases = PyTuple::new(
+                py,
+                [
+                    py.get_type::<HamtError>().into_any(),
+                    py.get_type::<PyValueError>().into_any(),
+                ],
+            )?;
+            let namespace = PyDict::new(py);
+            namespace.set_item(
+                "__doc__",
+                "A value did not authenticate: wrong encryption key or header, or altered data \
+                 (a ValueError too, as py-hamt raises).",
+            )?;
+            namespace.set_item("__module__", "hamt_rs")?;
+            let class = py
+                .get_type::<PyType>()
+                .call1(("DecryptionError", bases, namespace))?;
+            Ok::<_, PyErr>(class.cast_into::<PyType>()?.unbind())
+        })
+        .map(|class| class.bind(py))
+}
+
+/// A `hamt_rs.DecryptionError` saying `message`.
+fn decryption_error(message: String) -> PyErr {
+    Python::attach(|py| match decryption_error_type(py) {
+        Ok(class) => PyErr::from_type(class.clone(), message),
+        Err(e) => e,
+    })
+}
+
 /// Adds the exception classes to the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -88,7 +120,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("HamtError", py.get_type::<HamtError>()),
         ("NotFoundError", py.get_type::<NotFoundError>()),
         ("CorruptBlockError", py.get_type::<CorruptBlockError>()),
-        ("DecryptionError", py.get_type::<DecryptionError>()),
         ("StoreError", py.get_type::<StoreError>()),
         ("FormatError", py.get_type::<FormatError>()),
         ("ReadOnlyError", py.get_type::<ReadOnlyError>()),
@@ -98,6 +129,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         class.setattr("__module__", "hamt_rs")?;
         m.add(name, class)?;
     }
+    m.add("DecryptionError", decryption_error_type(py)?)?;
     py.get_type::<StoreError>().setattr("is_temporary", false)?;
     py.get_type::<ConflictError>()
         .setattr("keys", PyTuple::empty(py))?;
@@ -192,7 +224,7 @@ pub(crate) fn zarr_error(err: hamt_zarr::Error) -> PyErr {
     match err {
         E::Hamt(e) => hamt_error(e),
         E::ReadOnly => ReadOnlyError::new_err("the store is read-only"),
-        e @ E::Decryption { .. } => DecryptionError::new_err(e.to_string()),
+        e @ E::Decryption { .. } => decryption_error(e.to_string()),
         e @ (E::InvalidEncryptionKey { .. } | E::InvalidKey { .. } | E::InvalidRange { .. }) => {
             PyValueError::new_err(e.to_string())
         }

@@ -234,13 +234,13 @@ impl HamtState {
 
     async fn get(&self, key: &str) -> PyResult<Option<Bytes>> {
         if let Some(store) = self.attached() {
-            return store.get_value(key).await.map_err(zarr_error);
+            return store.get_stored(key).await.map_err(zarr_error);
         }
         let tree = self.read_tree().await?;
         match &*tree {
             Tree::Writer(w) => w.get(key).await,
             Tree::Reader(r) => r.get(key).await,
-            Tree::Zarr(store) => return store.get_value(key).await.map_err(zarr_error),
+            Tree::Zarr(store) => return store.get_stored(key).await.map_err(zarr_error),
             Tree::Unopened(_) => unreachable!("read_tree opens the tree"),
         }
         .map_err(hamt_error)
@@ -265,7 +265,7 @@ impl HamtState {
             return Err(read_only_error("set"));
         }
         if let Some(store) = self.attached() {
-            return store.set_value(key, value).await.map_err(zarr_error);
+            return store.set_stored(key, value).await.map_err(zarr_error);
         }
         let mut tree = self.write_tree().await?;
         match &mut *tree {
@@ -273,7 +273,7 @@ impl HamtState {
                 w.insert(key, value).await.map_err(hamt_error)?;
                 Ok(())
             }
-            Tree::Zarr(store) => store.set_value(key, value).await.map_err(zarr_error),
+            Tree::Zarr(store) => store.set_stored(key, value).await.map_err(zarr_error),
             Tree::Reader(_) => Err(read_only_error("set")),
             Tree::Unopened(_) => unreachable!("write_tree opens the tree"),
         }

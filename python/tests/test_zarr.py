@@ -4,6 +4,8 @@ py-hamt's stores reading what hamt_rs wrote and the other way."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -102,6 +104,35 @@ def test_encrypted_round_trip_and_wrong_key_or_header():
         xr.open_zarr(open_with(bytes(32), HEADER))
     with pytest.raises(hamt_rs.DecryptionError):
         xr.open_zarr(open_with(KEY, b"another header"))
+    # py-hamt raises ValueError there: its users' handlers catch this one too.
+    with pytest.raises(ValueError, match="authenticate|decrypt"):
+        xr.open_zarr(open_with(bytes(32), HEADER))
+    assert issubclass(hamt_rs.DecryptionError, hamt_rs.HamtError)
+    # As py-hamt's: a ZarrHAMTStore, equal to another only under the same key and header.
+    same, other_key = open_with(KEY, HEADER), open_with(bytes(32), HEADER)
+    assert isinstance(same, hamt_rs.ZarrHAMTStore)
+    assert same == open_with(KEY, HEADER) and hash(same) == hash(open_with(KEY, HEADER))
+    assert same != other_key and same != open_with(KEY, b"another header")
+    assert same != reader(store, root), "an encrypted store is not the plain one"
+    assert same.encryption_key == KEY and same.header == HEADER
+
+    # The HAMT itself holds the sealed bytes, before and after a store on it was used, as
+    # py-hamt's does: its own get never decrypts, its own set never encrypts.
+    async def raw_reads():
+        hamt = await HAMT.build(cas=store, root_node_id=root, read_only=True, values_are_bytes=True)
+        before = await hamt.get("zarr.json")
+        zs = SimpleEncryptedZarrHAMTStore(hamt, True, KEY, HEADER)
+        plain = await zs.get("zarr.json", zarr.core.buffer.default_buffer_prototype())
+        after = await hamt.get("zarr.json")
+        writer = await HAMT.build(cas=store, root_node_id=root, values_are_bytes=True)
+        wz = SimpleEncryptedZarrHAMTStore(writer, False, KEY, HEADER)
+        await wz.set("x/zarr.json", zarr.core.buffer.default_buffer_prototype().buffer.from_bytes(b"{}"))
+        await writer.set("raw", b"as given")
+        return before, plain.to_bytes(), after, await writer.get("raw"), await writer.get("x/zarr.json")
+
+    before, plain, after, raw, sealed = run(raw_reads())
+    assert before == after and before != plain and json.loads(plain)["zarr_format"] == 3
+    assert raw == b"as given" and sealed != b"{}" and len(sealed) > 2
     with pytest.raises(ValueError, match="32 bytes"):
         open_with(b"short", HEADER)
     # The convenience opener takes the key too.
@@ -256,6 +287,8 @@ def test_py_hamt_sharded_store_and_hamt_rs_read_each_other(cid_store):
         mine = await ShardedZarrStore.open(cas=cid_store, read_only=False, chunks_per_shard=4)
         ds.to_zarr(mine, mode="w", zarr_format=3, encoding=encoding, group="0")
         my_root = await mine.flush()
+        # Text, as py-hamt's flush returns.
+        assert isinstance(root, str) and isinstance(my_root, str)
         back = await py_hamt.ShardedZarrStore.open(cas=cid_store, read_only=True, root_cid=str(my_root))
         xr.testing.assert_identical(xr.open_zarr(back, group="0").load(), ds)
 

@@ -214,6 +214,32 @@ impl HamtStore {
         Ok(Some(value))
     }
 
+    /// The value of `key` exactly as stored, never decrypted: what the HAMT itself holds
+    /// (py-hamt's `HAMT.get` under an encrypted store returns the sealed bytes).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn get_stored(&self, key: &str) -> Result<Option<Bytes>> {
+        let Some(cid) = self.get_pointer(key).await? else {
+            return Ok(None);
+        };
+        Ok(Some(hamt::unixfs::read_value(&self.blocks, &cid).await?))
+    }
+
+    /// Sets `key` to `value` exactly as given, never encrypted (py-hamt's `HAMT.set` under an
+    /// encrypted store).
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`]; store failures.
+    pub async fn set_stored(&self, key: &str, value: impl Into<Bytes>) -> Result<()> {
+        let Tree::Writer(tree) = &self.tree else {
+            return Err(Error::ReadOnly);
+        };
+        let cid = self.blocks.put(Codec::Raw, value.into()).await?;
+        tree.write().await.insert_pointer(key, cid).await?;
+        Ok(())
+    }
+
     /// Byte ranges of `key`'s value: one fetch, however many ranges.
     ///
     /// # Errors
