@@ -14,6 +14,7 @@
 
 mod convert;
 mod copy;
+mod coroutine;
 mod errors;
 mod guarded;
 mod hamt;

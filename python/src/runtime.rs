@@ -4,21 +4,24 @@
 //! on the calling thread with the GIL released: most operations on a local store (a cached
 //! node, a sled read, an in-memory insert) finish there, and the caller gets a [`Ready`]
 //! awaitable that costs no trip through the event loop. A future that has to wait is handed
-//! to the runtime and awaited through an asyncio future (pyo3-async-runtimes). Panics become
-//! `hamt_rs.PanicError`, never a crashed interpreter.
+//! to the runtime and awaited through an asyncio future (pyo3-async-runtimes), wrapped in a
+//! [`Call`] coroutine; so is a call made outside a running event loop, which starts when it is
+//! awaited. Panics become `hamt_rs.PanicError`, never a crashed interpreter.
 
+use std::any::TypeId;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use futures::FutureExt as _;
-use pyo3::BoundObject as _;
+use pyo3::BoundObject;
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
 use pyo3::prelude::*;
 use pyo3_async_runtimes::TaskLocals;
 use tokio::runtime::Runtime;
 
+use crate::coroutine::Call;
 use crate::errors::PanicError;
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
@@ -41,6 +44,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Fails only when it is already registered (a second import of the module).
     let _ = pyo3_async_runtimes::tokio::init_with_runtime(runtime());
     m.add_class::<Ready>()?;
+    m.add_class::<Call>()?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     Ok(())
 }
@@ -130,19 +134,35 @@ pub(crate) fn task_locals(py: Python<'_>) -> PyResult<TaskLocals> {
     pyo3_async_runtimes::tokio::get_current_locals(py)
 }
 
-/// A Python awaitable for `fut`, which runs on the extension's runtime.
+/// A Python awaitable for `fut`, which runs on the extension's runtime: a [`Ready`] result,
+/// or a [`Call`] coroutine (see [`crate::coroutine`]). Outside a running asyncio event loop
+/// nothing runs until the coroutine is awaited, as with py-hamt's `async def` methods.
 ///
 /// # Errors
-/// When called outside a running asyncio event loop.
+/// Python's, making the awaitable.
 pub(crate) fn spawn<F, T>(py: Python<'_>, fut: F) -> PyResult<Bound<'_, PyAny>>
 where
     F: Future<Output = PyResult<T>> + Send + 'static,
     T: for<'py> IntoPyObject<'py> + Send + 'static,
 {
-    let locals = task_locals(py)?;
+    match task_locals(py) {
+        Ok(locals) => start(py, locals, fut),
+        Err(_) => {
+            let call = Call::deferred(move |py| start(py, task_locals(py)?, fut));
+            Ok(Bound::new(py, call)?.into_any())
+        }
+    }
+}
+
+/// [`spawn`] on the event loop of `locals`: `fut` polled once here, then on the runtime.
+fn start<F, T>(py: Python<'_>, locals: TaskLocals, fut: F) -> PyResult<Bound<'_, PyAny>>
+where
+    F: Future<Output = PyResult<T>> + Send + 'static,
+    T: for<'py> IntoPyObject<'py> + Send + 'static,
+{
     let mut fut = Box::pin(pyo3_async_runtimes::tokio::scope(
         locals.clone(),
-        catch(fut),
+        catch(async move { fut.await.map(ToPython) }),
     ));
     let first = py.detach(|| {
         let _entered = runtime().enter();
@@ -150,15 +170,38 @@ where
     });
     match first {
         Poll::Ready(result) => {
-            let value = result.and_then(|v| {
-                v.into_pyobject(py)
-                    .map(|o| o.into_any().unbind())
-                    .map_err(Into::into)
-            });
+            let value = result.and_then(|v| v.into_pyobject(py).map(Bound::unbind));
             Ok(Bound::new(py, Ready::new(value))?.into_any())
         }
         // The runtime polls it again with a real waker, which replaces the no-op one.
-        Poll::Pending => pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, fut),
+        Poll::Pending => {
+            let future = pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, fut)?;
+            Ok(Bound::new(py, Call::awaiting(&future)?)?.into_any())
+        }
+    }
+}
+
+/// An operation's result on its way to Python: `()` becomes `None`, what an `async def` that
+/// returns nothing gives (and pyo3 gives for a function returning `()`), not an empty tuple.
+struct ToPython<T>(T);
+
+impl<'py, T> IntoPyObject<'py> for ToPython<T>
+where
+    T: IntoPyObject<'py> + 'static,
+{
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if TypeId::of::<T>() == TypeId::of::<()>() {
+            return Ok(py.None().into_bound(py));
+        }
+        self.0
+            .into_pyobject(py)
+            .map(BoundObject::into_any)
+            .map(BoundObject::into_bound)
+            .map_err(Into::into)
     }
 }
 

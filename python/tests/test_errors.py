@@ -4,11 +4,13 @@ a CAS that fails, and a panic inside the extension."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from multiformats import CID
 
 import hamt_rs
-from hamt_rs import HAMT, InMemoryCAS, ZarrHAMTStore, open_store
+from hamt_rs import HAMT, InMemoryCAS, ShardedZarrStore, ZarrHAMTStore, open_store
 
 from conftest import run
 
@@ -192,10 +194,40 @@ def test_a_cas_returning_wrong_ids_is_refused():
     run(go())
 
 
-def test_async_methods_need_an_event_loop():
+def test_async_methods_called_without_an_event_loop_wait_to_be_awaited():
     hamt = HAMT(InMemoryCAS())
+    pending = hamt.len()
+    assert asyncio.iscoroutine(pending)
+    assert asyncio.run(pending) == 0
+    with pytest.raises(RuntimeError, match="already awaited"):
+        asyncio.run(pending)
+    # Stepped by hand outside a loop, it still needs one to run on.
     with pytest.raises(RuntimeError):
-        hamt.len()
+        hamt.len().send(None)
+
+
+def test_sharded_v1_creation_is_refused_not_replaced_by_v2():
+    async def go():
+        # py-hamt makes its deprecated v1 layout from shapes without a manifest version.
+        with pytest.raises(NotImplementedError, match="v1"):
+            await ShardedZarrStore.open(
+                cas=InMemoryCAS(), read_only=False, array_shape=(4,), chunk_shape=(2,), chunks_per_shard=4
+            )
+        with pytest.raises(NotImplementedError, match="v1"):
+            await ShardedZarrStore.open(
+                cas=InMemoryCAS(), read_only=False, chunks_per_shard=4, manifest_version="sharded_zarr_v1"
+            )
+        v2 = await ShardedZarrStore.open(
+            cas=InMemoryCAS(),
+            read_only=False,
+            array_shape=(4,),
+            chunk_shape=(2,),
+            chunks_per_shard=4,
+            manifest_version="sharded_zarr_v2",
+        )
+        assert isinstance(await v2.flush(), str)
+
+    run(go())
 
 
 def test_a_panic_becomes_an_exception():

@@ -3,6 +3,7 @@ the same operations, each reading what the other wrote)."""
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 import random
 
@@ -301,3 +302,87 @@ def test_listing_order_is_py_hamts_after_a_flush(cid_store, bucket):
         assert [k async for k in ours.keys()] == expected
 
     run(go())
+
+
+class SlowCas:
+    """A Python CAS whose every call waits on the event loop first, so hamt_rs's calls on it
+    are under way when they return (the asyncio-future path, not an immediate result)."""
+
+    def __init__(self):
+        self.inner = InMemoryCAS()
+
+    async def save(self, data, codec):
+        await asyncio.sleep(0)
+        return await self.inner.save(data, codec)
+
+    async def load(self, id, offset=None, length=None, suffix=None):
+        await asyncio.sleep(0)
+        return await self.inner.load(id, offset=offset, length=length, suffix=suffix)
+
+
+@pytest.mark.parametrize("cas", [InMemoryCAS, SlowCas])
+def test_async_methods_are_coroutines_as_py_hamts_async_defs_are(cas):
+    # Made where no event loop runs, and run by asyncio.run, as `async def` methods can be.
+    hamt = asyncio.run(HAMT.build(cas=cas(), values_are_bytes=True))
+    assert asyncio.run(hamt.set("a", b"1")) is None
+    assert asyncio.run(hamt.get("a")) == b"1"
+    # A coroutine that is never awaited does nothing.
+    unawaited = hamt.set("b", b"2")
+    assert asyncio.iscoroutine(unawaited)
+    unawaited.close()
+    with pytest.raises(KeyError):
+        asyncio.run(hamt.get("b"))
+
+    async def tasks():
+        # Inside a loop: tasks, task groups, gather and wait_for take them all.
+        assert asyncio.iscoroutine(hamt.get("a"))
+        first = asyncio.create_task(hamt.set("c", b"3"))
+        async with asyncio.TaskGroup() as group:
+            for i in range(20):
+                group.create_task(hamt.set(f"k{i}", bytes([i])))
+        await first
+        got = await asyncio.gather(*(hamt.get(f"k{i}") for i in range(20)))
+        assert got == [bytes([i]) for i in range(20)]
+        assert await asyncio.wait_for(hamt.get("c"), timeout=30) == b"3"
+        with pytest.raises(KeyError):
+            await asyncio.create_task(hamt.get("missing"))
+        # Awaiting one twice is an error, as it is for a coroutine.
+        once = hamt.get("a")
+        assert await once == b"1"
+        with pytest.raises(RuntimeError):
+            await once
+        await hamt.make_read_only()
+        return hamt.root_node_id
+
+    root = asyncio.run(tasks())
+    reader = asyncio.run(HAMT.build(cas=hamt.cas, root_node_id=root, read_only=True, values_are_bytes=True))
+    assert asyncio.run(reader.len()) == 22
+
+
+def test_a_cancelled_task_on_a_pending_call_is_cancelled():
+    class Stuck(SlowCas):
+        """Loads hang once `stuck` is set (after the root node is read)."""
+
+        stuck = False
+
+        async def load(self, id, offset=None, length=None, suffix=None):
+            if self.stuck:
+                await asyncio.sleep(3600)
+            return await super().load(id, offset=offset, length=length, suffix=suffix)
+
+    async def go():
+        cas = SlowCas()
+        writer = await HAMT.build(cas=cas, values_are_bytes=True)
+        await writer.set("a", b"1")
+        await writer.make_read_only()
+        stuck = Stuck()
+        stuck.inner = cas.inner
+        reader = await HAMT.build(cas=stuck, root_node_id=writer.root_node_id, read_only=True, values_are_bytes=True)
+        stuck.stuck = True
+        task = asyncio.create_task(reader.get("a"))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(asyncio.wait_for(go(), timeout=60))
