@@ -34,6 +34,7 @@ from ._native import (
     CorruptBlockError,
     DecryptionError,
     FormatError,
+    GatewayContentUnverifiable,
     HamtError,
     NotFoundError,
     PanicError,
@@ -43,18 +44,26 @@ from ._native import (
     __version__,
     store_usage,
 )
+from ._convert import convert_hamt_to_sharded, sharded_converter_cli
 from ._pipeline import CodecPipeline
 from ._stores import ContentAddressedStore, InMemoryCAS, KuboCAS, open_store
 from ._versions import Fork, Repository, Session
 from ._xarray import to_hamt
 from ._zarr import (
+    ShardReadMode,
     ShardedZarrStore,
+    ShardedZarrV1DeprecationWarning,
     SimpleEncryptedZarrHAMTStore,
     ZarrHAMTStore,
     load_dataset,
     open_dataset,
     open_zarr_store,
 )
+
+GatewayContentMismatch = CorruptBlockError
+"""py-hamt's name for a block whose bytes do not hash to its CID: here every store checks
+every block it reads (py-hamt's ``verify_content``, always on) and raises this,
+``hamt_rs.CorruptBlockError``."""
 
 
 def blake3_hashfn(input_bytes: bytes) -> bytes:
@@ -75,6 +84,8 @@ __all__ = [
     "DecryptionError",
     "Fork",
     "FormatError",
+    "GatewayContentMismatch",
+    "GatewayContentUnverifiable",
     "HamtError",
     "InMemoryCAS",
     "KuboCAS",
@@ -83,17 +94,21 @@ __all__ = [
     "ReadOnlyError",
     "Repository",
     "Session",
+    "ShardReadMode",
     "ShardedZarrStore",
+    "ShardedZarrV1DeprecationWarning",
     "SimpleEncryptedZarrHAMTStore",
     "Store",
     "StoreError",
     "ZarrHAMTStore",
     "__version__",
     "blake3_hashfn",
+    "convert_hamt_to_sharded",
     "load_dataset",
     "open_dataset",
     "open_store",
     "open_zarr_store",
+    "sharded_converter_cli",
     "store_usage",
     "to_hamt",
 ]

@@ -20,6 +20,9 @@ class CorruptBlockError(HamtError):
 
     cid: str
 
+class GatewayContentUnverifiable(CorruptBlockError):
+    """A block's CID uses a hash hamt_rs cannot compute, so its bytes cannot be verified."""
+
 class DecryptionError(HamtError, ValueError):
     """A value did not authenticate: wrong encryption key or header, or altered data."""
 
@@ -162,6 +165,7 @@ class ZarrCore:
     def get(self, key: str, byte_range: Optional[tuple] = None) -> Awaitable[Optional[bytes]]: ...
     def get_many(self, requests: list[tuple[str, Optional[tuple]]]) -> Awaitable[list[Optional[bytes]]]: ...
     def set(self, key: str, value: bytes) -> Awaitable[None]: ...
+    def set_pointer(self, key: str, pointer: CID | str) -> Awaitable[None]: ...
     def set_if_not_exists(self, key: str, value: bytes) -> Awaitable[None]: ...
     def delete(self, key: str) -> Awaitable[None]: ...
     def delete_dir(self, prefix: str) -> Awaitable[None]: ...
@@ -172,6 +176,9 @@ class ZarrCore:
     def flush(self) -> Awaitable[CID]: ...
     @property
     def root(self) -> Optional[CID]: ...
+    @property
+    def manifest_version(self) -> Optional[str]:
+        """``"sharded_zarr_v1"`` or ``"sharded_zarr_v2"`` for a sharded store, None for a HAMT."""
     @property
     def read_only(self) -> bool: ...
     @property
@@ -194,6 +201,9 @@ def sharded_core(
     shard_read_mode: str = "auto",
 ) -> Awaitable[ZarrCore]:
     """Opens or creates a sharded store."""
+
+def convert_hamt_to_sharded(cas: Any, hamt_root_cid: CID | str, chunks_per_shard: int) -> Awaitable[str]:
+    """py-hamt's converter: the HAMT dataset as a sharded_zarr_v2 root (the same CID), chunks reused."""
 
 def detect_layout(cas: Any, root: CID | str) -> Awaitable[Literal["hamt", "sharded"]]:
     """The layout of the dataset at ``root``."""

@@ -3,8 +3,9 @@ operation runs in Rust (the ``hamt_zarr`` crate's ``HamtStore`` and ``ShardedSto
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import AsyncIterator, Iterable
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import zarr.abc.store
 from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
@@ -14,13 +15,33 @@ from . import _native
 from ._native import HAMT, Store
 
 __all__ = [
+    "ShardReadMode",
     "ShardedZarrStore",
+    "ShardedZarrV1DeprecationWarning",
     "SimpleEncryptedZarrHAMTStore",
     "ZarrHAMTStore",
     "open_zarr_store",
     "open_dataset",
     "load_dataset",
 ]
+
+
+ShardReadMode = Literal["full", "sparse", "auto"]
+ShardReadMode.__doc__ = """How a read-only ``ShardedZarrStore`` resolves a chunk pointer it has
+not cached (py-hamt's type): decode the whole shard, fetch only the entry, or start sparse and
+switch to full."""
+
+
+class ShardedZarrV1DeprecationWarning(FutureWarning):
+    """Warned when a store opens a ``sharded_zarr_v1`` root (py-hamt's deprecated layout), as
+    py-hamt warns; hamt_rs reads v1 roots and creates only v2."""
+
+
+_V1_DEPRECATION_MESSAGE = (
+    "sharded_zarr_v1 is deprecated (py-hamt will remove it). Prefer sharded_zarr_v2 for new "
+    "stores; pyramid Zarr readers should open the desired group explicitly, for example "
+    "group='0'."
+)
 
 
 def _byte_request(byte_range: Any) -> Optional[tuple]:
@@ -294,6 +315,8 @@ class ShardedZarrStore(_RustStore):
             max_cache_memory_bytes,
             shard_read_mode,
         )
+        if core.manifest_version == "sharded_zarr_v1":
+            warnings.warn(_V1_DEPRECATION_MESSAGE, ShardedZarrV1DeprecationWarning, stacklevel=2)
         store = cls.__new__(cls)
         store._init_core(core, core.read_only)
         store.cas = cas
@@ -306,6 +329,14 @@ class ShardedZarrStore(_RustStore):
     async def flush(self) -> str:  # type: ignore[override]
         """Write what changed; returns the root CID as text, as py-hamt's does."""
         return str(await self._core.flush())
+
+    async def set_pointer(self, key: str, pointer: Any) -> None:
+        """Links ``key`` to the existing block ``pointer`` (a CID, or its text) without
+        storing anything: grafts a chunk from another dataset, or registers the array of a
+        metadata document. ``PermissionError`` when read-only, as in py-hamt."""
+        if self.read_only:
+            raise PermissionError("Cannot write to a read-only store.")
+        await self._core.set_pointer(key, pointer)
 
     def __repr__(self) -> str:
         return f"hamt_rs.ShardedZarrStore(root={self.root!s})"

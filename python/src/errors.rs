@@ -4,7 +4,8 @@
 //! |---|---|
 //! | a missing key | `KeyError` (raised by the callers, which know it is a key) |
 //! | `hamt::Error::NotFound` (a block) | `hamt_rs.NotFoundError` |
-//! | `hamt::Error::Corrupt` | `hamt_rs.CorruptBlockError` |
+//! | `hamt::Error::Corrupt` | `hamt_rs.CorruptBlockError` (py-hamt's `GatewayContentMismatch`) |
+//! | `hamt::Error::UnsupportedHash` | `hamt_rs.GatewayContentUnverifiable` (a `CorruptBlockError`) |
 //! | `hamt_zarr::Error::Decryption` | `hamt_rs.DecryptionError` (also a `ValueError`, as py-hamt's) |
 //! | backend failures, timeouts, refused credentials, a closed store | `hamt_rs.StoreError` (`is_temporary`) |
 //! | a block that is not what it should be (not a HAMT node, not a manifest) | `hamt_rs.FormatError` |
@@ -42,6 +43,14 @@ create_exception!(
     CorruptBlockError,
     HamtError,
     "A block's bytes do not hash to its CID."
+);
+create_exception!(
+    _native,
+    GatewayContentUnverifiable,
+    CorruptBlockError,
+    "A block's CID uses a hash hamt_rs cannot compute (it checks BLAKE3 and SHA-256), so its \
+     bytes cannot be verified; py-hamt's name, a `CorruptBlockError` as py-hamt's is a \
+     `GatewayContentMismatch`."
 );
 create_exception!(
     _native,
@@ -120,6 +129,10 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("HamtError", py.get_type::<HamtError>()),
         ("NotFoundError", py.get_type::<NotFoundError>()),
         ("CorruptBlockError", py.get_type::<CorruptBlockError>()),
+        (
+            "GatewayContentUnverifiable",
+            py.get_type::<GatewayContentUnverifiable>(),
+        ),
         ("StoreError", py.get_type::<StoreError>()),
         ("FormatError", py.get_type::<FormatError>()),
         ("ReadOnlyError", py.get_type::<ReadOnlyError>()),
@@ -211,9 +224,8 @@ pub(crate) fn hamt_error(err: hamt::Error) -> PyErr {
         e @ (E::InvalidCid { .. } | E::InvalidConfig(_) | E::Encode { .. }) => {
             PyValueError::new_err(e.to_string())
         }
-        e @ (E::Decode { .. } | E::UnsupportedHash { .. } | E::UnsupportedCodec { .. }) => {
-            FormatError::new_err(e.to_string())
-        }
+        e @ E::UnsupportedHash { .. } => GatewayContentUnverifiable::new_err(e.to_string()),
+        e @ (E::Decode { .. } | E::UnsupportedCodec { .. }) => FormatError::new_err(e.to_string()),
         other => HamtError::new_err(other.to_string()),
     }
 }

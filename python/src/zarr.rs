@@ -30,6 +30,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hamt_core, m)?)?;
     m.add_function(wrap_pyfunction!(sharded_core, m)?)?;
     m.add_function(wrap_pyfunction!(detect_layout, m)?)?;
+    m.add_function(wrap_pyfunction!(convert_hamt_to_sharded, m)?)?;
     Ok(())
 }
 
@@ -313,6 +314,26 @@ impl ZarrCore {
         )
     }
 
+    /// Links `key` to the existing block `pointer` (a CID) without storing anything
+    /// (async): py-hamt's `set_pointer`, which grafts a chunk or registers a metadata
+    /// document's array.
+    fn set_pointer<'py>(
+        &self,
+        py: Python<'py>,
+        key: String,
+        pointer: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.check_writable()?;
+        let cid = cid_from_py(pointer)?;
+        self.run(py, move |s| async move {
+            match s {
+                Storage::Hamt(s, _) => s.set_pointer(&key, cid).await,
+                Storage::Sharded(s) => s.set_pointer(&key, cid).await,
+            }
+            .map_err(zarr_error)
+        })
+    }
+
     /// Sets `key` unless it exists (async).
     fn set_if_not_exists<'py>(
         &self,
@@ -409,6 +430,18 @@ impl ZarrCore {
             Backend::Sharded { store, .. } => store.root(),
         };
         root.map(|c| cid_to_py(py, &c)).transpose()
+    }
+
+    /// `"sharded_zarr_v1"` or `"sharded_zarr_v2"` for a sharded store, None for a HAMT.
+    #[getter]
+    fn manifest_version(&self) -> Option<&'static str> {
+        match &self.backend {
+            Backend::Sharded { store, .. } => Some(match store.version() {
+                hamt_zarr::Version::V1 => "sharded_zarr_v1",
+                hamt_zarr::Version::V2 => "sharded_zarr_v2",
+            }),
+            Backend::Hamt { .. } => None,
+        }
     }
 
     /// True when writes are refused.
@@ -565,6 +598,32 @@ fn sharded_core<'py>(
                 cache_bytes: max_cache_memory_bytes,
             },
         }))
+    })
+}
+
+/// py-hamt's `convert_hamt_to_sharded` (async): the `ZarrHAMTStore` dataset at
+/// `hamt_root_cid` in `cas` as a `sharded_zarr_v2` root with `chunks_per_shard` chunks a
+/// shard, reusing every chunk's block; the new root as text, the same CID py-hamt's
+/// converter gives.
+#[pyfunction]
+fn convert_hamt_to_sharded<'py>(
+    py: Python<'py>,
+    cas: &Bound<'py, PyAny>,
+    hamt_root_cid: &Bound<'py, PyAny>,
+    chunks_per_shard: u64,
+) -> PyResult<Bound<'py, PyAny>> {
+    if chunks_per_shard == 0 {
+        return Err(PyValueError::new_err(
+            "chunks_per_shard must be a positive integer.",
+        ));
+    }
+    let root = cid_from_py(hamt_root_cid)?;
+    let blocks = store_of(cas)?.get().blocks.clone();
+    spawn(py, async move {
+        let sharded = hamt_zarr::hamt_to_sharded(blocks, root, chunks_per_shard)
+            .await
+            .map_err(zarr_error)?;
+        Ok(sharded.to_string())
     })
 }
 

@@ -369,3 +369,67 @@ def test_rust_writes_keep_or_erase_fill_chunks_exactly_as_zarr_python(write_empt
 
     kept = 3 if _SIGNED_ZEROS else 2
     assert len(chunks) == (10 if write_empty_chunks else kept), chunks
+
+
+@pytest.mark.pyhamt
+def test_every_name_py_hamt_exports_is_exported_here():
+    import py_hamt
+
+    assert sorted(set(py_hamt.__all__) - set(hamt_rs.__all__)) == []
+    for name in py_hamt.__all__:
+        getattr(hamt_rs, name)
+    assert issubclass(hamt_rs.GatewayContentUnverifiable, hamt_rs.GatewayContentMismatch)
+    assert issubclass(hamt_rs.ShardedZarrV1DeprecationWarning, FutureWarning)
+
+
+@pytest.mark.pyhamt
+def test_convert_hamt_to_sharded_gives_py_hamts_root(cid_store):
+    import py_hamt
+
+    ds, encoding = dataset()
+
+    async def go():
+        hamt = await HAMT.build(cas=cid_store, values_are_bytes=True)
+        ds.to_zarr(ZarrHAMTStore(hamt), mode="w", zarr_format=3, encoding=encoding)
+        await hamt.make_read_only()
+        root = str(hamt.root_node_id)
+        theirs = await py_hamt.convert_hamt_to_sharded(cid_store, root, 4)
+        ours = await hamt_rs.convert_hamt_to_sharded(cid_store, root, 4)
+        assert isinstance(ours, str) and ours == str(theirs)
+        sharded = await ShardedZarrStore.open(cas=cid_store, read_only=True, root_cid=ours)
+        xr.testing.assert_identical(xr.open_zarr(sharded).load(), ds)
+        with pytest.raises(PermissionError):
+            await sharded.set_pointer("zarr.json", await hamt.get_pointer("zarr.json"))
+        with pytest.raises(ValueError, match="positive"):
+            await hamt_rs.convert_hamt_to_sharded(cid_store, root, 0)
+        # set_pointer grafts a block by CID: the group document of the HAMT dataset.
+        graft = await ShardedZarrStore.open(cas=cid_store, read_only=False, chunks_per_shard=4)
+        await graft.set_pointer("zarr.json", str(await hamt.get_pointer("zarr.json")))
+        got = await graft.get("zarr.json", zarr.core.buffer.default_buffer_prototype())
+        assert got.to_bytes() == await hamt.get("zarr.json")
+
+    run(go())
+
+
+@pytest.mark.pyhamt
+def test_a_v1_sharded_root_opens_with_py_hamts_deprecation_warning(cid_store):
+    import warnings
+
+    import py_hamt
+
+    async def go():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = await py_hamt.ShardedZarrStore.open(
+                cas=cid_store, read_only=False, array_shape=(4, 6), chunk_shape=(2, 3), chunks_per_shard=4
+            )
+            array = zarr.create_array(theirs, name="a", shape=(4, 6), chunks=(2, 3), dtype="int32", fill_value=0)
+            array[:] = np.arange(24, dtype="int32").reshape(4, 6)
+            root = await theirs.flush()
+        with pytest.warns(hamt_rs.ShardedZarrV1DeprecationWarning, match="sharded_zarr_v1"):
+            ours = await ShardedZarrStore.open(cas=cid_store, read_only=True, root_cid=root)
+        np.testing.assert_array_equal(
+            zarr.open_array(ours, path="a", mode="r")[:], np.arange(24, dtype="int32").reshape(4, 6)
+        )
+
+    run(go())
