@@ -26,7 +26,7 @@ enum State {
     Done,
 }
 
-/// A coroutine over one hamt_rs operation.
+/// A coroutine over one `hamt_rs` operation.
 #[pyclass(module = "hamt_rs._native", frozen)]
 pub(crate) struct Call {
     state: Mutex<State>,
@@ -92,11 +92,7 @@ impl Call {
     }
 
     /// Coroutine protocol: steps the operation, starting it on the first step.
-    fn send<'py>(
-        &self,
-        py: Python<'py>,
-        value: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn send<'py>(&self, py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         self.step(py, value)
     }
 

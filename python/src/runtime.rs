@@ -145,12 +145,11 @@ where
     F: Future<Output = PyResult<T>> + Send + 'static,
     T: for<'py> IntoPyObject<'py> + Send + 'static,
 {
-    match task_locals(py) {
-        Ok(locals) => start(py, locals, fut),
-        Err(_) => {
-            let call = Call::deferred(move |py| start(py, task_locals(py)?, fut));
-            Ok(Bound::new(py, call)?.into_any())
-        }
+    if let Ok(locals) = task_locals(py) {
+        start(py, locals, fut)
+    } else {
+        let call = Call::deferred(move |py| start(py, task_locals(py)?, fut));
+        Ok(Bound::new(py, call)?.into_any())
     }
 }
 

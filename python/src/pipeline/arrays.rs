@@ -219,19 +219,36 @@ mod tests {
         store.set_value("a/zarr.json", metadata(4)).await.unwrap();
         let storage = Storage::Hamt(store.clone(), 4);
         let cache = ArrayCache::default();
-        let (first, indices) = resolve(&storage, &cache, "a/c/1", 1).await.unwrap().unwrap();
+        let (first, indices) = resolve(&storage, &cache, "a/c/1", 1)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(indices, vec![1]);
-        let (again, _) = resolve(&storage, &cache, "a/c/0", 1).await.unwrap().unwrap();
+        let (again, _) = resolve(&storage, &cache, "a/c/0", 1)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(Arc::ptr_eq(&first, &again), "opened once");
         // An append changes zarr.json: the array opens again, in the same one entry.
         store.set_value("a/zarr.json", metadata(6)).await.unwrap();
-        let (grown, _) = resolve(&storage, &cache, "a/c/2", 1).await.unwrap().unwrap();
+        let (grown, _) = resolve(&storage, &cache, "a/c/2", 1)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(!Arc::ptr_eq(&first, &grown));
         assert_eq!(grown.array.shape(), &[6]);
         assert_eq!(cache.0.lock().unwrap().len(), 1);
-        assert!(resolve(&storage, &cache, "b/c/0", 1).await.unwrap().is_none());
+        assert!(
+            resolve(&storage, &cache, "b/c/0", 1)
+                .await
+                .unwrap()
+                .is_none()
+        );
         drop((first, again, grown, storage));
-        assert!(Arc::strong_count(&store) > 1, "the cached array holds the store");
+        assert!(
+            Arc::strong_count(&store) > 1,
+            "the cached array holds the store"
+        );
         drop(cache);
         assert_eq!(
             Arc::strong_count(&store),

@@ -107,7 +107,9 @@ pub(super) fn for_each_row(
     loop {
         let mut offset = to_usize(start[ndim - 1]).saturating_mul(itemsize);
         for d in 0..ndim - 1 {
-            offset = offset.saturating_add(to_usize(start[d].saturating_add(idx[d])).saturating_mul(strides[d]));
+            offset = offset.saturating_add(
+                to_usize(start[d].saturating_add(idx[d])).saturating_mul(strides[d]),
+            );
         }
         row(offset, len);
         // Next index of the outer dimensions, last fastest.

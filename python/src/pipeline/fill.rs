@@ -74,9 +74,11 @@ impl Compare {
         if a == b {
             return true;
         }
-        let float = |x: &[u8], y: &[u8]| match (class(x), class(y)) {
-            (Some(Class::Nan), Some(Class::Nan)) | (Some(Class::Zero), Some(Class::Zero)) => true,
-            _ => false,
+        let float = |x: &[u8], y: &[u8]| {
+            matches!(
+                (class(x), class(y)),
+                (Some(Class::Nan), Some(Class::Nan)) | (Some(Class::Zero), Some(Class::Zero))
+            )
         };
         match self {
             Self::Bytes => false,
@@ -102,7 +104,7 @@ impl Compare {
             other => other,
         };
         !fill.is_empty()
-            && data.len() % fill.len() == 0
+            && data.len().is_multiple_of(fill.len())
             && data.chunks_exact(fill.len()).all(|v| compare.same(v, fill))
     }
 }
@@ -124,18 +126,34 @@ mod tests {
     #[test]
     fn floats_compare_as_numpy_compares_them_with_equal_nan() {
         let f = Compare::for_kind("f", 4, false);
-        assert_eq!(f, Compare::Float { signed_zeros: false });
+        assert_eq!(
+            f,
+            Compare::Float {
+                signed_zeros: false
+            }
+        );
         let nan = f32s(&[f32::NAN]);
         // NaNs of other payloads and signs, as computations leave them.
-        let other_nans = f32s(&[-f32::NAN, f32::from_bits(0x7fc0_0001), f32::from_bits(0xffff_ffff)]);
+        let other_nans = f32s(&[
+            -f32::NAN,
+            f32::from_bits(0x7fc0_0001),
+            f32::from_bits(0xffff_ffff),
+        ]);
         assert!(f.all_fill(&other_nans, &nan));
         assert!(f.all_fill(&f32s(&[-0.0, 0.0]), &f32s(&[0.0])));
         assert!(!f.all_fill(&f32s(&[0.0, f32::NAN]), &f32s(&[0.0])));
-        assert!(!f.all_fill(&f32s(&[f32::INFINITY]), &nan), "infinity is not NaN");
+        assert!(
+            !f.all_fill(&f32s(&[f32::INFINITY]), &nan),
+            "infinity is not NaN"
+        );
         assert!(!f.all_fill(&f32s(&[1.0, 1.5]), &f32s(&[1.0])));
         assert!(f.all_fill(&f64s(&[-f64::NAN, f64::NAN]), &f64s(&[f64::NAN])));
         // binary16: 0x7e00 is a NaN, 0x8000 is -0, 0x7c00 is infinity.
-        let h = |bits: &[u16]| bits.iter().flat_map(|b| b.to_ne_bytes()).collect::<Vec<u8>>();
+        let h = |bits: &[u16]| {
+            bits.iter()
+                .flat_map(|b| b.to_ne_bytes())
+                .collect::<Vec<u8>>()
+        };
         let half = Compare::for_kind("f", 2, false);
         assert!(half.all_fill(&h(&[0x7e01, 0xfe00]), &h(&[0x7e00])));
         assert!(half.all_fill(&h(&[0x8000]), &h(&[0x0000])));
@@ -169,7 +187,11 @@ mod tests {
     #[test]
     fn everything_else_compares_byte_for_byte() {
         assert_eq!(Compare::for_kind("i", 4, false), Compare::Bytes);
-        assert_eq!(Compare::for_kind("f", 16, false), Compare::Bytes, "longdouble");
+        assert_eq!(
+            Compare::for_kind("f", 16, false),
+            Compare::Bytes,
+            "longdouble"
+        );
         let b = Compare::Bytes;
         // As integers these are not floats: 0x80000000 is not "-0".
         assert!(!b.all_fill(&f32s(&[-0.0]), &f32s(&[0.0])));

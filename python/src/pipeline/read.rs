@@ -197,7 +197,10 @@ pub(super) fn read_chunks<'py>(
     let (parsed, slots) = parse(items, out, out_shape, itemsize)?;
     let (backend, arrays) = (core.get().backend.clone(), core.get().arrays.clone());
     let spread = spread(py, parsed.len(), true)?;
-    spawn(py, read_all(backend, arrays, parsed, slots, itemsize, spread))
+    spawn(
+        py,
+        read_all(backend, arrays, parsed, slots, itemsize, spread),
+    )
 }
 
 /// [`read_chunks`] for synchronous callers (xarray's lazily indexed arrays, on dask's

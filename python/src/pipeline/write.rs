@@ -73,9 +73,8 @@ async fn encode_and_store(
         storage.delete(key).await?;
         return Ok(MISSING);
     }
-    let cannot = |e: &dyn std::fmt::Display| {
-        FormatError::new_err(format!("cannot encode chunk {key}: {e}"))
-    };
+    let cannot =
+        |e: &dyn std::fmt::Display| FormatError::new_err(format!("cannot encode chunk {key}: {e}"));
     let encoded = match opened.zstd {
         Some(settings) => zstd_chunks::encode(&data, settings).map_err(|e| cannot(&e))?,
         None => array
@@ -105,6 +104,7 @@ async fn encode_and_store(
 /// installed zarr-python tells -0.0 from a float fill value of 0.0. Returns one status a
 /// chunk: 0 erased (all fill value), 1 stored, 2 not handled here (nothing was written).
 #[pyfunction]
+#[allow(clippy::too_many_arguments)] // the call zarr-python's side makes, one value each
 pub(super) fn write_chunks<'py>(
     py: Python<'py>,
     core: &Bound<'py, ZarrCore>,
