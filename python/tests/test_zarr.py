@@ -433,3 +433,32 @@ def test_a_v1_sharded_root_opens_with_py_hamts_deprecation_warning(cid_store):
         )
 
     run(go())
+
+
+def test_a_store_read_through_the_pipeline_is_freed_with_its_objects():
+    """The arrays the Rust pipeline opens hold their store's blocks: they go when the store
+    goes, so a dropped dataset's blocks (here a Python CAS) are not kept for the process."""
+    import gc
+    import weakref
+
+    from conftest import CidStore
+
+    cas = CidStore()
+    gone = weakref.ref(cas)
+
+    async def write_and_read():
+        hamt = await HAMT.build(cas=cas, values_are_bytes=True)
+        zs = ZarrHAMTStore(hamt)
+        array = zarr.create_array(zs, name="a", shape=(4, 6), chunks=(2, 3), dtype="int32", fill_value=0)
+        with zarr.config.set(RUST):
+            array[:] = np.arange(24, dtype="int32").reshape(4, 6)
+            await hamt.make_read_only()
+            reader = ZarrHAMTStore(hamt, read_only=True)
+            got = zarr.open_array(reader, path="a", mode="r")[:]
+        np.testing.assert_array_equal(got, np.arange(24, dtype="int32").reshape(4, 6))
+
+    run(write_and_read())
+    del cas
+    for _ in range(3):
+        gc.collect()
+    assert gone() is None, "something still holds the store's blocks"
