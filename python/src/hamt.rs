@@ -515,9 +515,9 @@ impl PyHamt {
         &self,
         py: Python<'py>,
         key: String,
-        offset: Option<usize>,
-        length: Option<usize>,
-        suffix: Option<usize>,
+        offset: Option<i64>,
+        length: Option<i64>,
+        suffix: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let state = self.state.clone();
         spawn(py, async move {

@@ -218,9 +218,9 @@ impl Store {
         &self,
         py: Python<'py>,
         id: &Bound<'py, PyAny>,
-        offset: Option<usize>,
-        length: Option<usize>,
-        suffix: Option<usize>,
+        offset: Option<i64>,
+        length: Option<i64>,
+        suffix: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let cid = cid_from_py(id)?;
         let blocks = self.blocks.clone();
@@ -319,22 +319,38 @@ pub(crate) fn unpicklable(py: Python<'_>, message: &str) -> PyErr {
     }
 }
 
-/// Python slice semantics for py-hamt's `offset`/`length`/`suffix`.
+/// py-hamt's `offset`/`length`/`suffix` read of `data`, with Python's slice semantics as
+/// py-hamt applies them: `data[offset : offset + length]` (`data[offset:]` without a length),
+/// else `data[-suffix:]` (empty for a suffix of 0), negative positions counting from the end.
 pub(crate) fn slice(
     data: &Bytes,
-    offset: Option<usize>,
-    length: Option<usize>,
-    suffix: Option<usize>,
+    offset: Option<i64>,
+    length: Option<i64>,
+    suffix: Option<i64>,
 ) -> Bytes {
     let len = data.len();
-    match (offset, suffix) {
-        (Some(start), _) => {
-            let start = start.min(len);
-            let end = length.map_or(len, |l| start.saturating_add(l).min(len));
-            data.slice(start..end)
+    // A slice bound as Python normalises it: from the end when negative, clamped to the data.
+    let bound = |i: i64| -> usize {
+        if i < 0 {
+            let back = usize::try_from(i.unsigned_abs()).unwrap_or(usize::MAX);
+            len.saturating_sub(back)
+        } else {
+            usize::try_from(i).unwrap_or(usize::MAX).min(len)
         }
-        (None, Some(n)) => data.slice(len - n.min(len)..),
-        (None, None) => data.clone(),
+    };
+    let (start, end) = match (offset, suffix) {
+        (Some(start), _) => (
+            bound(start),
+            length.map_or(len, |l| bound(start.saturating_add(l))),
+        ),
+        (None, Some(0)) => return Bytes::new(),
+        (None, Some(n)) => (bound(n.saturating_neg()), len),
+        (None, None) => return data.clone(),
+    };
+    if start < end {
+        data.slice(start..end)
+    } else {
+        Bytes::new()
     }
 }
 

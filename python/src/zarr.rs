@@ -19,7 +19,7 @@ use crate::errors::{FormatError, ReadOnlyError, hamt_error, zarr_error};
 use crate::hamt::{HamtState, PyHamt};
 use crate::pipeline::ArrayCache;
 use crate::runtime::spawn;
-use crate::stores::{Store, StoreCapabilities, slice, store_of, unpicklable};
+use crate::stores::{Store, StoreCapabilities, store_of, unpicklable};
 
 /// How many values `get_many` fetches at once.
 const CONCURRENCY: usize = 64;
@@ -210,10 +210,18 @@ impl Range {
         };
         let tuple = obj.cast::<PyTuple>()?;
         let kind: String = tuple.get_item(0)?.extract()?;
+        // Positions in a value: a negative one is a bad request (ValueError), as is one no
+        // value could reach.
+        let position = |i: usize| -> PyResult<usize> {
+            let n: i64 = tuple.get_item(i)?.extract()?;
+            usize::try_from(n).map_err(|_| {
+                PyValueError::new_err(format!("byte request positions must be >= 0, got {n}"))
+            })
+        };
         Ok(match kind.as_str() {
             "range" => {
-                let start: usize = tuple.get_item(1)?.extract()?;
-                let end: usize = tuple.get_item(2)?.extract()?;
+                let start = position(1)?;
+                let end = position(2)?;
                 if end < start {
                     return Err(PyValueError::new_err(
                         "End must be >= start for RangeByteRequest",
@@ -221,8 +229,8 @@ impl Range {
                 }
                 Range::Between(start, end)
             }
-            "offset" => Range::From(tuple.get_item(1)?.extract()?),
-            "suffix" => Range::Suffix(tuple.get_item(1)?.extract()?),
+            "offset" => Range::From(position(1)?),
+            "suffix" => Range::Suffix(position(1)?),
             other => {
                 return Err(PyValueError::new_err(format!(
                     "unknown byte request {other:?}"
@@ -232,11 +240,14 @@ impl Range {
     }
 
     fn apply(self, data: &Bytes) -> Bytes {
+        let len = data.len();
         match self {
             Range::All => data.clone(),
-            Range::Between(start, end) => slice(data, Some(start), Some(end - start), None),
-            Range::From(start) => slice(data, Some(start), None, None),
-            Range::Suffix(n) => slice(data, None, None, Some(n)),
+            Range::Between(start, end) => {
+                data.slice(start.min(len)..end.min(len).max(start.min(len)))
+            }
+            Range::From(start) => data.slice(start.min(len)..),
+            Range::Suffix(n) => data.slice(len - n.min(len)..),
         }
     }
 }

@@ -280,6 +280,24 @@ def test_a_chunk_shape_its_blocks_cannot_fill_is_a_format_error(cid_store, compr
             arr[:2, :2]
 
 
+def test_a_negative_zarr_byte_request_is_a_value_error():
+    import zarr
+    from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
+
+    async def go():
+        hamt = await HAMT.build(cas=InMemoryCAS(), values_are_bytes=True)
+        zs = ZarrHAMTStore(hamt)
+        prototype = zarr.core.buffer.default_buffer_prototype()
+        await zs.set("k", prototype.buffer.from_bytes(b"0123456789"))
+        for request in (RangeByteRequest(-1, 3), OffsetByteRequest(-2), SuffixByteRequest(-2)):
+            with pytest.raises(ValueError, match=">= 0"):
+                await zs.get("k", prototype, request)
+        got = await zs.get("k", prototype, RangeByteRequest(8, 20))
+        assert got.to_bytes() == b"89"
+
+    run(go())
+
+
 def test_a_chunk_box_past_an_output_dimension_is_refused():
     """A box that runs past the last column would, in bytes, wrap into the next row, where
     another chunk's box writes: the pipeline's read refuses it before any thread writes."""

@@ -160,6 +160,33 @@ def test_values_are_bytes_returns_ranges_like_py_hamt():
     run(go())
 
 
+@pytest.mark.pyhamt
+def test_every_range_reads_what_py_hamts_in_memory_cas_slices():
+    """Negative and past-the-end positions included: Python's slice semantics, exactly as
+    py-hamt applies them (its InMemoryCAS), through our CAS's load and the HAMT's get."""
+    import py_hamt
+
+    data = b"0123456789"
+    positions = [None, -12, -10, -3, -1, 0, 1, 3, 9, 10, 11, 2**40, -(2**40)]
+
+    async def go():
+        theirs = py_hamt.InMemoryCAS()
+        their_id = await theirs.save(data, "raw")
+        cas = InMemoryCAS()
+        our_id = await cas.save(data, "raw")
+        hamt = await HAMT.build(cas=cas, values_are_bytes=True)
+        await hamt.set("k", data)
+        for offset in positions:
+            for length in positions:
+                for suffix in positions:
+                    want = await theirs.load(their_id, offset=offset, length=length, suffix=suffix)
+                    args = {"offset": offset, "length": length, "suffix": suffix}
+                    assert await cas.load(our_id, **args) == want, args
+                    assert await hamt.get("k", **args) == want, args
+
+    run(go())
+
+
 def test_values_not_dag_cbor_are_refused():
     async def go():
         hamt = await HAMT.build(cas=InMemoryCAS())
