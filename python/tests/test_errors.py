@@ -83,6 +83,28 @@ def test_corrupt_blocks_are_refused(cid_store):
     run(go())
 
 
+def test_a_block_whose_hash_cannot_be_checked_is_unverifiable(cid_store):
+    """py-hamt's GatewayContentUnverifiable (a CorruptBlockError here): a Rust store checks
+    every block it takes, and a CID whose hash hamt_rs cannot compute cannot be checked. (A
+    user's Python CAS may use any hash: its blocks pass unchecked.)"""
+    import hashlib
+
+    from multiformats import multihash
+
+    from hamt_rs import _native
+
+    data = b"a value under a sha2-512 CID"
+    odd = CID("base32", 1, "raw", multihash.wrap(hashlib.sha512(data).digest(), "sha2-512"))
+    cid_store.blocks[odd] = data
+
+    async def go():
+        with pytest.raises(hamt_rs.GatewayContentUnverifiable, match="unsupported multihash"):
+            await _native.copy_dag(cid_store, odd, InMemoryCAS())
+
+    run(go())
+    assert issubclass(hamt_rs.GatewayContentUnverifiable, hamt_rs.CorruptBlockError)
+
+
 def test_a_chunk_block_missing_or_corrupt_fails_the_rust_pipelines_read(cid_store):
     import numpy as np
     import zarr
