@@ -19,7 +19,7 @@ use crate::errors::{FormatError, ReadOnlyError, hamt_error, zarr_error};
 use crate::hamt::{HamtState, PyHamt};
 use crate::pipeline::ArrayCache;
 use crate::runtime::spawn;
-use crate::stores::{Store, StoreCapabilities, store_of, unpicklable};
+use crate::stores::{Store, StoreCapabilities, slice, store_of, unpicklable};
 
 /// How many values `get_many` fetches at once.
 const CONCURRENCY: usize = 64;
@@ -198,9 +198,9 @@ impl ZarrCore {
 #[derive(Clone, Copy)]
 enum Range {
     All,
-    Between(usize, usize),
-    From(usize),
-    Suffix(usize),
+    Between(i64, i64),
+    From(i64),
+    Suffix(i64),
 }
 
 impl Range {
@@ -210,13 +210,15 @@ impl Range {
         };
         let tuple = obj.cast::<PyTuple>()?;
         let kind: String = tuple.get_item(0)?.extract()?;
-        // Positions in a value: a negative one is a bad request (ValueError), as is one no
-        // value could reach.
-        let position = |i: usize| -> PyResult<usize> {
+        // Positions in a value: a negative one is a bad request (ValueError).
+        let position = |i: usize| -> PyResult<i64> {
             let n: i64 = tuple.get_item(i)?.extract()?;
-            usize::try_from(n).map_err(|_| {
-                PyValueError::new_err(format!("byte request positions must be >= 0, got {n}"))
-            })
+            if n < 0 {
+                return Err(PyValueError::new_err(format!(
+                    "byte request positions must be >= 0, got {n}"
+                )));
+            }
+            Ok(n)
         };
         Ok(match kind.as_str() {
             "range" => {
@@ -240,14 +242,11 @@ impl Range {
     }
 
     fn apply(self, data: &Bytes) -> Bytes {
-        let len = data.len();
         match self {
             Range::All => data.clone(),
-            Range::Between(start, end) => {
-                data.slice(start.min(len)..end.min(len).max(start.min(len)))
-            }
-            Range::From(start) => data.slice(start.min(len)..),
-            Range::Suffix(n) => data.slice(len - n.min(len)..),
+            Range::Between(start, end) => slice(data, Some(start), Some(end - start), None),
+            Range::From(start) => slice(data, Some(start), None, None),
+            Range::Suffix(n) => slice(data, None, None, Some(n)),
         }
     }
 }
